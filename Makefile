@@ -1,0 +1,44 @@
+# napari-heartbox developer commands. Two that matter for a newcomer:
+#   make demo   - install into .venv and open napari on the built-in synthetic chest CT
+#   make test   - install into .venv and run the whole test suite (GL tests under Xvfb)
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+XVFB := $(shell command -v xvfb-run >/dev/null 2>&1 && echo "xvfb-run -a -s '-screen 0 1280x1024x24'")
+
+.PHONY: install web-vendor demo test lint bench train clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/pip install -q -e ".[testing]"
+	$(MAKE) web-vendor
+
+# onnxruntime-web + dicom-parser from the npm registry (pinned by web_export/package-lock.json)
+web-vendor:
+	@if command -v npm >/dev/null 2>&1 && [ -f web_export/package.json ]; then \
+		cd web_export && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error && \
+		( [ -f build.mjs ] && node build.mjs || true ); \
+	else echo "npm not found: skipping the browser runtime (web export tests will skip)"; fi
+
+demo: install
+	$(XVFB) $(BIN)/napari-heartbox demo
+
+test: install
+	$(XVFB) $(BIN)/python -m pytest
+
+lint: $(BIN)/python
+	$(BIN)/ruff check napari_heartbox tests models benchmarks
+	$(BIN)/npe2 validate napari-heartbox
+
+bench: install
+	$(BIN)/python -m benchmarks
+
+train: $(BIN)/python
+	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/python -m models.train
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info web_export/node_modules napari_heartbox/web/vendor

@@ -1,0 +1,59 @@
+"""napari-heartbox: find the heart sector in a chest CT in well under a second.
+
+Public API (core, importable without Qt or napari)::
+
+    from napari_heartbox import load_ct, propose, Sector, CTVolume
+    volume = load_ct('path/to/dicom_folder')
+    sector = propose(volume)            # -> Sector
+    heart = volume.crop(sector)         # -> CTVolume
+
+Names are imported lazily so that ``import napari_heartbox`` stays cheap
+(the CLI must start without napari, Qt or onnxruntime).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+try:
+    from importlib.metadata import version as _dist_version
+
+    __version__ = _dist_version('napari-heartbox')
+except Exception:  # noqa: BLE001 - not installed (plain source tree)
+    __version__ = '0.0.0+unknown'
+
+_LAZY = {
+    'CTVolume': 'napari_heartbox.volume',
+    'SeriesInfo': 'napari_heartbox.volume',
+    'Grid': 'napari_heartbox.grid',
+    'Sector': 'napari_heartbox.sector',
+    'box_iou_mm': 'napari_heartbox.sector',
+    'HeartboxError': 'napari_heartbox.errors',
+    'CTLoadError': 'napari_heartbox.errors',
+    'ModelError': 'napari_heartbox.errors',
+    'load_ct': 'napari_heartbox.io',
+    'propose': 'napari_heartbox.model',
+}
+
+__all__ = ['__version__', *sorted(_LAZY)]
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .errors import CTLoadError, HeartboxError, ModelError
+    from .grid import Grid
+    from .io import load_ct
+    from .model import propose
+    from .sector import Sector, box_iou_mm
+    from .volume import CTVolume, SeriesInfo
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+
+
+def __dir__():
+    return __all__
