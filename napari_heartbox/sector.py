@@ -108,6 +108,7 @@ class Sector:
     @classmethod
     def not_found(cls, grid: Grid, confidence: float = 0.0, **kw) -> Sector:
         """A ``found=False`` sector ("no heart in view")."""
+        kw.pop('found', None)
         return cls(grid, found=False, confidence=confidence, **kw)
 
     @classmethod

@@ -1,0 +1,43 @@
+"""Pure core, thin shell: no core module may import Qt or napari.
+
+Every module of the package except the napari/Qt shell (``_napari``,
+``_reader``, ``_writer``, ``_widget``, ``_sample_data``) is imported in a
+fresh interpreter, and the test fails if that pulls in napari, Qt or torch.
+"""
+
+from __future__ import annotations
+
+import json
+import pkgutil
+import subprocess
+import sys
+
+import napari_heartbox
+
+SHELL = {'_napari', '_reader', '_writer', '_widget', '_sample_data'}
+FORBIDDEN = ('napari', 'qtpy', 'PyQt5', 'PyQt6', 'PySide2', 'PySide6', 'torch', 'vispy')
+
+
+def core_modules() -> list[str]:
+    names = []
+    for m in pkgutil.walk_packages(napari_heartbox.__path__, 'napari_heartbox.'):
+        parts = m.name.split('.')
+        if any(p in SHELL for p in parts[1:]) or parts[-1] == '__main__':
+            continue
+        names.append(m.name)
+    return names
+
+
+def test_core_modules_import_no_gui_stack():
+    mods = core_modules()
+    assert 'napari_heartbox.sector' in mods and 'napari_heartbox.volume' in mods
+    code = (
+        'import importlib, json, sys\n'
+        f'for m in {mods!r}: importlib.import_module(m)\n'
+        f'bad = sorted(k for k in sys.modules if k.split(".")[0] in {FORBIDDEN!r})\n'
+        'print(json.dumps(bad))\n'
+    )
+    out = subprocess.run(
+        [sys.executable, '-c', code], capture_output=True, text=True, check=True
+    )
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
