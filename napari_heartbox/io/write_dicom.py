@@ -1,0 +1,248 @@
+"""Write a :class:`~napari_heartbox.volume.CTVolume` as a synthetic DICOM series.
+
+Used by the tests, the browser tests and the benchmarks to produce realistic
+CT Image Storage series of any size without touching real patient data.
+
+Conventions
+-----------
+* One file per z slice; ``hu[k]`` (z index ``k``, 0 = most inferior) is
+  written as one single-frame CT image.
+* Geometry comes from the volume's voxel→LPS affine (voxel *centres*):
+  ImagePositionPatient of slice ``k`` is ``affine @ (k, 0, 0, 1)`` (the centre
+  of its first pixel), the row direction cosine (first three values of
+  ImageOrientationPatient, direction of increasing *column* index ``x``) is
+  the affine's x column, the column cosine (increasing *row* index ``y``) is
+  its y column. A sheared affine (gantry tilt) therefore writes a tilted
+  series, and GantryDetectorTilt is set to the shear angle.
+* Stored values are ``(HU - intercept) / slope``, rounded, as int16
+  (``unsigned=False``) or uint16 (``unsigned=True``). Readers recover HU as
+  ``stored * slope + intercept``.
+* Files are written with a fast path: pydicom encodes the header only and the
+  PixelData element is appended as raw little-endian bytes.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import (
+    CTImageStorage,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    PYDICOM_IMPLEMENTATION_UID,
+    generate_uid,
+)
+
+from ..volume import CTVolume
+
+__all__ = ['write_dicom_series']
+
+_MANUFACTURER = 'napari-heartbox synthetic'
+_PIXEL_DATA_TAG = struct.pack('<HH', 0x7FE0, 0x0010)
+
+
+def _uid(seed: int, *parts) -> str:
+    """Deterministic UID from a seed and a purpose string."""
+    return generate_uid(entropy_srcs=['napari-heartbox', str(seed), *map(str, parts)])
+
+
+def _ds_str(v: float) -> str:
+    """Format a float for a DS element (at most 16 characters)."""
+    s = f'{v:.6f}'.rstrip('0').rstrip('.')
+    if s in ('-0', ''):
+        s = '0'
+    if len(s) > 16:
+        s = f'{v:.8g}'
+    return s
+
+
+def _stored_slice(
+    hu_slice: np.ndarray, slope: float, intercept: float, dtype: np.dtype
+) -> np.ndarray:
+    """Convert one HU slice to stored values; raises if they do not fit."""
+    info = np.iinfo(dtype)
+    if slope == 1.0 and float(intercept).is_integer():
+        stored = hu_slice.astype(np.int32) - int(intercept)
+    else:
+        stored = np.rint((hu_slice.astype(np.float32) - intercept) / slope)
+    lo, hi = stored.min(), stored.max()
+    if lo < info.min or hi > info.max:
+        raise ValueError(
+            f'stored values {lo}..{hi} do not fit {dtype.name} with '
+            f'slope={slope} intercept={intercept}'
+        )
+    return stored.astype(dtype.newbyteorder('<'), copy=False)
+
+
+def write_dicom_series(
+    volume: CTVolume,
+    folder,
+    *,
+    transfer_syntax: str = 'explicit',
+    unsigned: bool = False,
+    slope: float = 1.0,
+    intercept: float = -1024.0,
+    shuffle_names: bool = False,
+    series_uid: str | None = None,
+    modality: str = 'CT',
+    image_orientation: Sequence[float] | None = None,
+    file_prefix: str = '',
+    seed: int = 0,
+    study_uid: str | None = None,
+    series_description: str = 'Synthetic CT',
+    slice_thickness: float | None = None,
+    image_type: Sequence[str] = ('ORIGINAL', 'PRIMARY', 'AXIAL'),
+    sop_class_uid: str = CTImageStorage,
+) -> list[Path]:
+    """Write ``volume`` as a single-frame CT Image Storage series.
+
+    Parameters
+    ----------
+    volume : CTVolume
+        HU voxels ``(Z, Y, X)`` and their LPS grid.
+    folder : str or Path
+        Output folder (created if missing). Existing files with the same
+        names are overwritten.
+    transfer_syntax : {'explicit', 'implicit'}
+        Explicit or Implicit VR Little Endian (both uncompressed).
+    unsigned : bool
+        Store uint16 (PixelRepresentation 0) instead of int16.
+    slope, intercept : float
+        RescaleSlope / RescaleIntercept; stored = (HU - intercept) / slope.
+    shuffle_names : bool
+        Give files names whose order is a random permutation of the slice
+        order (readers must sort by position, not by name). InstanceNumber is
+        shuffled the same way.
+    series_uid, study_uid : str, optional
+        UIDs to use; deterministic ones derived from ``seed`` otherwise.
+    modality : str
+        The Modality tag (write 'MR' etc. to test non-CT refusal).
+    image_orientation : sequence of 6 float, optional
+        Override ImageOrientationPatient. Then slice ``k`` is placed at
+        ``origin + k * dz * n`` with ``n = row × col`` (a consistent stack in
+        that orientation, e.g. ``(1, 0, 0, 0, 0, -1)`` for a coronal series),
+        where ``origin`` is the affine's translation.
+    file_prefix : str
+        Prefix of every file name (``<prefix><number>.dcm``).
+    seed : int
+        Seed for UIDs and the name shuffle.
+    series_description : str
+        SeriesDescription.
+    slice_thickness : float, optional
+        SliceThickness in mm; defaults to the slice spacing ``dz``.
+    image_type : sequence of str
+        ImageType values (e.g. ``('ORIGINAL', 'PRIMARY', 'LOCALIZER')``).
+    sop_class_uid : str
+        SOPClassUID (CT Image Storage by default).
+
+    Returns
+    -------
+    list of Path
+        The written files in z order (``paths[k]`` holds ``hu[k]``).
+    """
+    if transfer_syntax not in ('explicit', 'implicit'):
+        raise ValueError(
+            f"transfer_syntax must be 'explicit' or 'implicit', got {transfer_syntax!r}"
+        )
+    if slope == 0:
+        raise ValueError('slope must not be 0')
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    hu = volume.hu
+    nz, ny, nx = hu.shape
+    dz, dy, dx = volume.spacing
+    a = volume.grid.matrix
+    origin = a[:3, 3]
+    if image_orientation is None:
+        row_cos = a[:3, 2] / np.linalg.norm(a[:3, 2])  # increasing column x
+        col_cos = a[:3, 1] / np.linalg.norm(a[:3, 1])  # increasing row y
+        positions = [a[:3, 0] * k + origin for k in range(nz)]
+    else:
+        iop = np.asarray(image_orientation, dtype=float)
+        if iop.shape != (6,):
+            raise ValueError('image_orientation must have 6 values')
+        row_cos, col_cos = iop[:3], iop[3:]
+        normal = np.cross(row_cos, col_cos)
+        positions = [origin + k * dz * normal for k in range(nz)]
+    normal = np.cross(row_cos, col_cos)
+    normal /= np.linalg.norm(normal)
+    # gantry tilt = angle between the slice step and the slice normal
+    step = positions[1] - positions[0] if nz > 1 else normal
+    cos_t = abs(float(np.dot(step, normal))) / max(np.linalg.norm(step), 1e-12)
+    tilt_deg = float(np.degrees(np.arccos(min(1.0, cos_t))))
+
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(nz) if shuffle_names else np.arange(nz)
+    series_uid = series_uid or _uid(seed, 'series', series_description)
+    study_uid = study_uid or _uid(seed, 'study')
+    for_uid = _uid(seed, 'frame-of-reference')
+    ts_uid = ExplicitVRLittleEndian if transfer_syntax == 'explicit' else ImplicitVRLittleEndian
+    dtype = np.dtype(np.uint16 if unsigned else np.int16)
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = sop_class_uid
+    meta.TransferSyntaxUID = ts_uid
+    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SpecificCharacterSet = 'ISO_IR 100'
+    ds.ImageType = list(image_type)
+    ds.SOPClassUID = sop_class_uid
+    ds.StudyDate = '20000101'
+    ds.Modality = modality
+    ds.Manufacturer = _MANUFACTURER
+    ds.SeriesDescription = series_description
+    ds.PatientName = 'Synthetic^Phantom'
+    ds.PatientID = 'SYNTHETIC'
+    ds.SliceThickness = _ds_str(dz if slice_thickness is None else slice_thickness)
+    if tilt_deg > 1e-3:
+        ds.GantryDetectorTilt = _ds_str(tilt_deg)
+    ds.PatientPosition = 'HFS'
+    ds.StudyInstanceUID = study_uid
+    ds.SeriesInstanceUID = series_uid
+    ds.StudyID = '1'
+    ds.SeriesNumber = 1
+    ds.FrameOfReferenceUID = for_uid
+    ds.ImageOrientationPatient = [_ds_str(v) for v in (*row_cos, *col_cos)]
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = 'MONOCHROME2'
+    ds.Rows = ny
+    ds.Columns = nx
+    ds.PixelSpacing = [_ds_str(dy), _ds_str(dx)]  # row spacing, column spacing
+    ds.BitsAllocated = 16
+    ds.BitsStored = 16
+    ds.HighBit = 15
+    ds.PixelRepresentation = 0 if unsigned else 1
+    ds.RescaleIntercept = _ds_str(intercept)
+    ds.RescaleSlope = _ds_str(slope)
+    ds.RescaleType = 'HU'
+
+    nbytes = ny * nx * 2
+    if transfer_syntax == 'explicit':
+        pixel_header = _PIXEL_DATA_TAG + b'OW\x00\x00' + struct.pack('<I', nbytes)
+    else:
+        pixel_header = _PIXEL_DATA_TAG + struct.pack('<I', nbytes)
+
+    paths: list[Path] = []
+    for k in range(nz):
+        ds.SOPInstanceUID = _uid(seed, 'sop', series_uid, k)
+        meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        ds.InstanceNumber = int(order[k]) + 1
+        ds.ImagePositionPatient = [_ds_str(v) for v in positions[k]]
+        ds.SliceLocation = _ds_str(float(np.dot(positions[k], normal)))
+        buf = io.BytesIO()
+        pydicom.dcmwrite(buf, ds, enforce_file_format=True)
+        stored = _stored_slice(hu[k], slope, intercept, dtype)
+        path = folder / f'{file_prefix}{int(order[k]) + 1:05d}.dcm'
+        with open(path, 'wb') as f:
+            f.write(buf.getvalue())
+            f.write(pixel_header)
+            f.write(stored.tobytes())
+        paths.append(path)
+    return paths
