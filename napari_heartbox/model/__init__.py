@@ -1,0 +1,1 @@
+"""The heart model: ONNX graph runtime and post-processing to a Sector."""

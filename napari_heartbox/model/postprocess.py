@@ -1,0 +1,300 @@
+"""Turn the model's per-cell heart probabilities into a :class:`Sector`.
+
+This module is the single definition of the post-processing; the browser
+port (JavaScript) implements exactly the algorithm written in
+``docs/model.md`` ("Post-processing"), which this code follows step by step.
+
+Conventions
+-----------
+* ``prob`` is ``float32 [N, 64, 64]``: one 64×64 map per slice, in the
+  volume's ``(z, y, x)`` order (z index 0 = most inferior slice).
+* Cell ``(r, c)`` of a slice of ``H×W`` pixels covers pixel rows
+  ``[r·kH, (r+1)·kH)`` and columns ``[c·kW, (c+1)·kW)`` with
+  ``kH = ceil(H/64)``, ``kW = ceil(W/64)``. Cells that start at or beyond the
+  image (``r·kH ≥ H`` or ``c·kW ≥ W``) are padding and are ignored.
+* Edge coordinates: pixel ``i`` spans ``[i, i+1)`` on the edge axis; so a
+  half-open voxel range ``[a, b)`` has its faces at edge coordinates ``a`` and
+  ``b``. The same for cells (cell ``c`` spans ``[c, c+1)``) and slices.
+* All arithmetic after reading ``prob`` is float64, in the order written
+  below; rounding to voxel edges is ``floor(v + 0.5)``.
+
+Pure numpy (no scipy) so that the algorithm stays small enough to port.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..grid import Grid
+from ..sector import Sector
+
+__all__ = ['CELLS', 'cell_size', 'largest_component', 'sector_from_prob']
+
+CELLS = 64  # the model's output grid is CELLS × CELLS per slice
+
+
+def cell_size(h: int, w: int) -> tuple[int, int]:
+    """Pixels per cell ``(kH, kW) = (ceil(H/64), ceil(W/64))``."""
+    return -(-int(h) // CELLS), -(-int(w) // CELLS)
+
+
+# --------------------------------------------------------------------------
+# 3D connected components (6-connectivity) on run-length encoded rows
+# --------------------------------------------------------------------------
+def _runs(mask: np.ndarray):
+    """Runs of True along the last axis, in raster order ``(z, r, c0)``.
+
+    Returns ``row`` (flat ``z*R + r``), ``c0``, ``c1`` (half-open) arrays.
+    """
+    n, rr, cc = mask.shape
+    m = mask.reshape(n * rr, cc).astype(np.int8)
+    padded = np.zeros((n * rr, cc + 2), np.int8)
+    padded[:, 1:-1] = m
+    d = np.diff(padded, axis=1)
+    row, c0 = np.nonzero(d == 1)  # row-major → raster order
+    _, c1 = np.nonzero(d == -1)
+    return row.astype(np.int64), c0.astype(np.int64), c1.astype(np.int64)
+
+
+def _adjacent_pairs(row, c0, c1, rows_per_slice: int, ncols: int):
+    """Pairs ``(i, j)`` of runs that touch face-to-face (6-connectivity).
+
+    Two runs touch when they lie in rows ``(z, r)`` and ``(z, r+1)`` or
+    ``(z, r)`` and ``(z+1, r)`` and their column intervals overlap.
+    """
+    stride = ncols + 1
+    start_key = row * stride + c0
+    end_key = row * stride + c1
+    pairs = []
+    r = row % rows_per_slice
+    for offset, ok in ((1, r + 1 < rows_per_slice), (rows_per_slice, np.ones_like(r, bool))):
+        src = np.nonzero(ok)[0]
+        q = row[src] + offset
+        # runs j in row q with c1_j > c0_i and c0_j < c1_i form a contiguous block
+        lo = np.searchsorted(end_key, q * stride + c0[src], side='right')
+        hi = np.searchsorted(start_key, q * stride + c1[src], side='left')
+        cnt = np.maximum(hi - lo, 0)
+        if cnt.sum() == 0:
+            continue
+        i = np.repeat(src, cnt)
+        first = np.repeat(lo, cnt)
+        within = np.arange(cnt.sum()) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+        pairs.append(np.stack([i, first + within], axis=1))
+    if not pairs:
+        return np.zeros((0, 2), np.int64)
+    return np.concatenate(pairs)
+
+
+def largest_component(mask: np.ndarray) -> np.ndarray:
+    """The largest 6-connected component of a boolean ``(N, R, C)`` array.
+
+    Parameters
+    ----------
+    mask : numpy.ndarray of bool, shape (N, R, C)
+
+    Returns
+    -------
+    numpy.ndarray of bool, shape (N, R, C)
+        Only the cells of the component with the most cells. Ties go to the
+        component whose first cell in raster order ``(z, r, c)`` comes first.
+        All False if ``mask`` has no True cell.
+    """
+    mask = np.asarray(mask, bool)
+    n, rr, cc = mask.shape
+    out = np.zeros_like(mask)
+    row, c0, c1 = _runs(mask)
+    if row.size == 0:
+        return out
+    parent = list(range(row.size))
+
+    def find(a: int) -> int:
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    for i, j in _adjacent_pairs(row, c0, c1, rr, cc).tolist():
+        ri, rj = find(i), find(j)
+        if ri != rj:  # keep the smaller index as root: root = first run in raster order
+            if ri < rj:
+                parent[rj] = ri
+            else:
+                parent[ri] = rj
+    roots = np.array([find(i) for i in range(row.size)], dtype=np.int64)
+    size = np.bincount(roots, weights=(c1 - c0), minlength=row.size)
+    # the largest size; ties → smallest root index (= earliest first cell)
+    best = int(np.flatnonzero(size == size.max())[0])
+    flat = out.reshape(n * rr, cc)
+    for k in np.flatnonzero(roots == best).tolist():
+        flat[row[k], c0[k] : c1[k]] = True
+    return out
+
+
+# --------------------------------------------------------------------------
+# sub-cell faces
+# --------------------------------------------------------------------------
+def _face_probs(prob, comp, axis: int, side: str, ncells_valid: int):
+    """``(p_in, p_out)`` for one in-plane face of the component.
+
+    ``p_in`` = max ``prob`` over the component's cells in its outermost
+    column (axis=2) or row (axis=1) on ``side``; ``p_out`` = max ``prob``
+    over the cells one step further out, next to those cells (0 when that
+    step leaves the valid cells).
+    """
+    proj = comp.any(axis=(0, 3 - axis))  # axis 1 → project over (0, 2); 2 → (0, 1)
+    idx = np.flatnonzero(proj)
+    edge = int(idx[0]) if side == 'lo' else int(idx[-1])
+    step = -1 if side == 'lo' else 1
+    take = [slice(None)] * 3
+    take[axis] = edge
+    face = comp[tuple(take)]  # cells of the component on its outermost layer
+    p_in = float(prob[tuple(take)][face].max())
+    nb = edge + step
+    if 0 <= nb < ncells_valid:
+        take[axis] = nb
+        p_out = float(prob[tuple(take)][face].max())
+    else:
+        p_out = 0.0
+    return edge, p_in, p_out
+
+
+def _to_range(lo_edge: float, hi_edge: float, n: int) -> tuple[int, int]:
+    """Round edge coordinates to a half-open voxel range inside ``[0, n)``."""
+    a = min(max(math.floor(lo_edge + 0.5), 0), n)
+    b = min(max(math.floor(hi_edge + 0.5), 0), n)
+    if b <= a:  # never empty: keep one voxel
+        if a >= n:
+            a = n - 1
+        b = a + 1
+    return int(a), int(b)
+
+
+def confidence_from_features(mean_prob: float, volume_ml: float, params: dict) -> float:
+    """Calibrated confidence ``sigmoid(bias + w1·mean_prob + w2·ln(volume_ml))``.
+
+    Parameters
+    ----------
+    mean_prob : float
+        Mean probability over the component's cells.
+    volume_ml : float
+        Component volume in ml (cells × cell volume).
+    params : dict
+        ``{"bias", "w_mean_prob", "w_log_volume_ml"}`` (fitted on held-out
+        phantoms; stored in the model card).
+    """
+    z = (
+        float(params['bias'])
+        + float(params['w_mean_prob']) * mean_prob
+        + float(params['w_log_volume_ml']) * math.log(max(volume_ml, 1e-3))
+    )
+    if z >= 0:
+        return 1.0 / (1.0 + math.exp(-z))
+    e = math.exp(z)
+    return e / (1.0 + e)
+
+
+def component_features(prob: np.ndarray, grid: Grid, config: dict) -> dict | None:
+    """Threshold, keep the largest component, and measure it.
+
+    Returns None when no cell reaches the threshold; otherwise a dict with
+    ``comp`` (bool mask), ``cells``, ``volume_ml``, ``mean_prob``.
+    """
+    prob = np.asarray(prob)
+    nz, hh, ww = grid.shape
+    if prob.ndim != 3 or prob.shape[1:] != (CELLS, CELLS) or prob.shape[0] != nz:
+        raise ValueError(
+            f'prob must have shape ({nz}, {CELLS}, {CELLS}) for this grid, '
+            f'got {prob.shape}'
+        )
+    kh, kw = cell_size(hh, ww)
+    rows_valid, cols_valid = -(-hh // kh), -(-ww // kw)
+    thr = np.float32(config['threshold'])
+    mask = prob >= thr  # compare in float32; ties (== threshold) count as heart
+    mask[:, rows_valid:, :] = False  # padding cells
+    mask[:, :, cols_valid:] = False
+    comp = largest_component(mask)
+    cells = int(comp.sum())
+    if cells == 0:
+        return None
+    dz, dy, dx = grid.spacing
+    cell_ml = dz * (kh * dy) * (kw * dx) / 1000.0
+    return {
+        'comp': comp,
+        'cells': cells,
+        'volume_ml': cells * cell_ml,
+        'mean_prob': float(prob[comp].astype(np.float64).sum() / cells),
+        'rows_valid': rows_valid,
+        'cols_valid': cols_valid,
+        'kh': kh,
+        'kw': kw,
+    }
+
+
+def sector_from_prob(
+    prob: np.ndarray,
+    grid: Grid,
+    config: dict,
+    *,
+    margin_mm: float | None = None,
+    series_uid: str | None = None,
+    model_sha256: str | None = None,
+) -> Sector:
+    """Build the heart :class:`Sector` from per-cell probabilities.
+
+    Parameters
+    ----------
+    prob : numpy.ndarray, float32, shape (Z, 64, 64)
+        The model output ``prob`` for every slice of the volume, in z order.
+    grid : Grid
+        The volume's grid (``shape[0] == Z``).
+    config : dict
+        The model card's ``postprocess`` section: ``threshold``,
+        ``min_heart_volume_ml``, ``default_margin_mm`` and ``confidence``
+        (``bias``, ``w_mean_prob``, ``w_log_volume_ml``).
+    margin_mm : float, optional
+        Safety margin added on every face (mm); default
+        ``config['default_margin_mm']``.
+    series_uid, model_sha256 : str, optional
+        Copied into the sector.
+
+    Returns
+    -------
+    Sector
+        ``found=False`` (confidence as computed, 0 with no candidate) when no
+        component of at least ``min_heart_volume_ml`` exists.
+    """
+    kw_sector = {'series_uid': series_uid, 'model_sha256': model_sha256}
+    feats = component_features(prob, grid, config)
+    if feats is None:
+        return Sector.not_found(grid, confidence=0.0, **kw_sector)
+    conf = confidence_from_features(feats['mean_prob'], feats['volume_ml'], config['confidence'])
+    if feats['volume_ml'] < float(config['min_heart_volume_ml']):
+        return Sector.not_found(grid, confidence=conf, **kw_sector)
+
+    comp = feats['comp']
+    prob = np.asarray(prob)
+    nz, hh, ww = grid.shape
+    dz, dy, dx = grid.spacing
+    margin = float(config['default_margin_mm'] if margin_mm is None else margin_mm)
+
+    # z: whole slices (no sub-slice refinement); edges at slice edges
+    zs = np.flatnonzero(comp.any(axis=(1, 2)))
+    z_lo = float(zs[0]) - margin / dz
+    z_hi = float(zs[-1] + 1) + margin / dz
+
+    ranges = [_to_range(z_lo, z_hi, nz)]
+    # y (rows, axis 1) then x (columns, axis 2): sub-cell faces
+    for axis, k, n, sp, valid in (
+        (1, feats['kh'], hh, dy, feats['rows_valid']),
+        (2, feats['kw'], ww, dx, feats['cols_valid']),
+    ):
+        c_lo, pin_lo, pout_lo = _face_probs(prob, comp, axis, 'lo', valid)
+        c_hi, pin_hi, pout_hi = _face_probs(prob, comp, axis, 'hi', valid)
+        lo_cell = float(c_lo + 1) - (pin_lo + pout_lo)  # cell-edge coordinates
+        hi_cell = float(c_hi) + (pin_hi + pout_hi)
+        lo_px = min(lo_cell * k, float(n)) - margin / sp
+        hi_px = min(hi_cell * k, float(n)) + margin / sp
+        ranges.append(_to_range(lo_px, hi_px, n))
+    return Sector(grid, *ranges, found=True, confidence=conf, **kw_sector)
