@@ -1,0 +1,162 @@
+// Per-cell heart probabilities → heart box: the JavaScript port of
+// napari_heartbox/model/postprocess.py, following docs/model.md §3 step by step.
+//
+// Conventions: prob is float32 [Z, 64, 64] in the volume's (z, y, x) order
+// (z index 0 = most inferior slice). Cell (r, c) covers pixel rows
+// [r·kH, (r+1)·kH) and columns [c·kW, (c+1)·kW), kH = ceil(H/64),
+// kW = ceil(W/64); cells starting at or beyond H/W are padding and ignored.
+// Edge coordinates: voxel (cell, slice) i spans [i, i+1), so a half-open range
+// [a, b) has its faces at a and b. The threshold comparison is in float32;
+// everything after it is float64 in the documented order; rounding to an edge
+// is floor(v + 0.5).
+
+export const CELLS = 64;
+
+function toRange(loEdge, hiEdge, n) {
+  let a = Math.min(Math.max(Math.floor(loEdge + 0.5), 0), n);
+  let b = Math.min(Math.max(Math.floor(hiEdge + 0.5), 0), n);
+  if (b <= a) {
+    if (a >= n) a = n - 1;
+    b = a + 1;
+  }
+  return [a, b];
+}
+
+function sigmoid(t) {
+  if (t >= 0) return 1 / (1 + Math.exp(-t));
+  const e = Math.exp(t);
+  return e / (1 + e);
+}
+
+/**
+ * Largest 6-connected component of the positive cells.
+ *
+ * @param {Uint8Array} mask [Z*64*64] 1 = positive
+ * @returns {{comp: Uint8Array, cells: number}} ties → the component whose first
+ *   cell in raster order comes first (strictly-larger replaces the best).
+ */
+export function largestComponent(mask, nz) {
+  const G = CELLS;
+  const total = nz * G * G;
+  const label = new Int32Array(total); // 0 = unvisited
+  const stack = new Int32Array(total);
+  let best = 0;
+  let bestSize = 0;
+  let next = 0;
+  for (let start = 0; start < total; start++) {
+    if (!mask[start] || label[start]) continue;
+    next += 1;
+    let size = 0;
+    let sp = 0;
+    stack[sp++] = start;
+    label[start] = next;
+    while (sp > 0) {
+      const i = stack[--sp];
+      size += 1;
+      const c = i % G;
+      const r = ((i - c) / G) % G;
+      const z = (i - c - r * G) / (G * G);
+      // 6 neighbours
+      if (c > 0 && mask[i - 1] && !label[i - 1]) { label[i - 1] = next; stack[sp++] = i - 1; }
+      if (c < G - 1 && mask[i + 1] && !label[i + 1]) { label[i + 1] = next; stack[sp++] = i + 1; }
+      if (r > 0 && mask[i - G] && !label[i - G]) { label[i - G] = next; stack[sp++] = i - G; }
+      if (r < G - 1 && mask[i + G] && !label[i + G]) { label[i + G] = next; stack[sp++] = i + G; }
+      if (z > 0 && mask[i - G * G] && !label[i - G * G]) { label[i - G * G] = next; stack[sp++] = i - G * G; }
+      if (z < nz - 1 && mask[i + G * G] && !label[i + G * G]) { label[i + G * G] = next; stack[sp++] = i + G * G; }
+    }
+    if (size > bestSize) { bestSize = size; best = next; }
+  }
+  const comp = new Uint8Array(total);
+  if (best) for (let i = 0; i < total; i++) if (label[i] === best) comp[i] = 1;
+  return { comp, cells: bestSize };
+}
+
+// (p_in, p_out) of one in-plane face; axis 1 = rows, 2 = columns
+function faceProbs(prob, comp, nz, axis, side, nValid) {
+  const G = CELLS;
+  const proj = new Uint8Array(G);
+  for (let z = 0; z < nz; z++) for (let r = 0; r < G; r++) for (let c = 0; c < G; c++) {
+    if (comp[(z * G + r) * G + c]) proj[axis === 1 ? r : c] = 1;
+  }
+  let edge = -1;
+  if (side === 'lo') { for (let i = 0; i < G; i++) if (proj[i]) { edge = i; break; } }
+  else { for (let i = G - 1; i >= 0; i--) if (proj[i]) { edge = i; break; } }
+  const nb = edge + (side === 'lo' ? -1 : 1);
+  const hasOut = nb >= 0 && nb < nValid;
+  let pIn = -Infinity;
+  let pOut = hasOut ? -Infinity : 0;
+  for (let z = 0; z < nz; z++) for (let j = 0; j < G; j++) {
+    const idx = axis === 1 ? (z * G + edge) * G + j : (z * G + j) * G + edge;
+    if (!comp[idx]) continue;
+    pIn = Math.max(pIn, prob[idx]);
+    if (hasOut) {
+      const o = axis === 1 ? (z * G + nb) * G + j : (z * G + j) * G + nb;
+      pOut = Math.max(pOut, prob[o]);
+    }
+  }
+  return [edge, pIn, pOut];
+}
+
+/**
+ * The heart box from the model output (docs/model.md §3).
+ *
+ * @param {Float32Array} prob [Z*64*64]
+ * @param {number[]} shape [Z, H, W]
+ * @param {number[]} spacing [dz, dy, dx] mm
+ * @param {object} config the model card's postprocess section
+ * @param {number} [marginMm] default config.default_margin_mm
+ * @returns {{found: boolean, confidence: number, z?: number[], y?: number[], x?: number[],
+ *            cells: number, volume_ml: number, mean_prob: number}}
+ */
+export function sectorFromProb(prob, shape, spacing, config, marginMm) {
+  const G = CELLS;
+  const [nz, H, W] = shape;
+  const [dz, dy, dx] = spacing;
+  if (prob.length !== nz * G * G) throw new Error(`prob has ${prob.length} values, expected ${nz}x${G}x${G}`);
+  const kH = Math.ceil(H / G);
+  const kW = Math.ceil(W / G);
+  const rowsValid = Math.ceil(H / kH);
+  const colsValid = Math.ceil(W / kW);
+  // step 1: positive cells (float32 comparison)
+  const thr = Math.fround(config.threshold);
+  const mask = new Uint8Array(nz * G * G);
+  for (let z = 0; z < nz; z++) for (let r = 0; r < rowsValid; r++) for (let c = 0; c < colsValid; c++) {
+    const i = (z * G + r) * G + c;
+    if (prob[i] >= thr) mask[i] = 1;
+  }
+  // step 2: largest component
+  const { comp, cells } = largestComponent(mask, nz);
+  if (cells === 0) return { found: false, confidence: 0, cells: 0, volume_ml: 0, mean_prob: 0 };
+  // step 3: features, confidence, found
+  const cellMl = (dz * (kH * dy) * (kW * dx)) / 1000;
+  const volumeMl = cells * cellMl;
+  let sum = 0;
+  for (let i = 0; i < comp.length; i++) if (comp[i]) sum += prob[i];
+  const meanProb = sum / cells;
+  const cc = config.confidence;
+  const confidence = sigmoid(cc.bias + cc.w_mean_prob * meanProb + cc.w_log_volume_ml * Math.log(Math.max(volumeMl, 1e-3)));
+  const feats = { cells, volume_ml: volumeMl, mean_prob: meanProb, confidence };
+  if (volumeMl < config.min_heart_volume_ml) return { found: false, ...feats };
+  const m = marginMm ?? config.default_margin_mm;
+  // step 4: z faces (whole slices)
+  let zmin = -1;
+  let zmax = -1;
+  for (let z = 0; z < nz; z++) {
+    let any = false;
+    for (let j = 0; j < G * G; j++) if (comp[z * G * G + j]) { any = true; break; }
+    if (any) { if (zmin < 0) zmin = z; zmax = z; }
+  }
+  const zr = toRange(zmin - m / dz, zmax + 1 + m / dz, nz);
+  // step 5: in-plane faces with sub-cell precision; step 6: ranges
+  const ranges = [];
+  for (const [axis, k, n, sp, valid] of [[1, kH, H, dy, rowsValid], [2, kW, W, dx, colsValid]]) {
+    const [cLo, pinLo, poutLo] = faceProbs(prob, comp, nz, axis, 'lo', valid);
+    const [cHi, pinHi, poutHi] = faceProbs(prob, comp, nz, axis, 'hi', valid);
+    const loCell = (cLo + 1) - (pinLo + poutLo);
+    const hiCell = cHi + (pinHi + poutHi);
+    const loPx = Math.min(loCell * k, n) - m / sp;
+    const hiPx = Math.min(hiCell * k, n) + m / sp;
+    ranges.push(toRange(loPx, hiPx, n));
+  }
+  return { found: true, z: zr, y: ranges[0], x: ranges[1], ...feats };
+}
