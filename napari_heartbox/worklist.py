@@ -40,6 +40,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import HeartboxError
+from .evaluate import FACES as _EVAL_FACES
+from .evaluate import box_metrics
 from .sector import Sector
 from .sector_file import STATUSES, SectorFile, read_sector_file, write_sector_file
 
@@ -50,15 +52,15 @@ __all__ = [
     'Worklist',
     'agreement_row',
     'discover_cases',
-    'face_errors_mm',
     'summarize_agreement',
 ]
 
 INDEX_SCHEMA_ID = 'heartbox.corrections/1'
 
-#: face names in (axis, side) order; for the usual axial CT: z0 inferior,
-#: z1 superior, y0 anterior, y1 posterior, x0 patient right, x1 patient left
-FACES = ('z0', 'z1', 'y0', 'y1', 'x0', 'x1')
+#: anatomical face names, as in :mod:`napari_heartbox.evaluate` (the one
+#: place box accuracy is defined): right/left (LPS x min/max), anterior/
+#: posterior (y), inferior/superior (z)
+FACES = tuple(_EVAL_FACES)
 
 _NIFTI = ('.nii.gz', '.nii')
 
@@ -129,37 +131,28 @@ def discover_cases(folder) -> list[Case]:
     return cases
 
 
-def face_errors_mm(proposal: Sector, corrected: Sector) -> dict[str, float]:
-    """Signed face displacement ``corrected - proposal`` in mm, per face.
-
-    Keys are :data:`FACES`; positive = the face moved towards higher index.
-    NaN when either box is ``found=False``.
-    """
-    if not (proposal.found and corrected.found):
-        return {f: math.nan for f in FACES}
-    out = {}
-    for axis, sp in enumerate(corrected.grid.spacing):
-        for side in (0, 1):
-            d = corrected.ranges[axis][side] - proposal.ranges[axis][side]
-            out[FACES[2 * axis + side]] = d * sp
-    return out
-
-
 def agreement_row(case_id: str, sf: SectorFile) -> dict | None:
     """Per-case agreement between proposal and corrected box, or None.
 
     Returns None when the case has no proposal or no corrected box.
     """
-    if sf.proposal is None or sf.corrected is None:
+    p, c = sf.proposal, sf.corrected
+    if p is None or c is None:
         return None
-    errs = face_errors_mm(sf.proposal, sf.corrected)
-    finite = [abs(v) for v in errs.values() if not math.isnan(v)]
+    if p.found and c.found:
+        # the corrected box is the reference; positive error = the proposal's
+        # face lies outside it (proposal too generous on that side)
+        m = box_metrics(c.patient_mm(), p.patient_mm())
+        iou, errs, worst = m['iou'], m['face_error_mm'], m['max_abs_face_error_mm']
+    else:  # "no heart" on one or both sides: no faces to compare
+        iou = 1.0 if p.found == c.found else 0.0
+        errs, worst = {f: math.nan for f in FACES}, math.nan
     return {
         'case': case_id,
         'status': sf.status,
-        'iou': sf.proposal.iou(sf.corrected),
-        **{f'{k}_mm': v for k, v in errs.items()},
-        'max_abs_face_mm': max(finite) if finite else math.nan,
+        'iou': iou,
+        **{f'{f}_mm': errs[f] for f in FACES},
+        'max_abs_face_mm': worst,
     }
 
 
@@ -377,9 +370,9 @@ def plot_agreement(rows: list[dict], summary: dict, path) -> Path:
     for i, vals in enumerate(data):
         a2.scatter([i] * len(vals), vals, color='#f0504a', alpha=0.7, s=18)
     a2.axhline(0, color='grey', lw=0.8)
-    a2.set_xticks(range(len(FACES)), FACES)
-    a2.set_ylabel('face moved by correction (mm)')
-    a2.set_title('face errors (corrected − proposal)')
+    a2.set_xticks(range(len(FACES)), FACES, rotation=30, fontsize=8)
+    a2.set_ylabel('proposal face outside (+) / inside (−) the corrected box (mm)', fontsize=8)
+    a2.set_title('face errors of the proposal')
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path)

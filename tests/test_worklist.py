@@ -18,7 +18,8 @@ from napari_heartbox.sector_file import (
     sector_file_schema,
     write_sector_file,
 )
-from napari_heartbox.worklist import Worklist, discover_cases, face_errors_mm
+from napari_heartbox.worklist import Worklist, agreement_row, discover_cases
+from napari_heartbox.sector_file import SectorFile
 
 
 def _write_nifti(path, shape=(6, 8, 10)):
@@ -119,22 +120,26 @@ def test_agreement_numbers_and_plot(studies, tmp_path, grid):
     assert rows[0]['iou'] == 1.0
     inter, a, b = 3 * 4 * 6, 4 * 4 * 6, 3 * 4 * 8
     assert rows[1]['iou'] == pytest.approx(inter / (a + b - inter))
-    assert rows[1]['z1_mm'] == pytest.approx(-3.0)
-    assert rows[1]['x1_mm'] == pytest.approx(1.0)
+    # positive = the proposal's face lies outside the corrected box
+    assert rows[1]['superior_mm'] == pytest.approx(3.0)
+    assert rows[1]['left_mm'] == pytest.approx(-1.0)
+    assert rows[1]['inferior_mm'] == pytest.approx(0.0)
     assert rows[1]['max_abs_face_mm'] == pytest.approx(3.0)
     assert summary['n_cases'] == 2
     assert summary['mean_iou'] == pytest.approx((1 + rows[1]['iou']) / 2)
-    assert summary['mean_abs_z1_mm'] == pytest.approx(1.5)
+    assert summary['mean_abs_superior_mm'] == pytest.approx(1.5)
     paths = wl.write_agreement()
     assert paths['png'].read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
     text = paths['csv'].read_text()
     assert 'ALL (mean)' in text and 'b_case' in text
 
 
-def test_face_errors_not_found_is_nan(grid):
+def test_agreement_no_heart_found(grid):
     a = Sector(grid, (1, 5), (2, 6), (2, 8))
-    errs = face_errors_mm(a, Sector.not_found(grid))
-    assert all(math.isnan(v) for v in errs.values())
+    row = agreement_row('c', SectorFile(corrected=a, proposal=Sector.not_found(grid)))
+    assert row['iou'] == 0.0 and math.isnan(row['superior_mm'])
+    nf = Sector.not_found(grid)
+    assert agreement_row('c', SectorFile(corrected=nf, proposal=nf))['iou'] == 1.0
 
 
 def test_sector_file_round_trip_and_schema(tmp_path, grid):
