@@ -1,0 +1,85 @@
+"""``napari-heartbox propose PATH``: find the heart box of one CT.
+
+Prints a one-line summary (or, with ``--json``, the ``heartbox.sector/1``
+JSON) on stdout; ``--out FILE`` writes the JSON to a file. Never writes next
+to the input scan unless ``--out`` points there.
+"""
+
+from __future__ import annotations
+
+import sys
+
+__all__ = ['add_parser']
+
+
+def add_parser(subparsers) -> None:
+    """Register the ``propose`` subcommand."""
+    p = subparsers.add_parser(
+        'propose',
+        help='find the heart sector (3D box) of a CT with the bundled model',
+        description=(
+            'Load a CT (DICOM folder, DICOM file(s) or NIfTI), run the bundled heart '
+            'model and print the heart box. The JSON follows the heartbox.sector/1 '
+            'schema (docs/sector-schema.md).'
+        ),
+    )
+    p.add_argument('path', nargs='+', help='DICOM folder, DICOM file(s) or .nii/.nii.gz')
+    p.add_argument('--json', action='store_true', help='print the sector JSON on stdout')
+    p.add_argument('--out', metavar='FILE', help='write the sector JSON to FILE')
+    p.add_argument(
+        '--margin-mm',
+        type=float,
+        default=None,
+        metavar='M',
+        help="safety margin on every face in mm (default: the model card's)",
+    )
+    p.add_argument('--series-uid', default=None, help='series to use when the input has several')
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    """Load, propose, print; returns 0 (errors raise HeartboxError → exit 2)."""
+    import time
+    from pathlib import Path
+
+    from napari_heartbox.errors import HeartboxError
+    from napari_heartbox.io import load_ct
+    from napari_heartbox.model import propose
+
+    if args.margin_mm is not None and not (0 <= args.margin_mm <= 200):
+        raise HeartboxError(f'--margin-mm {args.margin_mm}: must be between 0 and 200 mm')
+    out = Path(args.out) if args.out else None
+    if out is not None and out.is_dir():
+        raise HeartboxError(f'{out}: --out must be a file path, not a folder')
+    src = args.path[0] if len(args.path) == 1 else args.path
+    t0 = time.perf_counter()
+    volume = load_ct(src, series_uid=args.series_uid)
+    t1 = time.perf_counter()
+    sector = propose(volume, margin_mm=args.margin_mm)
+    t2 = time.perf_counter()
+    text = sector.to_json()
+    if out is not None:
+        try:
+            out.write_text(text + '\n', encoding='utf-8')
+        except OSError as e:
+            raise HeartboxError(f'{out}: cannot write ({e.strerror})') from None
+    if args.json:
+        print(text)
+    else:
+        for w in volume.warnings:
+            print(f'warning: {w}', file=sys.stderr)
+        if sector.found:
+            lo, hi = sector.patient_mm()
+            z, y, x = sector.ranges
+            print(
+                f'heart box: z [{z[0]}, {z[1]}) y [{y[0]}, {y[1]}) x [{x[0]}, {x[1]}) voxels; '
+                f'LPS mm min {[round(float(v), 1) for v in lo]} '
+                f'max {[round(float(v), 1) for v in hi]}; '
+                f'{sector.volume_ml:.0f} ml; confidence {sector.confidence:.2f}'
+            )
+        else:
+            print(f'no heart found (confidence {sector.confidence:.2f})')
+        print(f'load {t1 - t0:.2f} s, propose {t2 - t1:.2f} s', file=sys.stderr)
+        if out is not None:
+            print(f'wrote {out}', file=sys.stderr)
+    return 0

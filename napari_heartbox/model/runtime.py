@@ -1,0 +1,161 @@
+"""Run the bundled ONNX heart model with onnxruntime.
+
+One :class:`HeartModel` per model file; it checks the file's SHA-256 against
+the card before creating a session, keeps the session for reuse, and runs
+the volume in chunks of slices on a small thread pool (onnxruntime releases
+the GIL; each run uses one intra-op thread, so chunks run in parallel).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ModelError
+from .card import CARD_NAME, ONNX_NAME, assets_dir, load_card, sha256_file
+from .postprocess import CELLS, sector_from_prob
+
+__all__ = ['HeartModel']
+
+DEFAULT_BATCH = 16  # slices per run (keeps the float intermediates in cache)
+
+
+class HeartModel:
+    """The heart model: ONNX file + card, with a cached onnxruntime session.
+
+    Parameters
+    ----------
+    onnx_path : path-like, optional
+        Model file; default the bundled ``assets/heartbox.onnx``.
+    card_path : path-like, optional
+        Card JSON; default ``heartbox.card.json`` next to the model file.
+    threads : int, optional
+        Parallel chunk workers (default: card ``runtime.threads`` or
+        ``min(2, os.cpu_count())``).
+    batch : int, optional
+        Slices per run (default: card ``runtime.batch`` or 16).
+
+    Raises
+    ------
+    ModelError
+        When the card or the model file is missing, or the file's SHA-256
+        differs from the card's.
+    """
+
+    _default: HeartModel | None = None
+    _default_lock = threading.Lock()
+
+    def __init__(self, onnx_path=None, card_path=None, *, threads=None, batch=None):
+        self.onnx_path = Path(onnx_path) if onnx_path else assets_dir() / ONNX_NAME
+        self.card_path = Path(card_path) if card_path else self.onnx_path.with_name(CARD_NAME)
+        if not self.onnx_path.is_file():
+            raise ModelError(
+                f'no model bundled yet: {self.onnx_path} not found '
+                '(train one with `python -m models.train`)'
+            )
+        self.card = load_card(self.card_path)
+        self.sha256 = sha256_file(self.onnx_path)
+        if self.sha256 != self.card['sha256']:
+            raise ModelError(
+                f'{self.onnx_path}: SHA-256 {self.sha256[:12]}… does not match the model '
+                f'card ({str(self.card["sha256"])[:12]}…); the file is corrupt or was replaced'
+            )
+        rt = self.card.get('runtime', {})
+        self.threads = int(threads or rt.get('threads') or min(2, os.cpu_count() or 1))
+        self.batch = int(batch or rt.get('batch') or DEFAULT_BATCH)
+        self._session = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def default(cls) -> HeartModel:
+        """The bundled model, loaded once per process."""
+        with cls._default_lock:
+            if cls._default is None:
+                cls._default = cls()
+            return cls._default
+
+    @property
+    def postprocess(self) -> dict:
+        """The card's post-processing parameters."""
+        return self.card['postprocess']
+
+    @property
+    def session(self):
+        """The onnxruntime session (created on first use, then reused)."""
+        with self._lock:
+            if self._session is None:
+                import onnxruntime as ort
+
+                so = ort.SessionOptions()
+                so.intra_op_num_threads = 1  # parallelism comes from concurrent chunks
+                so.inter_op_num_threads = 1
+                so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+                so.log_severity_level = 3
+                try:
+                    self._session = ort.InferenceSession(
+                        str(self.onnx_path), so, providers=['CPUExecutionProvider']
+                    )
+                except Exception as e:  # noqa: BLE001 - any ORT load failure
+                    raise ModelError(
+                        f'{self.onnx_path}: onnxruntime cannot load the model ({e})'
+                    ) from None
+            return self._session
+
+    def predict(
+        self, hu: np.ndarray, progress: Callable[[int, int], object] | None = None
+    ) -> np.ndarray:
+        """Heart probability per cell for every slice.
+
+        Parameters
+        ----------
+        hu : numpy.ndarray
+            int16 ``(Z, H, W)`` Hounsfield units.
+        progress : callable, optional
+            Called as ``progress(done_slices, total_slices)`` after each chunk.
+
+        Returns
+        -------
+        numpy.ndarray
+            float32 ``(Z, 64, 64)``.
+        """
+        if hu.dtype != np.int16 or hu.ndim != 3:
+            raise ValueError(f'hu must be int16 (Z, H, W), got {hu.dtype} {hu.shape}')
+        sess = self.session
+        nz = hu.shape[0]
+        out = np.empty((nz, CELLS, CELLS), np.float32)
+        starts = list(range(0, nz, self.batch))
+        done = [0]
+        done_lock = threading.Lock()
+
+        def run(i0: int) -> None:
+            chunk = np.ascontiguousarray(hu[i0 : i0 + self.batch])
+            out[i0 : i0 + len(chunk)] = sess.run(['prob'], {'hu': chunk})[0]
+            if progress is not None:
+                with done_lock:
+                    done[0] += len(chunk)
+                    progress(done[0], nz)
+
+        if self.threads <= 1 or len(starts) == 1:
+            for i0 in starts:
+                run(i0)
+        else:
+            with ThreadPoolExecutor(self.threads) as pool:
+                list(pool.map(run, starts))
+        return out
+
+    def propose(self, volume, *, margin_mm=None, progress=None):
+        """The heart :class:`~napari_heartbox.sector.Sector` of a CTVolume."""
+        prob = self.predict(volume.hu, progress)
+        return sector_from_prob(
+            prob,
+            volume.grid,
+            self.postprocess,
+            margin_mm=margin_mm,
+            series_uid=volume.info.series_uid,
+            model_sha256=self.sha256,
+        )
