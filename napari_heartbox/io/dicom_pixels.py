@@ -1,0 +1,238 @@
+"""Pass 2 of DICOM loading: pixels into one preallocated int16 HU volume.
+
+* The ``(Z, Y, X)`` int16 volume is allocated once.
+* Uncompressed little-endian 16-bit images are read with ``readinto``
+  straight into their volume slice from the PixelData offset found in pass 1
+  (no header re-parse, no intermediate copy) and turned into HU in place:
+  integer arithmetic when RescaleSlope is 1, a float32 temporary of one slice
+  otherwise.
+* Compressed images (JPEG, JPEG-LS, JPEG 2000, RLE) are decoded by pydicom
+  (pylibjpeg plugins) in a thread pool: the decoders release the GIL, so
+  decoding overlaps with the main thread's reading.
+* Peak memory is the volume plus a few slices.
+* An image whose pixels cannot be read is replaced by its nearest readable
+  neighbour and named in a warning.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pydicom
+
+from ..errors import CTLoadError
+from .dicom_geometry import StackPlan
+from .dicom_headers import SliceHeader
+from .dicom_select import name_list
+
+__all__ = ['fill_volume', 'stored_to_hu_inplace']
+
+_I16 = np.iinfo(np.int16)
+
+
+class _Clip:
+    """Counts slices whose HU had to be clipped to int16."""
+
+    def __init__(self):
+        self.n = 0
+
+
+def stored_to_hu_inplace(a: np.ndarray, h: SliceHeader, clip: _Clip) -> None:
+    """Turn raw 16-bit stored values held in int16 ``a`` into HU, in place.
+
+    ``a`` holds the file's 16 bits per pixel reinterpreted as int16. Signed
+    data with BitsStored < 16 are sign-extended from bit BitsStored-1;
+    unsigned data are masked to BitsStored bits. Then
+    ``HU = stored * slope + intercept``.
+    """
+    bs = h.bits_stored if h.bits_stored and 0 < h.bits_stored <= 16 else 16
+    slope, ic = h.slope, h.intercept
+    if h.pixel_rep == 1:
+        if bs < 16:
+            sh = np.int16(16 - bs)
+            np.left_shift(a, sh, out=a)
+            np.right_shift(a, sh, out=a)  # arithmetic shift: sign-extends
+        src, lo, hi = a, -(1 << (bs - 1)), (1 << (bs - 1)) - 1
+    else:
+        u = a.view(np.uint16)
+        if bs < 16:
+            np.bitwise_and(u, np.uint16((1 << bs) - 1), out=u)
+        src, lo, hi = u, 0, (1 << bs) - 1
+    if slope == 1.0 and float(ic).is_integer():
+        ic = int(ic)
+        if not (lo + ic >= _I16.min and hi + ic <= _I16.max and hi <= _I16.max):
+            lo, hi = int(src.min()), int(src.max())
+        if lo + ic >= _I16.min and hi + ic <= _I16.max and hi <= _I16.max:
+            if ic:
+                np.add(a, np.int16(ic), out=a, casting='unsafe')
+            return
+        tmp = src.astype(np.int32) + ic
+    else:
+        tmp = src.astype(np.float32)
+        tmp *= np.float32(slope)
+        tmp += np.float32(ic)
+        np.rint(tmp, out=tmp)
+    if tmp.min() < _I16.min or tmp.max() > _I16.max:
+        clip.n += 1
+        np.clip(tmp, _I16.min, _I16.max, out=tmp)
+    a[...] = tmp
+
+
+def _decoded_to_hu(arr: np.ndarray, h: SliceHeader, clip: _Clip) -> np.ndarray:
+    """HU int16 image from a decoded (already sign-corrected) stored array."""
+    if arr.dtype.kind in 'iu' and h.slope == 1.0 and float(h.intercept).is_integer():
+        tmp = arr.astype(np.int32) + int(h.intercept)
+    else:
+        tmp = arr.astype(np.float32) * np.float32(h.slope) + np.float32(h.intercept)
+        np.rint(tmp, out=tmp)
+    if tmp.min() < _I16.min or tmp.max() > _I16.max:
+        clip.n += 1
+        np.clip(tmp, _I16.min, _I16.max, out=tmp)
+    return tmp.astype(np.int16)
+
+
+def _read_native(h: SliceHeader, out: np.ndarray) -> None:
+    """Read the raw pixel bytes of ``h`` into the int16 array ``out``."""
+    with open(h.path, 'rb') as f:
+        f.seek(h.pixel_offset)
+        n = f.readinto(memoryview(out).cast('B'))
+    if n != out.nbytes:
+        raise OSError(f'truncated pixel data ({n} of {out.nbytes} bytes)')
+
+
+def _decode_single(h: SliceHeader) -> np.ndarray:
+    """Decode a single-frame image that is not plain 16-bit little endian."""
+    ds = h.dataset
+    if h.pixel_offset is not None and ds is not None:
+        with open(h.path, 'rb') as f:
+            f.seek(h.pixel_offset)
+            data = f.read()
+        if h.pixel_length is not None:
+            data = data[: h.pixel_length]
+        ds.PixelData = data
+        elem = ds['PixelData']
+        elem.VR = 'OB' if h.pixel_length is None or (h.bits_allocated or 16) <= 8 else 'OW'
+        elem.is_undefined_length = h.pixel_length is None
+        try:
+            return ds.pixel_array
+        finally:
+            del ds.PixelData
+            h.dataset = None
+    return pydicom.dcmread(h.path).pixel_array
+
+
+def fill_volume(plan: StackPlan, *, progress=None, done0: int = 0, total: int | None = None):
+    """Build the HU volume described by ``plan``.
+
+    Parameters
+    ----------
+    plan : StackPlan
+        Slice order, shape and in-plane orientation.
+    progress : callable, optional
+        ``progress(done, total)`` after each image.
+    done0, total : int
+        Offset and total for ``progress`` (pass 1 counts first).
+
+    Returns
+    -------
+    hu : numpy.ndarray
+        int16 ``(Z, Y, X)``.
+    warnings : list of str
+    """
+    hu = np.empty(plan.shape, dtype=np.int16)
+    total = total or (done0 + len(plan.slices))
+    clip = _Clip()
+    failed: dict[int, str] = {}
+    done = done0
+
+    def tick():
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total)
+
+    def place(i: int, img: np.ndarray):
+        hu[plan.primary_z[i]] = plan.orient(img)
+
+    def decode_task(i: int):
+        h = plan.slices[i]
+        place(i, _decoded_to_hu(_decode_single(h), h, clip))
+
+    by_file: dict = defaultdict(list)  # multi-frame files: decode once
+    native, compressed = [], []
+    for i, h in enumerate(plan.slices):
+        if h.frame is not None:
+            by_file[h.path].append(i)
+        elif h.fast_native:
+            native.append(i)
+        else:
+            compressed.append(i)
+
+    workers = max(1, min(4, os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = {pool.submit(decode_task, i): i for i in compressed}
+        tmp = None if plan.identity_in_plane else np.empty(
+            (plan.slices[0].rows, plan.slices[0].cols), np.int16
+        )
+        for i in native:
+            h = plan.slices[i]
+            target = hu[plan.primary_z[i]] if tmp is None else tmp
+            try:
+                _read_native(h, target)
+                stored_to_hu_inplace(target, h, clip)
+                if tmp is not None:
+                    place(i, tmp)
+            except OSError as e:
+                failed[i] = str(e)
+            tick()
+        for path, idx in by_file.items():
+            try:
+                frames = pydicom.dcmread(path).pixel_array
+                if frames.ndim == 2:
+                    frames = frames[None]
+                for i in idx:
+                    h = plan.slices[i]
+                    place(i, _decoded_to_hu(frames[h.frame], h, clip))
+                    tick()
+                del frames
+            except Exception as e:  # noqa: BLE001 - reported per file
+                for i in idx:
+                    failed[i] = f'{type(e).__name__}: {e}'.splitlines()[0][:120]
+                    tick()
+        for fut, i in futures.items():
+            try:
+                fut.result()
+            except Exception as e:  # noqa: BLE001 - a corrupt image is skipped
+                failed[i] = f'{type(e).__name__}: {e}'.splitlines()[0][:120]
+            tick()
+
+    warnings = []
+    if failed:
+        ok = [i for i in range(len(plan.slices)) if i not in failed]
+        bad_paths = [plan.slices[i].path for i in sorted(failed)]
+        if not ok:
+            first = plan.slices[min(failed)]
+            raise CTLoadError(
+                f'{first.path}: cannot read pixel data: {failed[min(failed)]}'
+                + (f' (nor of {len(failed) - 1} other image(s))' if len(failed) > 1 else '')
+            )
+        for i in failed:
+            j = min(ok, key=lambda k: abs(k - i))
+            hu[plan.primary_z[i]] = hu[plan.primary_z[j]]
+        first_reason = failed[min(failed)]
+        warnings.append(
+            f'{len(failed)} unreadable image(s) replaced by the nearest readable slice: '
+            f'{name_list(bad_paths)} ({first_reason})'
+        )
+    # gap filling: copies of the nearest real slice (see dicom_geometry)
+    for z, i in enumerate(plan.source_of):
+        if z != plan.primary_z[i]:
+            hu[z] = hu[plan.primary_z[i]]
+    if clip.n:
+        warnings.append(
+            f'HU values outside the int16 range were clipped in {clip.n} slice(s)'
+        )
+    return hu, warnings

@@ -1,0 +1,143 @@
+"""``load_ct``: the one entry point for reading a CT volume.
+
+Accepts a DICOM folder (searched recursively), a list of DICOM files, a
+single DICOM file (including enhanced multi-frame CT) and NIfTI
+(``.nii``/``.nii.gz``). Nothing is ever written next to the input.
+
+DICOM loading is two passes (see :mod:`.dicom_headers` and
+:mod:`.dicom_pixels`): one header-only parse per file, then one raw read (or
+decode) of the chosen slices straight into a preallocated int16 volume.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings as _pywarnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from ..errors import CTLoadError
+from ..grid import Grid
+from ..volume import CTVolume, SeriesInfo
+from .dicom_geometry import plan_stack
+from .dicom_headers import discover_files, scan_headers
+from .dicom_pixels import fill_volume
+from .dicom_select import name_list, select_series
+from .nifti import is_nifti, load_nifti
+
+__all__ = ['load_ct']
+
+Progress = Callable[[int, int], None]
+
+
+def load_ct(
+    path: str | os.PathLike | Sequence[str | os.PathLike],
+    *,
+    series_uid: str | None = None,
+    progress: Progress | None = None,
+) -> CTVolume:
+    """Load a CT volume in Hounsfield units on its LPS grid.
+
+    Parameters
+    ----------
+    path : path-like or sequence of path-like
+        A DICOM folder (recursive), one DICOM file (single- or multi-frame),
+        a list of DICOM files, or a ``.nii``/``.nii.gz`` file.
+    series_uid : str, optional
+        SeriesInstanceUID to load when the input holds several series
+        (default: the axial CT series with the most slices).
+    progress : callable, optional
+        ``progress(done, total)`` called as files are scanned and read.
+        ``total`` may shrink once the series is chosen.
+
+    Returns
+    -------
+    CTVolume
+        int16 HU ``(Z, Y, X)``, z index 0 = most inferior slice; the affine
+        maps voxel centres to DICOM LPS mm. Problems noticed while loading
+        are in ``.warnings``.
+
+    Raises
+    ------
+    CTLoadError
+        With a one-line message naming the file or folder and the problem.
+    """
+    if isinstance(path, (str, os.PathLike)):
+        p = Path(path)
+        if not p.exists():
+            raise CTLoadError(f'{p}: no such file or folder')
+        if p.is_dir():
+            files = discover_files(p)
+            if not files:
+                raise CTLoadError(f'{p}: folder is empty (no files found, searched recursively)')
+            return _load_dicom(files, source=str(p), series_uid=series_uid, progress=progress)
+        if is_nifti(p):
+            return load_nifti(p, progress=progress)
+        return _load_dicom([p], source=str(p), series_uid=series_uid, progress=progress)
+    files = [Path(f) for f in path]
+    if not files:
+        raise CTLoadError('load_ct: empty list of files')
+    missing = [f for f in files if not f.is_file()]
+    if missing:
+        raise CTLoadError(f'{missing[0]}: no such file')
+    if len(files) == 1 and is_nifti(files[0]):
+        return load_nifti(files[0], progress=progress)
+    source = f'{len(files)} files in {files[0].parent}'
+    return _load_dicom(files, source=source, series_uid=series_uid, progress=progress)
+
+
+def _load_dicom(files, *, source, series_uid, progress) -> CTVolume:
+    with _pywarnings.catch_warnings():
+        # pydicom warns about every small standard violation; the loader
+        # reports what matters in CTVolume.warnings instead
+        _pywarnings.simplefilter('ignore')
+        scan = scan_headers(files, progress=progress, progress_total=2 * len(files))
+        if not scan.slices:
+            _raise_nothing(files, scan, source)
+        sel = select_series(scan.slices, series_uid=series_uid, source=source)
+        plan = plan_stack(sel.slices)
+        hu, pixel_warnings = fill_volume(
+            plan, progress=progress, done0=len(files), total=len(files) + len(plan.slices)
+        )
+    warnings: list[str] = []
+    if len(scan.not_dicom) and len(files) > 1:
+        warnings.append(f'skipped {len(scan.not_dicom)} non-DICOM file(s): {name_list(scan.not_dicom)}')
+    if scan.unreadable:
+        warnings.append(
+            f'skipped {len(scan.unreadable)} unreadable DICOM file(s): '
+            f'{name_list([p for p, _ in scan.unreadable])} ({scan.unreadable[0][1]})'
+        )
+    if any(h.modality is None for h in plan.slices):
+        warnings.append('no Modality tag: assumed CT from the SOP class')
+    warnings += sel.warnings + plan.warnings + pixel_warnings
+
+    h0 = plan.slices[0]
+    is_enhanced = h0.frame is not None
+    info = SeriesInfo(
+        series_uid=h0.series_uid,
+        modality=h0.modality or 'CT',
+        manufacturer=h0.manufacturer,
+        slice_thickness_mm=h0.thickness,
+        description=h0.description,
+        study_uid=h0.study_uid,
+        source_format='dicom-enhanced' if is_enhanced else 'dicom',
+        # z order; a multi-frame file appears once
+        source_files=tuple(dict.fromkeys(str(h.path) for h in plan.slices)),
+    )
+    vol = CTVolume(hu, Grid(plan.shape, plan.spacing, plan.affine), info, warnings)
+    vol.other_series = sel.other_series  # type: ignore[attr-defined]
+    return vol
+
+
+def _raise_nothing(files, scan, source):
+    parts = []
+    if scan.not_dicom:
+        parts.append(f'{len(scan.not_dicom)} non-DICOM file(s) ({name_list(scan.not_dicom, 3)})')
+    if scan.unreadable:
+        p, why = scan.unreadable[0]
+        parts.append(f'{len(scan.unreadable)} unreadable DICOM file(s) ({p.name}: {why})')
+    if len(files) == 1:
+        if scan.not_dicom:
+            raise CTLoadError(f'{files[0]}: not a DICOM or NIfTI file')
+        raise CTLoadError(f'{files[0]}: unreadable DICOM file: {scan.unreadable[0][1]}')
+    raise CTLoadError(f'{source}: no readable DICOM images; found ' + ', '.join(parts))

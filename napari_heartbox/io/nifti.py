@@ -1,0 +1,118 @@
+"""Read a NIfTI CT (``.nii``, ``.nii.gz``) into the LPS ``(z, y, x)`` convention.
+
+NIfTI stores an affine to **RAS** mm for voxel indices ``(i, j, k)``. We
+convert it to **LPS** (negate the first two world rows), then permute and
+flip the array axes so that, as closely as the orientation allows, array
+axis 0 (z) runs towards Superior, axis 1 (y) towards Posterior and axis 2
+(x) towards Left — the same convention as DICOM volumes (z index 0 is the
+most inferior slice). The affine keeps mapping voxel centres exactly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import CTLoadError
+from ..grid import Grid
+from ..volume import CTVolume, SeriesInfo
+
+__all__ = ['load_nifti', 'is_nifti', 'RAS_TO_LPS']
+
+#: multiply a RAS-world affine from the left to get an LPS-world affine
+RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
+
+
+def is_nifti(path: Path) -> bool:
+    """True for ``*.nii`` and ``*.nii.gz`` names."""
+    name = path.name.lower()
+    return name.endswith('.nii') or name.endswith('.nii.gz')
+
+
+def _axis_plan(a_lps: np.ndarray):
+    """Permutation and flips that bring array axes to (S, P, L) order."""
+    cols = a_lps[:3, :3]
+    # output axis 0 <- the array axis closest to S (world 2), 1 <- P, 2 <- L
+    remaining = [0, 1, 2]
+    perm = [None, None, None]
+    for out_axis, world in ((0, 2), (1, 1), (2, 0)):
+        best = max(remaining, key=lambda i: abs(cols[world, i]))
+        perm[out_axis] = best
+        remaining.remove(best)
+    flips = [bool(cols[world, perm[o]] < 0) for o, world in ((0, 2), (1, 1), (2, 0))]
+    return perm, flips
+
+
+def load_nifti(path: Path, progress=None) -> CTVolume:
+    """Load a 3-D NIfTI CT as a :class:`CTVolume` in the LPS convention.
+
+    Parameters
+    ----------
+    path : Path
+        ``.nii`` or ``.nii.gz`` file (values taken as HU after the header's
+        scl_slope/scl_inter).
+    progress : callable, optional
+        ``progress(done, total)``; called once at the end.
+
+    Raises
+    ------
+    CTLoadError
+        Unreadable file, or not a 3-D volume.
+    """
+    import nibabel as nib
+
+    try:
+        img = nib.load(str(path))
+    except Exception as e:  # noqa: BLE001 - any nibabel failure is a bad file
+        raise CTLoadError(f'{path}: cannot read as NIfTI: {e}') from None
+    shape = img.shape
+    if len(shape) == 4 and shape[3] == 1:
+        shape = shape[:3]
+    if len(shape) != 3:
+        raise CTLoadError(f'{path}: NIfTI has {len(img.shape)} dimensions {img.shape}, expected a 3-D CT volume')
+    warnings: list[str] = []
+    try:
+        data = np.asanyarray(img.dataobj).reshape(shape)
+    except Exception as e:  # noqa: BLE001 - truncated/corrupt payload
+        raise CTLoadError(f'{path}: cannot read NIfTI voxel data: {e}') from None
+    a_lps = RAS_TO_LPS @ img.affine
+    perm, flips = _axis_plan(a_lps)
+    data = np.transpose(data, perm)
+    data = data[tuple(slice(None, None, -1) if f else slice(None) for f in flips)]
+    # affine of the output index: column o = old column perm[o], sign-flipped
+    a = np.eye(4)
+    a[:3, 3] = a_lps[:3, 3]
+    for o in range(3):
+        col = a_lps[:3, perm[o]]
+        if flips[o]:
+            a[:3, 3] += col * (data.shape[o] - 1)
+            col = -col
+        a[:3, o] = col
+    if data.dtype != np.int16:
+        if data.dtype.kind == 'f':
+            data = np.rint(data)
+        lo, hi = data.min(), data.max()
+        if lo < -32768 or hi > 32767:
+            warnings.append(f'values {lo:g}..{hi:g} outside int16 were clipped')
+            data = np.clip(data, -32768, 32767)
+        data = data.astype(np.int16)
+    hu = np.ascontiguousarray(data)
+    ny_col, nx_col = a[:3, 1], a[:3, 2]
+    n = np.cross(nx_col, ny_col)
+    n /= np.linalg.norm(n)
+    dz = abs(float(a[:3, 0] @ n))
+    spacing = (dz, float(np.linalg.norm(ny_col)), float(np.linalg.norm(nx_col)))
+    descrip = img.header.get('descrip')
+    desc = bytes(descrip).split(b'\x00')[0].decode('latin-1').strip() if descrip is not None else ''
+    info = SeriesInfo(
+        series_uid=None,
+        modality='CT',
+        description=desc or None,
+        slice_thickness_mm=dz,
+        source_format='nifti',
+        source_files=(str(path),),
+    )
+    if progress is not None:
+        progress(1, 1)
+    return CTVolume(hu, Grid(hu.shape, spacing, a), info, warnings)
