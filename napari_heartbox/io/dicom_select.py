@@ -88,11 +88,16 @@ def _group_key(h: SliceHeader):
     return (h.rows, h.cols, iop)
 
 
+def _n_positions(slices) -> int:
+    """Number of distinct slice positions (duplicates count once)."""
+    return len({tuple(round(v, 2) for v in h.ipp) for h in slices})
+
+
 def _describe_group(uid, slices) -> dict:
     h = slices[0]
     return {
         'series_uid': uid,
-        'n_slices': len(slices),
+        'n_slices': _n_positions(slices),
         'description': h.description,
         'series_number': h.series_number,
         'rows': h.rows,
@@ -169,7 +174,7 @@ def select_series(
     else:
         chosen_uid = max(
             candidates,
-            key=lambda u: (len(candidates[u]), -(candidates[u][0].series_number or 0)),
+            key=lambda u: (_n_positions(candidates[u]), -(candidates[u][0].series_number or 0)),
         )
     others = [_describe_group(u, s) for u, s in candidates.items() if u != chosen_uid]
     others.sort(key=lambda d: -d['n_slices'])

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import warnings as _pywarnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import CTLoadError
@@ -25,9 +26,22 @@ from .dicom_pixels import fill_volume
 from .dicom_select import name_list, select_series
 from .nifti import is_nifti, load_nifti
 
-__all__ = ['load_ct']
+__all__ = ['LoadResult', 'load_ct', 'load_ct_with_series']
 
 Progress = Callable[[int, int], None]
+
+
+@dataclass
+class LoadResult:
+    """A loaded volume plus every usable series found next to it.
+
+    ``series`` lists dicts (``series_uid``, ``n_slices``, ``description``,
+    ``series_number``, ``rows``, ``cols``, ``loaded``); the loaded series is
+    first. Empty for NIfTI.
+    """
+
+    volume: CTVolume
+    series: list[dict] = field(default_factory=list)
 
 
 def load_ct(
@@ -62,6 +76,19 @@ def load_ct(
     CTLoadError
         With a one-line message naming the file or folder and the problem.
     """
+    return load_ct_with_series(path, series_uid=series_uid, progress=progress).volume
+
+
+def load_ct_with_series(
+    path: str | os.PathLike | Sequence[str | os.PathLike],
+    *,
+    series_uid: str | None = None,
+    progress: Progress | None = None,
+) -> LoadResult:
+    """Like :func:`load_ct`, also returning the list of series found.
+
+    Used by ``napari-heartbox info`` to list the series that were not loaded.
+    """
     if isinstance(path, (str, os.PathLike)):
         p = Path(path)
         if not p.exists():
@@ -72,7 +99,7 @@ def load_ct(
                 raise CTLoadError(f'{p}: folder is empty (no files found, searched recursively)')
             return _load_dicom(files, source=str(p), series_uid=series_uid, progress=progress)
         if is_nifti(p):
-            return load_nifti(p, progress=progress)
+            return LoadResult(load_nifti(p, progress=progress))
         return _load_dicom([p], source=str(p), series_uid=series_uid, progress=progress)
     files = [Path(f) for f in path]
     if not files:
@@ -81,12 +108,12 @@ def load_ct(
     if missing:
         raise CTLoadError(f'{missing[0]}: no such file')
     if len(files) == 1 and is_nifti(files[0]):
-        return load_nifti(files[0], progress=progress)
+        return LoadResult(load_nifti(files[0], progress=progress))
     source = f'{len(files)} files in {files[0].parent}'
     return _load_dicom(files, source=source, series_uid=series_uid, progress=progress)
 
 
-def _load_dicom(files, *, source, series_uid, progress) -> CTVolume:
+def _load_dicom(files, *, source, series_uid, progress) -> LoadResult:
     with _pywarnings.catch_warnings():
         # pydicom warns about every small standard violation; the loader
         # reports what matters in CTVolume.warnings instead
@@ -125,8 +152,17 @@ def _load_dicom(files, *, source, series_uid, progress) -> CTVolume:
         source_files=tuple(dict.fromkeys(str(h.path) for h in plan.slices)),
     )
     vol = CTVolume(hu, Grid(plan.shape, plan.spacing, plan.affine), info, warnings)
-    vol.other_series = sel.other_series  # type: ignore[attr-defined]
-    return vol
+    loaded = {
+        'series_uid': h0.series_uid,
+        'n_slices': len(plan.slices),
+        'description': h0.description,
+        'series_number': h0.series_number,
+        'rows': h0.rows,
+        'cols': h0.cols,
+        'loaded': True,
+    }
+    others = [{**d, 'loaded': False} for d in sel.other_series]
+    return LoadResult(vol, [loaded, *others])
 
 
 def _raise_nothing(files, scan, source):
