@@ -1,0 +1,81 @@
+"""Peak resident memory (RSS) of folder → Sector, measured in a fresh subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+__all__ = ['peak_rss_folder_to_sector', 'cli_cold_start']
+
+_CHILD = r"""
+import json, sys, time
+
+
+def hwm_mib():
+    # VmHWM = peak RSS of this process image (reset at exec, unlike ru_maxrss,
+    # which Linux carries over from the forking parent)
+    for line in open('/proc/self/status'):
+        if line.startswith('VmHWM:'):
+            return int(line.split()[1]) / 1024.0
+
+
+t0 = time.perf_counter()
+from napari_heartbox import load_ct, propose
+from napari_heartbox.errors import ModelError
+t_imp = time.perf_counter() - t0
+rss_imports = hwm_mib()
+vol = load_ct(sys.argv[1])
+nbytes = vol.hu.nbytes
+try:
+    s = propose(vol)
+    found = s.found
+    err = None
+except ModelError as e:
+    found, err = None, str(e)
+print(json.dumps({
+    'peak_rss_mib': hwm_mib(),
+    'rss_after_imports_mib': rss_imports,
+    'volume_mib': nbytes / 2**20,
+    'imports_s': t_imp,
+    'wall_s': time.perf_counter() - t0,
+    'found': found,
+    'model_error': err,
+}))
+"""
+
+
+def peak_rss_folder_to_sector(folder: Path) -> dict:
+    """Run ``load_ct(folder)`` + ``propose`` in a fresh interpreter; return its peak RSS.
+
+    The child's ``VmHWM`` (Linux peak RSS) covers the whole process,
+    interpreter and imports included. The bar (issue 6) is ``volume + 300 MB``.
+    """
+    r = subprocess.run(
+        [sys.executable, '-c', _CHILD, str(folder)], capture_output=True, text=True, timeout=600
+    )
+    if r.returncode != 0:
+        return {'error': (r.stderr.strip().splitlines() or ['child failed'])[-1]}
+    d = json.loads(r.stdout.strip().splitlines()[-1])
+    d = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in d.items()}
+    d['bar_mib'] = round(d['volume_mib'] + 300 * 1e6 / 2**20, 1)
+    d['within_bar'] = d['peak_rss_mib'] <= d['bar_mib']
+    return d
+
+
+def cli_cold_start(folder: Path, repeats: int) -> dict:
+    """Wall time of ``napari-heartbox propose FOLDER --json`` as a fresh process (imports included)."""
+    import time
+
+    from ._timing import stats
+
+    cmd = [sys.executable, '-m', 'napari_heartbox', 'propose', str(folder), '--json']
+    samples, last = [], None
+    for _ in range(max(1, repeats)):
+        t0 = time.perf_counter()
+        last = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        samples.append(time.perf_counter() - t0)
+        if last.returncode != 0:
+            return {'error': (last.stderr.strip().splitlines() or ['failed'])[-1]}
+    return stats(samples)

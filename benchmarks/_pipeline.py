@@ -1,0 +1,182 @@
+"""Stage timings of the real pipeline (folder → Sector, in-memory → Sector) and its baselines.
+
+Nothing is re-implemented: the stages are the package's own calls, timed
+one after the other exactly as :meth:`HeartModel.propose` chains them
+(``predict`` = the one ONNX graph, preprocessing included, then
+``sector_from_prob``). The DICOM load is split with ``load_ct``'s
+``progress`` callback: the header pass reports files ``1..n`` and the pixel
+pass continues from ``n``, so "discovery + header parse" ends when the
+callback reports ``done == n``.
+
+Each ratio's numerator and baseline are run alternately in the same loop so
+that load from other processes hits both alike.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ._timing import stats
+
+__all__ = ['load_model', 'in_memory', 'folder_to_sector', 'seed_pipeline', 'count_files']
+
+
+def load_model(onnx_path=None, card_path=None, threads=None, batch=None):
+    """The package's :class:`HeartModel` (raises ModelError when none is bundled)."""
+    from napari_heartbox.model import HeartModel
+
+    m = HeartModel(onnx_path, card_path, threads=threads, batch=batch)
+    _ = m.session  # create it now, outside the timings
+    return m
+
+
+def _post(model, prob, grid):
+    from napari_heartbox.model.postprocess import sector_from_prob
+
+    return sector_from_prob(prob, grid, model.postprocess, model_sha256=model.sha256)
+
+
+def in_memory(model, volume, repeats: int) -> dict:
+    """In-memory volume → Sector, by stage, alternating with the numpy baseline ``hu.max()``."""
+    predict, post, total, base = [], [], [], []
+    model.predict(volume.hu[: min(64, volume.shape[0])])  # warm-up
+    sector = None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        volume.hu.max()
+        base.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        prob = model.predict(volume.hu)
+        t1 = time.perf_counter()
+        sector = _post(model, prob, volume.grid)
+        t2 = time.perf_counter()
+        predict.append(t1 - t0)
+        post.append(t2 - t1)
+        total.append(t2 - t0)
+    return {
+        'stages_s': {'preprocess+inference': stats(predict), 'post': stats(post), 'total': stats(total)},
+        'baseline_numpy_max_s': stats(base),
+        'ratio_a': round(float(np.median(total)) / float(np.median(base)), 3),
+        'found': bool(sector.found) if sector is not None else None,
+    }
+
+
+def count_files(folder: Path) -> int:
+    """Files the loader will see (the synthetic folders hold only slices)."""
+    return sum(1 for p in Path(folder).rglob('*') if p.is_file())
+
+
+def _header_only_scan(files) -> None:
+    import pydicom
+
+    for f in files:
+        pydicom.dcmread(f, stop_before_pixels=True)
+
+
+def folder_to_sector(model, folder: Path, repeats: int) -> dict:
+    """DICOM folder → Sector by stage, alternating with a pydicom header-only scan."""
+    from napari_heartbox.io import load_ct
+
+    files = sorted(p for p in Path(folder).rglob('*') if p.is_file())
+    n = len(files)
+    rows = {k: [] for k in ('discovery+header', 'pixel decode', 'preprocess+inference', 'post', 'total')}
+    base = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        _header_only_scan(files)
+        base.append(time.perf_counter() - t0)
+
+        mark = {}
+
+        def progress(done, total, mark=mark):
+            if done >= n and 'hdr' not in mark:
+                mark['hdr'] = time.perf_counter()
+
+        t0 = time.perf_counter()
+        vol = load_ct(folder, progress=progress)
+        t1 = time.perf_counter()
+        prob = model.predict(vol.hu)
+        t2 = time.perf_counter()
+        _post(model, prob, vol.grid)
+        t3 = time.perf_counter()
+        th = mark.get('hdr', t1)
+        rows['discovery+header'].append(th - t0)
+        rows['pixel decode'].append(t1 - th)
+        rows['preprocess+inference'].append(t2 - t1)
+        rows['post'].append(t3 - t2)
+        rows['total'].append(t3 - t0)
+        del vol, prob
+    return {
+        'stages_s': {k: stats(v) for k, v in rows.items()},
+        'baseline_header_scan_s': stats(base),
+        'ratio_b': round(float(np.median(rows['total'])) / float(np.median(base)), 3),
+        'n_files': n,
+    }
+
+
+def load_only(folder: Path, repeats: int) -> dict:
+    """``load_ct`` alone by stage (used when no model is bundled)."""
+    from napari_heartbox.io import load_ct
+
+    files = sorted(p for p in Path(folder).rglob('*') if p.is_file())
+    n = len(files)
+    hdr, dec, base = [], [], []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        _header_only_scan(files)
+        base.append(time.perf_counter() - t0)
+        mark = {}
+
+        def progress(done, total, mark=mark):
+            if done >= n and 'hdr' not in mark:
+                mark['hdr'] = time.perf_counter()
+
+        t0 = time.perf_counter()
+        load_ct(folder, progress=progress)
+        t1 = time.perf_counter()
+        th = mark.get('hdr', t1)
+        hdr.append(th - t0)
+        dec.append(t1 - th)
+    return {
+        'stages_s': {'discovery+header': stats(hdr), 'pixel decode': stats(dec)},
+        'baseline_header_scan_s': stats(base),
+        'load_over_header_scan': round(
+            float(np.median(np.add(hdr, dec))) / float(np.median(base)), 3
+        ),
+        'n_files': n,
+    }
+
+
+def seed_pipeline(model, seed_session, volume, repeats: int, chunk: int = 64) -> dict:
+    """Ratio (d): our in-memory → Sector ÷ the seed-style pipeline, alternating.
+
+    The seed-style pipeline runs its graph (bilinear resize + ~48k-param net)
+    in chunks of ``chunk`` slices on one session (2 intra-op threads), then
+    the demo's threshold + extent.
+    """
+    from ._seed import seed_box
+
+    hu = volume.hu
+
+    def seed_run():
+        outs = [seed_session.run(None, {'hu': hu[i : i + chunk]})[0] for i in range(0, hu.shape[0], chunk)]
+        return seed_box(np.concatenate(outs))
+
+    seed_run()
+    ours, seed = [], []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        seed_run()
+        seed.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        _post(model, model.predict(hu), volume.grid)
+        ours.append(time.perf_counter() - t0)
+    return {
+        'seed_style_s': stats(seed),
+        'ours_s': stats(ours),
+        'ratio_d': round(float(np.median(ours)) / float(np.median(seed)), 3),
+        'seed_chunk': chunk,
+    }

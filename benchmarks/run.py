@@ -1,0 +1,310 @@
+"""``python -m benchmarks``: where the time goes, as medians with min/max and as ratios.
+
+Sections (each one is skipped, with the reason recorded, when what it needs
+is missing, e.g. no bundled model yet):
+
+1. inputs: a phantom chest CT resampled to N × 512² (N = 300, 700, 1000)
+   and written as uncompressed DICOM (shuffled names) in a temp folder;
+2. per size: in-memory → Sector by stage, with ratio (a) ÷ ``hu.max()``;
+   folder → Sector by stage, with ratio (b) ÷ a pydicom header-only scan;
+   ratio (d) ÷ a seed-style pipeline; peak RSS of folder → Sector in a
+   fresh process;
+3. the batch-size curve (1 … 1024) of the model graph in Python
+   onnxruntime with 1 and 2 intra-op threads (plus the seed-style graph),
+   and a sweep of the runtime's own (batch, threads) settings;
+4. the browser (onnxruntime-web in chromium via playwright), when the web
+   bundle and chromium are available: ratio (c) browser ÷ Python.
+
+Results: a table on stdout and ``benchmarks/results/<tag>.json``; PNG plots
+in ``docs/images/`` (full runs) — see ``benchmarks/README.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+FULL_SIZES = (300, 700, 1000)
+QUICK_SIZES = (48,)
+FULL_BATCHES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+QUICK_BATCHES = (1, 4, 16)
+SWEEP_BATCHES = (4, 8, 16, 32, 64, 128)
+
+
+def _parse(argv):
+    p = argparse.ArgumentParser(prog='python -m benchmarks', description=__doc__.split('\n')[0])
+    p.add_argument('--quick', action='store_true', help='small sizes, few repeats (CI smoke run)')
+    p.add_argument('--sizes', type=lambda s: [int(v) for v in s.split(',')], help='slice counts, e.g. 300,700')
+    p.add_argument('--repeats', type=int, help='timed runs per measurement (default 7; quick 2)')
+    p.add_argument('--batch-sizes', type=lambda s: [int(v) for v in s.split(',')], help='batch curve sizes')
+    p.add_argument('--curve-size', type=int, default=700, help='volume the batch sweep runs on (default 700)')
+    p.add_argument('--out-dir', type=Path, default=ROOT / 'benchmarks' / 'results')
+    p.add_argument('--plots-dir', type=Path, help='PNG plots (default docs/images for full runs, none for --quick)')
+    p.add_argument('--tag', help='result file name (default: quick, or the UTC date-time)')
+    p.add_argument('--cache-dir', type=Path, help='keep generated DICOM folders here between runs')
+    p.add_argument('--model', type=Path, help='ONNX model to benchmark instead of the bundled one')
+    p.add_argument('--card', type=Path, help='its model card (default: next to --model)')
+    p.add_argument('--skip', default='', help='comma list of sections to skip: memory,curve,sweep,browser,seed')
+    return p.parse_args(argv)
+
+
+def _fmt(st):
+    if not st:
+        return '-'
+    return f'{st["median"]:.3f} [{st["min"]:.3f}-{st["max"]:.3f}]'
+
+
+def _section(results, name, fn):
+    """Run one section; record ``{'skipped': reason}`` instead of failing the whole run."""
+    from napari_heartbox.errors import HeartboxError
+
+    t0 = time.perf_counter()
+    try:
+        results[name] = fn()
+    except (HeartboxError, ImportError, FileNotFoundError) as e:
+        results[name] = {'skipped': f'{type(e).__name__}: {e}'}
+    print(f'[bench] {name}: {time.perf_counter() - t0:.1f} s', file=sys.stderr, flush=True)
+    return results[name]
+
+
+def main(argv=None) -> int:
+    """Run the benchmarks; returns the exit status."""
+    args = _parse(argv)
+    skip = {s.strip() for s in args.skip.split(',') if s.strip()}
+    sizes = args.sizes or (QUICK_SIZES if args.quick else FULL_SIZES)
+    repeats = args.repeats or (2 if args.quick else 7)
+    batches = args.batch_sizes or (QUICK_BATCHES if args.quick else FULL_BATCHES)
+    tag = args.tag or ('quick' if args.quick else time.strftime('%Y%m%d-%H%M%S', time.gmtime()))
+    plots_dir = args.plots_dir or (None if args.quick else ROOT / 'docs' / 'images')
+    tmp = None
+    cache = args.cache_dir
+    if cache is None:
+        tmp = tempfile.mkdtemp(prefix='heartbox-bench-')
+        cache = Path(tmp)
+    cache.mkdir(parents=True, exist_ok=True)
+    try:
+        results = _run(args, sizes, repeats, batches, skip, cache)
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+    results['settings'].update({'tag': tag, 'quick': bool(args.quick)})
+    if plots_dir is not None:
+        from ._plots import plot_batch_curves
+
+        results['plots'] = [str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(p)
+                            for p in plot_batch_curves(results, plots_dir)]
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    out = args.out_dir / f'{tag}.json'
+    out.write_text(json.dumps(results, indent=2) + '\n', encoding='utf-8')
+    print(format_report(results))
+    print(f'\nresults written to {out}')
+    return 0
+
+
+def _environment() -> dict:
+    import numpy
+    import onnxruntime
+
+    try:
+        load = os.getloadavg()
+    except OSError:
+        load = None
+    return {
+        'python': platform.python_version(),
+        'machine': platform.machine(),
+        'cpu_count': os.cpu_count(),
+        'loadavg_at_start': load,
+        'numpy': numpy.__version__,
+        'onnxruntime': onnxruntime.__version__,
+        'utc': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()),
+    }
+
+
+def _run(args, sizes, repeats, batches, skip, cache: Path) -> dict:
+    from napari_heartbox.errors import ModelError
+
+    from . import _batch, _inputs, _memory, _pipeline, _seed
+
+    results: dict = {
+        'schema': 'heartbox.bench/1',
+        'environment': _environment(),
+        'settings': {'sizes': list(sizes), 'repeats': repeats, 'batch_sizes': list(batches)},
+        'sizes': {},
+    }
+    base, source = _inputs.base_phantom(0)
+    results['settings']['input'] = f'{source}, resampled to N x 512 x 512, uncompressed DICOM (shuffled names)'
+    try:
+        model = _pipeline.load_model(args.model, args.card)
+        results['model'] = {
+            'path': str(model.onnx_path),
+            'sha256': model.sha256,
+            'runtime_threads': model.threads,
+            'runtime_batch': model.batch,
+            'params': model.card.get('params'),
+            'bytes': model.onnx_path.stat().st_size,
+        }
+    except ModelError as e:
+        model = None
+        results['model'] = {'skipped': str(e)}
+    seed_session = None
+    if 'seed' not in skip:
+        seed_path, n_params = _seed.seed_model_path(cache)
+        results['seed_model'] = {'params': n_params, 'bytes': seed_path.stat().st_size}
+        seed_session = _batch.make_session(seed_path, threads=2)
+
+    curve_volume = None
+    for nz in sizes:
+        vol = _inputs.volume_with_slices(base, nz)
+        folder = _inputs.dicom_folder(vol, cache / f'dicom_{nz}')
+        r: dict = {'volume_mib': round(vol.hu.nbytes / 2**20, 1), 'shape': list(vol.shape)}
+        results['sizes'][str(nz)] = r
+        if model is not None:
+            _section(r, 'in_memory', lambda: _pipeline.in_memory(model, vol, repeats))
+            _section(r, 'folder', lambda: _pipeline.folder_to_sector(model, folder, repeats))
+            if seed_session is not None:
+                _section(r, 'seed', lambda: _pipeline.seed_pipeline(model, seed_session, vol, repeats))
+        else:
+            _section(r, 'folder', lambda: _pipeline.load_only(folder, repeats))
+        if 'memory' not in skip:
+            _section(r, 'memory', lambda: _memory.peak_rss_folder_to_sector(folder))
+        if nz == args.curve_size or curve_volume is None:
+            curve_volume = vol
+        del vol
+
+    hu = curve_volume.hu
+    budget = 0.5 if args.quick else 3.0
+    curve_repeats = 3 if args.quick else 15
+    if 'curve' not in skip:
+        curves: dict = {}
+        results['batch_curve'] = curves
+        if model is not None:
+            for threads in (1, 2):
+                sess = _batch.make_session(model.onnx_path, threads)
+                _section(curves, f'heartbox_{threads}t', lambda s=sess: _batch.batch_curve(
+                    s, lambda x: {'hu': x}, hu, batches, repeats=curve_repeats, budget_s=budget))
+        if seed_session is not None:
+            for threads in (1, 2):
+                sess = _batch.make_session(cache / f'seed_style_{results["seed_model"]["params"]}.onnx', threads)
+                _section(curves, f'seed_{threads}t', lambda s=sess: _batch.batch_curve(
+                    s, lambda x: {'hu': x}, hu, batches, repeats=curve_repeats, budget_s=budget))
+    if model is not None and 'sweep' not in skip:
+        results['runtime_sweep'] = _section(results, 'runtime_sweep', lambda: _runtime_sweep(
+            args, hu, repeats, (4, 16, 64) if args.quick else SWEEP_BATCHES))
+    if 'browser' not in skip:
+        from . import _browser
+
+        _section(results, 'browser', lambda: _browser.run(
+            curve_volume, batches, repeats, python=results, model_path=args.model, card_path=args.card))
+    return results
+
+
+def _runtime_sweep(args, hu, repeats, batch_sizes) -> dict:
+    """``HeartModel.predict`` on the whole volume for each (threads, batch) setting."""
+    from . import _pipeline
+    from ._timing import repeat
+
+    rows = []
+    for threads in (1, 2):
+        for b in batch_sizes:
+            m = _pipeline.load_model(args.model, args.card, threads=threads, batch=b)
+            st = repeat(lambda m=m: m.predict(hu), repeats=repeats, warmup=1)
+            rows.append({'threads': threads, 'batch': b, 'predict_s': st,
+                         'per_frame_ms': round(st['median'] * 1000 / hu.shape[0], 4)})
+    best = min(rows, key=lambda r: r['predict_s']['median'])
+    return {'n_slices': int(hu.shape[0]), 'rows': rows, 'best': {'threads': best['threads'], 'batch': best['batch']}}
+
+
+def format_report(res: dict) -> str:
+    """Plain-text tables of a results dict."""
+    lines = []
+    env = res['environment']
+    lines.append(
+        f'napari-heartbox benchmarks  ({env["utc"]}, {env["cpu_count"]} CPUs, load avg at start '
+        f'{env["loadavg_at_start"]}, onnxruntime {env["onnxruntime"]})'
+    )
+    m = res.get('model', {})
+    if 'skipped' in m:
+        lines.append(f'model: not benchmarked ({m["skipped"]})')
+    else:
+        lines.append(
+            f'model: {m["params"]} params, {m["bytes"]} B; runtime threads={m["runtime_threads"]} '
+            f'batch={m["runtime_batch"]}'
+        )
+    lines.append('times in s: median [min-max] over the repeats')
+    for nz, r in res['sizes'].items():
+        lines.append(f'\n== {nz} slices x 512 x 512 ({r["volume_mib"]} MiB) ==')
+        im = r.get('in_memory')
+        if im and 'skipped' not in im:
+            st = im['stages_s']
+            lines.append(
+                f'in-memory -> Sector  total {_fmt(st["total"])} = preprocess+inference '
+                f'{_fmt(st["preprocess+inference"])} + post {_fmt(st["post"])}'
+            )
+            lines.append(
+                f'  (a) / numpy hu.max() {_fmt(im["baseline_numpy_max_s"])} = {im["ratio_a"]:.2f}  (bar <= 4.0)'
+            )
+        fo = r.get('folder')
+        if fo and 'skipped' not in fo:
+            st = fo['stages_s']
+            parts = ' + '.join(f'{k} {_fmt(v)}' for k, v in st.items() if k != 'total')
+            total = f'total {_fmt(st["total"])} = ' if 'total' in st else 'load = '
+            lines.append(f'folder -> Sector  {total}{parts}')
+            ratio = fo.get('ratio_b', fo.get('load_over_header_scan'))
+            label = '(b)' if 'ratio_b' in fo else 'load only'
+            lines.append(
+                f'  {label} / pydicom header-only scan {_fmt(fo["baseline_header_scan_s"])} = {ratio:.2f}'
+                + ('  (bar <= 1.5)' if 'ratio_b' in fo else '')
+            )
+        elif fo:
+            lines.append(f'folder -> Sector: skipped ({fo["skipped"]})')
+        sd = r.get('seed')
+        if sd and 'skipped' not in sd:
+            lines.append(
+                f'  (d) ours {_fmt(sd["ours_s"])} / seed-style {_fmt(sd["seed_style_s"])} = {sd["ratio_d"]:.2f}'
+            )
+        mem = r.get('memory')
+        if mem and 'error' not in mem and 'skipped' not in mem:
+            lines.append(
+                f'peak RSS folder -> Sector (fresh process): {mem["peak_rss_mib"]:.0f} MiB '
+                f'(volume {mem["volume_mib"]:.0f} MiB; bar {mem["bar_mib"]:.0f} MiB; imports alone '
+                f'{mem["rss_after_imports_mib"]:.0f} MiB)' + ('' if mem.get('found') is not None else ' [no model: load only]')
+            )
+        elif mem:
+            lines.append(f'peak RSS: {mem.get("error") or mem.get("skipped")}')
+    curves = res.get('batch_curve') or {}
+    if curves:
+        names = [k for k, v in curves.items() if isinstance(v, list)]
+        if names:
+            lines.append('\n== batch-size curve: ms per frame, median (one session.run of B slices of 512^2) ==')
+            lines.append(f'{"B":>6} ' + ' '.join(f'{n:>14}' for n in names))
+            by_b = {n: {row['batch']: row for row in curves[n]} for n in names}
+            for b in sorted({row['batch'] for n in names for row in curves[n]}):
+                cells = []
+                for n in names:
+                    row = by_b[n].get(b)
+                    cells.append(f'{row["per_frame_ms"]["median"]:14.3f}' if row else f'{"-":>14}')
+                lines.append(f'{b:>6} ' + ' '.join(cells))
+        for k, v in curves.items():
+            if isinstance(v, dict) and 'skipped' in v:
+                lines.append(f'{k}: skipped ({v["skipped"]})')
+    sw = res.get('runtime_sweep')
+    if sw and 'skipped' not in sw:
+        lines.append(f'\n== HeartModel.predict on {sw["n_slices"]} slices: s, median [min-max] ==')
+        for row in sw['rows']:
+            lines.append(f'threads={row["threads"]} batch={row["batch"]:>4}: {_fmt(row["predict_s"])}')
+        lines.append(f'best: threads={sw["best"]["threads"]} batch={sw["best"]["batch"]}')
+    br = res.get('browser')
+    if br:
+        if 'skipped' in br:
+            lines.append(f'\nbrowser: skipped ({br["skipped"]})')
+        else:
+            lines.append(f'\nbrowser: {json.dumps(br.get("summary", br))[:400]}')
+    return '\n'.join(lines)
