@@ -1,0 +1,54 @@
+"""Upper abdomen under the diaphragm: liver, stomach, spleen, kidneys, bowel,
+psoas muscles. Painted only into abdominal fat (``where=FAT``) so they never
+cross the diaphragm into the lungs or the body wall."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .anatomy import Anatomy
+from .canvas import Canvas, rotation
+from .tissues import T
+
+__all__ = ['paint_abdomen']
+
+
+def paint_abdomen(cv: Canvas, an: Anatomy, rng: np.random.Generator) -> None:
+    """Paint the abdominal organs for one patient."""
+    if cv.pz.min() > an.dome_r + 5:
+        return
+    a, b, c = an.cavity_profile(an.dome_r - 60)
+    a, b, c = float(a), float(b), float(c)
+    only = (T.FAT,)
+    # liver: right lobe under the right dome, left lobe across the midline
+    lc = (-0.42 * a, c + 0.05 * b, an.dome_r - 85.0)
+    cv.ellipsoid(lc, (0.62 * a, 0.95 * b, 88.0), T.LIVER, where=only)
+    cv.ellipsoid((0.05 * a, c - 0.45 * b, an.dome_r - 45.0), (0.45 * a, 0.4 * b, 38.0), T.LIVER,
+                 rot=rotation(-15), where=only)
+    # stomach under the left dome, anterior; gas cap in the fundus (prone: the
+    # gas rises the other way, but the anatomy frame stays put — close enough)
+    sc = np.array([0.45 * a, c - 0.15 * b, an.dome_l - 55.0])
+    sr = (0.32 * a, 0.45 * b, 48.0)
+    cv.ellipsoid(sc, sr, T.STOMACH_FLUID, where=only)
+    gas_level = sc[2] + sr[2] * rng.uniform(0.2, 0.7)
+    cv.ellipsoid(sc, sr, T.GAS, planes=(((0.0, 0.0, -1.0), -gas_level),), where=(T.STOMACH_FLUID,))
+    # spleen: left, posterior
+    cv.ellipsoid((0.72 * a, c + 0.55 * b, an.dome_l - 60.0), (26.0, 0.42 * b, 55.0), T.SPLEEN,
+                 rot=rotation(35), where=only)
+    # kidneys beside the spine
+    for side in (-1, 1):
+        kz = an.dome_r - 135.0 - (10.0 if side < 0 else 0.0)
+        y = float(an.spine_y(kz))
+        cv.ellipsoid((side * 62.0, y - 5.0, kz), (28.0, 30.0, 55.0), T.KIDNEY, rot=rotation(side * 30), where=only)
+        # psoas along the lumbar spine
+        zs = cv.zslab(an.dome_r - 420, an.dome_r - 150)
+        zz = cv.pz[zs]
+        r = np.clip((an.dome_r - 150 - zz) / 8.0, 0, 22)
+        cv.extruded_ellipse(zs, side * 38.0, an.spine_y(zz), r, r * 0.9, T.MUSCLE, where=only)
+    # bowel loops and gas below the liver
+    for _ in range(int(rng.integers(10, 22))):
+        bz = an.dome_r - rng.uniform(120, 420)
+        bx, by = rng.uniform(-0.8, 0.8) * a, c + rng.uniform(-0.8, 0.5) * b
+        r = rng.uniform(12, 30)
+        tissue = T.GAS if rng.uniform() < 0.3 else T.BOWEL
+        cv.ellipsoid((bx, by, bz), (r, r * rng.uniform(0.6, 1.2), r * rng.uniform(0.6, 1.5)), tissue, where=only)

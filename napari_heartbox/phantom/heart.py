@@ -1,0 +1,151 @@
+"""The heart: four chambers, myocardium, epicardial fat, pericardium, calcium.
+
+Geometry lives in a *heart frame* (unit vectors in LPS):
+
+* ``e1`` the long axis from the base to the apex, pointing left, anterior and
+  inferior (``heart_yaw_deg`` from anterior towards left in the axial plane,
+  ``heart_tilt_deg`` below it), then rolled by ``heart_roll_deg`` about itself;
+* ``e2`` perpendicular, towards the right ventricle (right-anterior);
+* ``e3 = e2 × e1``, towards the base's superior side.
+
+Every chamber is an ellipsoid (cavity) inside a slightly larger one
+(myocardium); the pericardial sac is the union of all chambers grown by the
+epicardial fat thickness. The **heart label** is that sac, cut to the slices
+between the lowest ventricular myocardium and the roof of the atria / left
+atrial appendage — the definition used by the reference boxes in
+``../shared/data/ct/*/reference_box.json``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .anatomy import Anatomy
+from .canvas import Canvas, ellipsoid_quadric, rotation
+from .tissues import T
+
+__all__ = ['HeartGeometry', 'heart_geometry', 'paint_heart']
+
+
+@dataclass
+class Chamber:
+    """One chamber: cavity ellipsoid and wall thickness (mm)."""
+
+    name: str
+    centre: np.ndarray  # LPS anatomy mm
+    radii: np.ndarray  # cavity semi-axes along the heart frame
+    wall: float
+    blood: int
+    ventricle: bool
+
+
+@dataclass
+class HeartGeometry:
+    """Positioned chambers and the heart frame."""
+
+    frame: np.ndarray  # columns e1, e2, e3
+    chambers: list
+    fat: float
+    z_bottom: float  # lowest ventricular myocardium (anatomy mm)
+    z_top: float  # highest atrial wall (anatomy mm)
+    origin: np.ndarray  # heart-frame origin in anatomy mm
+
+    def point(self, a, b, c) -> np.ndarray:
+        """Heart-frame offsets from the heart origin → anatomy mm."""
+        return self.origin + self.frame @ np.array([a, b, c], float)
+
+
+def _frame(p) -> np.ndarray:
+    yaw, tilt = np.deg2rad(p['heart_yaw_deg']), np.deg2rad(p['heart_tilt_deg'])
+    h = np.array([np.sin(yaw), -np.cos(yaw), 0.0])  # left-anterior in the axial plane
+    e1 = np.cos(tilt) * h + np.sin(tilt) * np.array([0.0, 0.0, -1.0])
+    e2 = np.array([-np.cos(yaw), -np.sin(yaw), 0.0])  # right-anterior
+    e2 -= e1 * (e2 @ e1)
+    e2 /= np.linalg.norm(e2)
+    e3 = np.cross(e2, e1)
+    if e3[2] < 0:
+        e3 = -e3
+    f = np.stack([e1, e2, e3], axis=1)
+    # roll about the long axis
+    r = np.deg2rad(p['heart_roll_deg'])
+    c, s = np.cos(r), np.sin(r)
+    e2r = c * f[:, 1] + s * f[:, 2]
+    e3r = -s * f[:, 1] + c * f[:, 2]
+    return np.stack([f[:, 0], e2r, e3r], axis=1)
+
+
+def heart_geometry(an: Anatomy) -> HeartGeometry:
+    """Place the chambers for one patient (heart bottom at z = 0)."""
+    p = an.p
+    s = p['heart_scale']
+    j = np.asarray(p['chamber_jitter'], float)
+    f = _frame(p)
+    # (centre in heart frame (a, b, c), cavity radii, wall) per chamber, mm at s = 1
+    spec = [
+        ('LA', (-34, -16, 10), (20, 26, 19), 2.0, T.BLOOD_LEFT, False),
+        ('LAA', (-20, -36, 20), (13, 8, 8), 1.5, T.BLOOD_LEFT, False),
+        ('RA', (-28, 24, 4), (25, 21, 25), 2.0, T.BLOOD_RIGHT, False),
+        ('RV', (8, 22, -2), (38, 15, 27), 4.0, T.BLOOD_RIGHT, True),
+        ('LV', (14, -8, 0), (38, 20, 21), 10.0, T.BLOOD_LEFT, True),
+    ]
+    chambers = []
+    for i, (name, c, r, w, blood, vent) in enumerate(spec):
+        c = np.asarray(c, float) * s + 4.0 * j[(2 * i) % 12 : (2 * i) % 12 + 3].sum() / 3
+        r = np.asarray(r, float) * s * (1 + 0.08 * j[(2 * i + 1) % 12])
+        chambers.append(Chamber(name, f @ c, r, w * (0.85 + 0.3 * (j[i] + 1) / 2), blood, vent))
+    hx = p['heart_x_mm']
+    hy = p['heart_y_frac'] * an.D
+    # vertical extent of the myocardium of each chamber
+    lo, hi = [], []
+    for ch in chambers:
+        _, half = ellipsoid_quadric(ch.radii + ch.wall, f)
+        lo.append(ch.centre[2] - half[2] if ch.ventricle else np.inf)
+        hi.append(ch.centre[2] + half[2] if not ch.ventricle else -np.inf)
+    shift = np.array([hx, hy, -min(lo)])
+    for ch in chambers:
+        ch.centre = ch.centre + shift
+    return HeartGeometry(f, chambers, p['epicardial_fat_mm'], 0.0, max(hi) - min(lo), shift)
+
+
+def paint_heart(cv: Canvas, an: Anatomy, g: HeartGeometry) -> np.ndarray:
+    """Paint the heart and return its label mask (bool, canvas shape).
+
+    Order: pericardium, epicardial fat, then per chamber (atria first, LV
+    last) myocardium and cavity, so the LV wall forms the septum.
+    """
+    f = g.frame
+    mask = np.zeros(cv.shape, bool)
+    zclip = (g.z_bottom, g.z_top)
+    for ch in g.chambers:
+        r = ch.radii + ch.wall + g.fat + 1.5
+        cv.ellipsoid(ch.centre, r, T.PERICARDIUM, rot=f)
+        cv.ellipsoid(ch.centre, r, 0, rot=f, zclip=zclip, out=mask)
+    for ch in g.chambers:
+        cv.ellipsoid(ch.centre, ch.radii + ch.wall + g.fat, T.EPICARDIAL_FAT, rot=f)
+    for ch in g.chambers:
+        cv.ellipsoid(ch.centre, ch.radii + ch.wall, T.MYOCARDIUM, rot=f)
+        cv.ellipsoid(ch.centre, ch.radii, ch.blood, rot=f)
+    return mask
+
+
+def paint_calcium(cv: Canvas, an: Anatomy, g: HeartGeometry, rng: np.random.Generator) -> None:
+    """Coronary calcium: small bright spots in the AV groove and along the LAD."""
+    n = int(an.p['calcium_spots'])
+    if n == 0:
+        return
+    lv = next(c for c in g.chambers if c.name == 'LV')
+    rv = next(c for c in g.chambers if c.name == 'RV')
+    s = an.p['heart_scale']
+    for _ in range(n):
+        if rng.uniform() < 0.5:  # AV groove ring around the base
+            t = rng.uniform(0, 2 * np.pi)
+            off = g.frame @ np.array([-14 * s, 36 * s * np.cos(t), 34 * s * np.sin(t)])
+            c = lv.centre + off - g.frame[:, 0] * 10 * s
+        else:  # anterior interventricular groove (LAD)
+            t = rng.uniform(-0.4, 0.9)
+            c = (lv.centre + rv.centre) / 2 + g.frame @ np.array([40 * s * t, 0, 24 * s])
+        r = rng.uniform(0.8, 2.5)
+        cv.ellipsoid(c, (r * rng.uniform(1, 2.5), r, r), T.CALCIUM, rot=rotation(rng.uniform(0, 180)),
+                     where=(T.EPICARDIAL_FAT, T.MYOCARDIUM, T.PERICARDIUM, T.FAT))

@@ -1,0 +1,269 @@
+"""Every randomised parameter of the phantom, its range, and the one sampler.
+
+:class:`PhantomRanges` is the single place where the domain randomisation is
+defined (documented in ``models/PHANTOM.md``). A range is either
+``(low, high)`` (uniform), or a :class:`Choice` of values with weights.
+:func:`sample_params` draws one case from a seed; keyword overrides pin any
+parameter (and the parameters derived from it are drawn consistently).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ['Choice', 'PhantomRanges', 'sample_params']
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A discrete distribution: ``values`` drawn with relative ``weights``."""
+
+    values: tuple
+    weights: tuple | None = None
+
+    def draw(self, rng: np.random.Generator):
+        w = None
+        if self.weights is not None:
+            w = np.asarray(self.weights, float)
+            w = w / w.sum()
+        v = self.values[int(rng.choice(len(self.values), p=w))]
+        return list(v) if isinstance(v, tuple) else v
+
+
+def _c(*values, w=None) -> Choice:
+    return Choice(tuple(values), None if w is None else tuple(w))
+
+
+@dataclass(frozen=True)
+class PhantomRanges:
+    """Ranges of every randomised phantom parameter (units in the names).
+
+    Uniform ranges are ``(low, high)`` tuples; discrete ones are
+    :class:`Choice`. Anatomy lengths are for an adult and are in mm.
+    """
+
+    # --- acquisition -------------------------------------------------------
+    matrix: Choice = _c(
+        (512, 512), (768, 768), (1024, 1024), (512, 640), (640, 512),
+        w=(0.82, 0.06, 0.04, 0.04, 0.04),
+    )
+    fov_mm: tuple = (250.0, 500.0)
+    fov_centre_jitter_mm: tuple = (-25.0, 25.0)
+    slice_spacing_mm: Choice = _c(
+        0.5, 0.625, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0,
+        w=(0.04, 0.08, 0.14, 0.14, 0.08, 0.14, 0.1, 0.14, 0.06, 0.08),
+    )
+    max_slices: int = 320
+    coverage: Choice = _c(
+        'chest', 'heart_cut_top', 'heart_cut_bottom', 'neck', 'abdomen',
+        w=(0.55, 0.1, 0.1, 0.1, 0.15),
+    )
+    position: Choice = _c('HFS', 'FFS', 'HFP', 'FFP', w=(0.72, 0.1, 0.1, 0.08))
+    kernel: Choice = _c('smooth', 'sharp', w=(0.6, 0.4))
+    noise_sd_smooth: tuple = (4.0, 28.0)
+    noise_sd_sharp: tuple = (30.0, 110.0)
+    streaks_probability: float = 0.4
+    streak_hu: tuple = (20.0, 160.0)
+    metal: Choice = _c('none', 'pacemaker', 'sternal_wires', 'both', w=(0.74, 0.1, 0.11, 0.05))
+    motion_probability: float = 0.3
+    motion_px: tuple = (0.5, 2.5)
+    table_probability: float = 0.9
+    table_gap_mm: tuple = (0.0, 15.0)
+    patient_origin_lps_mm: tuple = ((-30.0, 30.0), (-260.0, 40.0), (-900.0, 200.0))
+    # --- body --------------------------------------------------------------
+    female_probability: float = 0.5
+    body_half_width_mm: tuple = (125.0, 185.0)
+    body_half_depth_mm: tuple = (85.0, 135.0)
+    fat_mm: tuple = (4.0, 45.0)
+    muscle_mm: tuple = (6.0, 22.0)
+    arms: Choice = _c('up', 'down', w=(0.65, 0.35))
+    breast_size: tuple = (0.15, 1.0)
+    # --- lungs -------------------------------------------------------------
+    lung_inflation: tuple = (0.0, 1.0)  # 0 = expiration (dense, high domes)
+    lung_texture: tuple = (0.3, 1.0)
+    # --- heart -------------------------------------------------------------
+    heart_scale: tuple = (0.85, 1.15)
+    cardiomegaly_probability: float = 0.12
+    cardiomegaly_scale: tuple = (1.15, 1.4)
+    heart_yaw_deg: tuple = (30.0, 60.0)  # long axis from anterior towards left
+    heart_tilt_deg: tuple = (15.0, 40.0)  # long axis below the axial plane
+    heart_roll_deg: tuple = (-20.0, 20.0)
+    heart_x_mm: tuple = (5.0, 35.0)  # heart centre left of midline
+    heart_y_frac: tuple = (-0.4, -0.1)  # heart centre, fraction of half depth (anterior < 0)
+    epicardial_fat_mm: tuple = (1.5, 8.0)
+    calcium_probability: float = 0.35
+    calcium_spots: tuple = (1, 14)
+    # --- levels above the heart (mm) ---------------------------------------
+    carina_above_heart_top_mm: tuple = (10.0, 40.0)
+    apex_above_carina_mm: tuple = (65.0, 100.0)
+    dome_above_heart_bottom_mm: tuple = (0.0, 35.0)
+    # --- contrast and Hounsfield units --------------------------------------
+    contrast_probability: float = 0.6
+    contrast_phase: Choice = _c('venous', 'arterial', 'pulmonary', w=(0.5, 0.35, 0.15))
+    hu_blood_plain: tuple = (28.0, 52.0)
+    hu_blood_contrast: tuple = (130.0, 420.0)
+    hu_fat: tuple = (-115.0, -80.0)
+    hu_muscle: tuple = (38.0, 60.0)
+    hu_lung_inspiration: tuple = (-930.0, -820.0)
+    hu_lung_expiration: tuple = (-820.0, -680.0)
+    hu_liver_plain: tuple = (50.0, 68.0)
+    hu_cortex: tuple = (550.0, 1150.0)
+    hu_marrow: tuple = (140.0, 320.0)
+    hu_calcium: tuple = (250.0, 1000.0)
+    hu_table: tuple = (-250.0, 250.0)
+
+    def with_overrides(self, **kw) -> PhantomRanges:
+        """Copy with some ranges replaced."""
+        return dataclasses.replace(self, **kw)
+
+
+def _u(rng, r):
+    return float(rng.uniform(r[0], r[1]))
+
+
+@dataclass
+class _Sampler:
+    rng: np.random.Generator
+    ranges: PhantomRanges
+    overrides: dict
+    out: dict = field(default_factory=dict)
+
+    def get(self, name, draw):
+        """Use the override for ``name`` if given, else ``draw()``.
+
+        The random draw is always made so that pinning one parameter does not
+        change the others drawn for the same seed.
+        """
+        v = draw()
+        if name in self.overrides:
+            v = self.overrides[name]
+            if isinstance(v, tuple):
+                v = list(v)
+        if isinstance(v, np.generic):
+            v = v.item()
+        self.out[name] = v
+        return v
+
+    def u(self, name, rng_range=None):
+        r = getattr(self.ranges, name) if rng_range is None else rng_range
+        return self.get(name, lambda: _u(self.rng, r))
+
+    def c(self, name):
+        return self.get(name, lambda: getattr(self.ranges, name).draw(self.rng))
+
+    def p(self, name, prob):
+        return self.get(name, lambda: bool(self.rng.uniform() < prob))
+
+
+def sample_params(seed: int, ranges: PhantomRanges | None = None, **overrides) -> dict:
+    """Draw every phantom parameter for ``seed`` (JSON-serialisable dict).
+
+    Parameters
+    ----------
+    seed : int
+        Random seed; the same seed and overrides give the same dict.
+    ranges : PhantomRanges, optional
+        The distribution (default: :class:`PhantomRanges()`).
+    **overrides
+        Pin any parameter by name (e.g. ``matrix=(256, 256)``,
+        ``coverage='abdomen'``, ``contrast=False``, ``n_slices=120``).
+    """
+    R = ranges or PhantomRanges()
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x4E4254]))
+    s = _Sampler(rng, R, dict(overrides))
+    s.out['seed'] = int(seed)
+    # acquisition
+    s.c('matrix')
+    s.u('fov_mm')
+    s.get('fov_centre_offset_mm', lambda: [_u(rng, R.fov_centre_jitter_mm) for _ in range(2)])
+    s.c('slice_spacing_mm')
+    s.get('max_slices', lambda: R.max_slices)
+    s.c('coverage')
+    s.get('coverage_fraction', lambda: _u(rng, (0.2, 0.8)))  # where a cut falls
+    s.get('coverage_margin_mm', lambda: [_u(rng, (5.0, 120.0)), _u(rng, (5.0, 140.0))])
+    s.get('n_slices', lambda: None)
+    s.c('position')
+    kernel = s.c('kernel')
+    sd_s, sd_h = _u(rng, R.noise_sd_smooth), _u(rng, R.noise_sd_sharp)
+    s.get('noise_sd', lambda: sd_s if kernel == 'smooth' else sd_h)
+    s.p('streaks', R.streaks_probability)
+    s.u('streak_hu')
+    s.c('metal')
+    s.p('motion', R.motion_probability)
+    s.u('motion_px')
+    s.p('table', R.table_probability)
+    s.u('table_gap_mm')
+    s.get('patient_origin_lps_mm', lambda: [_u(rng, r) for r in R.patient_origin_lps_mm])
+    # body
+    female = s.p('female', R.female_probability)
+    s.u('body_half_width_mm')
+    s.u('body_half_depth_mm')
+    s.u('fat_mm')
+    s.u('muscle_mm')
+    s.c('arms')
+    bs = _u(rng, R.breast_size)
+    s.get('breast_size', lambda: bs if female else 0.0)
+    # lungs
+    infl = s.u('lung_inflation')
+    s.u('lung_texture')
+    # heart
+    cardio = s.p('cardiomegaly', R.cardiomegaly_probability)
+    hs, cs = _u(rng, R.heart_scale), _u(rng, R.cardiomegaly_scale)
+    s.get('heart_scale', lambda: cs if cardio else hs)
+    for name in ('heart_yaw_deg', 'heart_tilt_deg', 'heart_roll_deg', 'heart_x_mm', 'heart_y_frac',
+                 'epicardial_fat_mm'):
+        s.u(name)
+    has_ca = rng.uniform() < R.calcium_probability
+    n_ca = int(rng.integers(R.calcium_spots[0], R.calcium_spots[1] + 1))
+    s.get('calcium_spots', lambda: n_ca if has_ca else 0)
+    for name in ('carina_above_heart_top_mm', 'apex_above_carina_mm', 'dome_above_heart_bottom_mm'):
+        s.u(name)
+    s.get('chamber_jitter', lambda: [float(v) for v in rng.uniform(-1, 1, 12)])
+    s.get('texture_seed', lambda: int(rng.integers(0, 2**31 - 1)))
+    # contrast and HU
+    contrast = s.p('contrast', R.contrast_probability)
+    phase = s.c('contrast_phase')
+    if not contrast:
+        s.out['contrast_phase'] = 'none'
+        phase = 'none'
+    plain = _u(rng, R.hu_blood_plain)
+    hi = _u(rng, R.hu_blood_contrast)
+    lo = _u(rng, (0.45, 0.85)) * hi
+    if phase == 'none':
+        left = right = vein = plain
+    elif phase == 'venous':
+        left = hi * 0.55 + plain * 0.45
+        right = left * _u(rng, (0.9, 1.05))
+        vein = left * _u(rng, (0.8, 1.0))
+    elif phase == 'arterial':
+        left, right, vein = hi, max(lo, plain + 60), hi * _u(rng, (0.6, 2.5))
+    else:  # pulmonary arterial phase: right heart brightest
+        left, right, vein = lo, hi, hi * _u(rng, (0.8, 2.0))
+    s.get('hu_blood_left', lambda: left)
+    s.get('hu_blood_right', lambda: right)
+    s.get('hu_blood_vein', lambda: vein)
+    enh = 0.0 if phase == 'none' else _u(rng, (0.15, 0.35))
+    myo = _u(rng, (36.0, 52.0)) + enh * (left - plain)
+    s.get('hu_myocardium', lambda: myo)
+    s.u('hu_fat')
+    s.u('hu_muscle')
+    s.get('hu_skin', lambda: _u(rng, (-10.0, 40.0)))
+    lung = _u(rng, R.hu_lung_inspiration) * infl + _u(rng, R.hu_lung_expiration) * (1 - infl)
+    s.get('hu_lung', lambda: lung)
+    liver = _u(rng, R.hu_liver_plain)
+    venous_gain = 0.0 if phase == 'none' else _u(rng, (0.25, 0.5)) if phase == 'venous' else _u(rng, (0.05, 0.2))
+    s.get('hu_liver', lambda: liver + venous_gain * (vein - plain) * 0.6)
+    s.get('hu_spleen', lambda: liver - _u(rng, (5.0, 15.0)) + venous_gain * (vein - plain) * 0.8)
+    s.get('hu_kidney', lambda: _u(rng, (28.0, 40.0)) + (0 if phase == 'none' else _u(rng, (80.0, 160.0))))
+    s.get('hu_stomach', lambda: _u(rng, (-20.0, 40.0)))
+    s.get('hu_bowel', lambda: _u(rng, (-40.0, 60.0)))
+    s.get('hu_gland', lambda: _u(rng, (-40.0, 40.0)))
+    s.u('hu_cortex')
+    s.u('hu_marrow')
+    s.get('hu_cartilage', lambda: _u(rng, (60.0, 180.0)))
+    s.u('hu_calcium')
+    s.u('hu_table')
+    return s.out
