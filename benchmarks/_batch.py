@@ -68,12 +68,19 @@ def batch_curve(
     for b in batch_sizes:
         x = frames(hu, int(b))
         f = feeds(x)
-        st = repeat(lambda f=f: session.run(None, f), repeats=repeats, warmup=1, budget_s=budget_s)
+        st = repeat(
+            lambda f=f: session.run(None, f),
+            repeats=repeats,
+            warmup=1,
+            budget_s=budget_s,
+        )
         out.append(
             {
                 'batch': int(b),
                 'per_batch_s': st,
-                'per_frame_ms': {k: round(st[k] * 1000.0 / b, 4) for k in ('median', 'min', 'max')},
+                'per_frame_ms': {
+                    k: round(st[k] * 1000.0 / b, 4) for k in ('median', 'min', 'max')
+                },
             }
         )
         del x, f

@@ -72,7 +72,9 @@ def _stats_ms(times_ms):
     return stats([t / 1000.0 for t in times_ms])
 
 
-def run(volume, batches, repeats: int, python: dict, model_path=None, card_path=None) -> dict:
+def run(
+    volume, batches, repeats: int, python: dict, model_path=None, card_path=None
+) -> dict:
     """Run the browser benchmarks; ``python`` = the results so far (for ratio c).
 
     ``model_path``/``card_path`` default to the bundled model (as in ``export_web``).
@@ -100,12 +102,17 @@ def run(volume, batches, repeats: int, python: dict, model_path=None, card_path=
         url = f'http://127.0.0.1:{server.server_port}/'
         out: dict = {}
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
-            page = browser.new_page(bypass_csp=True)  # lets playwright evaluate its helper scripts
+            browser = p.chromium.launch(
+                executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS
+            )
+            page = browser.new_page(
+                bypass_csp=True
+            )  # lets playwright evaluate its helper scripts
             q = f'speed.html?size=512&batches={",".join(map(str, batches))}&reps={max(1, repeats)}&threads=2&auto=1'
             page.goto(url + q)
             page.wait_for_function(
-                "() => ['done', 'error'].includes(document.body.dataset.state)", timeout=600_000
+                "() => ['done', 'error'].includes(document.body.dataset.state)",
+                timeout=600_000,
             )
             out['speed_page'] = page.evaluate('window.heartboxSpeedResults')
             out['coi'] = page.evaluate('self.crossOriginIsolated')
@@ -113,7 +120,12 @@ def run(volume, batches, repeats: int, python: dict, model_path=None, card_path=
             for threads in (1, 2):
                 r = page.evaluate(
                     _RUN_VOLUME_JS,
-                    [list(volume.shape), list(volume.spacing), max(1, repeats), threads],
+                    [
+                        list(volume.shape),
+                        list(volume.spacing),
+                        max(1, repeats),
+                        threads,
+                    ],
                 )
                 vol_runs[f'{threads}t'] = {
                     'in_memory_s': _stats_ms(r['times_ms']),

@@ -26,11 +26,17 @@ def _fallback_phantom() -> CTVolume:
     hu = np.full((nz, n, n), -1000, np.int16)
     body = ((y - 256) / 170.0) ** 2 + ((x - 256) / 230.0) ** 2 < 1
     hu[np.broadcast_to(body, hu.shape)] = 40
-    lungs = (((y - 250) / 120.0) ** 2 + ((np.abs(x - 256) - 100) / 80.0) ** 2 < 1) & (z > 60)
+    lungs = (((y - 250) / 120.0) ** 2 + ((np.abs(x - 256) - 100) / 80.0) ** 2 < 1) & (
+        z > 60
+    )
     hu[np.broadcast_to(lungs, hu.shape)] = -850
-    heart = ((z - 150) / 60.0) ** 2 + ((y - 220) / 60.0) ** 2 + ((x - 280) / 70.0) ** 2 < 1
+    heart = ((z - 150) / 60.0) ** 2 + ((y - 220) / 60.0) ** 2 + (
+        (x - 280) / 70.0
+    ) ** 2 < 1
     hu[heart] = 60
-    return CTVolume.from_array(hu, spacing=(1.0, 0.7, 0.7), info=SeriesInfo(source_format='synthetic'))
+    return CTVolume.from_array(
+        hu, spacing=(1.0, 0.7, 0.7), info=SeriesInfo(source_format='synthetic')
+    )
 
 
 def base_phantom(seed: int = 0) -> tuple[CTVolume, str]:
@@ -38,7 +44,10 @@ def base_phantom(seed: int = 0) -> tuple[CTVolume, str]:
     try:
         from napari_heartbox.phantom import make_phantom
     except ImportError:
-        return _fallback_phantom(), 'fallback ellipsoids (napari_heartbox.phantom not available)'
+        return (
+            _fallback_phantom(),
+            'fallback ellipsoids (napari_heartbox.phantom not available)',
+        )
     best = None
     for s in range(seed, seed + 20):
         case = make_phantom(s)
@@ -71,7 +80,9 @@ def resample_volume(volume: CTVolume, nz: int, matrix: int = MATRIX) -> CTVolume
     a[:3, :3] = a[:3, :3] @ scale
     a[:3, 3] = edge + 0.5 * (a[:3, 0] + a[:3, 1] + a[:3, 2])
     grid = Grid(hu.shape, spacing, a)
-    return CTVolume(np.ascontiguousarray(hu), grid, SeriesInfo(source_format='synthetic'))
+    return CTVolume(
+        np.ascontiguousarray(hu), grid, SeriesInfo(source_format='synthetic')
+    )
 
 
 def volume_with_slices(base: CTVolume, nz: int) -> CTVolume:

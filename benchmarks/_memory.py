@@ -24,12 +24,14 @@ def hwm_mib():
 t0 = time.perf_counter()
 from napari_heartbox import load_ct, propose
 from napari_heartbox.errors import ModelError
+from napari_heartbox.model import HeartModel
 t_imp = time.perf_counter() - t0
 rss_imports = hwm_mib()
 vol = load_ct(sys.argv[1])
 nbytes = vol.hu.nbytes
 try:
-    s = propose(vol)
+    model = HeartModel(sys.argv[2], sys.argv[3]) if len(sys.argv) > 3 else None
+    s = propose(vol, model=model)
     found = s.found
     err = None
 except ModelError as e:
@@ -46,14 +48,18 @@ print(json.dumps({
 """
 
 
-def peak_rss_folder_to_sector(folder: Path) -> dict:
+def peak_rss_folder_to_sector(folder: Path, model_path=None, card_path=None) -> dict:
     """Run ``load_ct(folder)`` + ``propose`` in a fresh interpreter; return its peak RSS.
 
     The child's ``VmHWM`` (Linux peak RSS) covers the whole process,
     interpreter and imports included. The bar (issue 6) is ``volume + 300 MB``.
     """
     r = subprocess.run(
-        [sys.executable, '-c', _CHILD, str(folder)], capture_output=True, text=True, timeout=600
+        [sys.executable, '-c', _CHILD, str(folder)]
+        + ([str(model_path), str(card_path)] if model_path else []),
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     if r.returncode != 0:
         return {'error': (r.stderr.strip().splitlines() or ['child failed'])[-1]}

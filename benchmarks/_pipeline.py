@@ -21,7 +21,13 @@ import numpy as np
 
 from ._timing import stats
 
-__all__ = ['load_model', 'in_memory', 'folder_to_sector', 'seed_pipeline', 'count_files']
+__all__ = [
+    'load_model',
+    'in_memory',
+    'folder_to_sector',
+    'seed_pipeline',
+    'count_files',
+]
 
 
 def load_model(onnx_path=None, card_path=None, threads=None, batch=None):
@@ -57,7 +63,11 @@ def in_memory(model, volume, repeats: int) -> dict:
         post.append(t2 - t1)
         total.append(t2 - t0)
     return {
-        'stages_s': {'preprocess+inference': stats(predict), 'post': stats(post), 'total': stats(total)},
+        'stages_s': {
+            'preprocess+inference': stats(predict),
+            'post': stats(post),
+            'total': stats(total),
+        },
         'baseline_numpy_max_s': stats(base),
         'ratio_a': round(float(np.median(total)) / float(np.median(base)), 3),
         'found': bool(sector.found) if sector is not None else None,
@@ -82,7 +92,16 @@ def folder_to_sector(model, folder: Path, repeats: int) -> dict:
 
     files = sorted(p for p in Path(folder).rglob('*') if p.is_file())
     n = len(files)
-    rows = {k: [] for k in ('discovery+header', 'pixel decode', 'preprocess+inference', 'post', 'total')}
+    rows = {
+        k: []
+        for k in (
+            'discovery+header',
+            'pixel decode',
+            'preprocess+inference',
+            'post',
+            'total',
+        )
+    }
     base = []
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -162,7 +181,10 @@ def seed_pipeline(model, seed_session, volume, repeats: int, chunk: int = 64) ->
     hu = volume.hu
 
     def seed_run():
-        outs = [seed_session.run(None, {'hu': hu[i : i + chunk]})[0] for i in range(0, hu.shape[0], chunk)]
+        outs = [
+            seed_session.run(None, {'hu': hu[i : i + chunk]})[0]
+            for i in range(0, hu.shape[0], chunk)
+        ]
         return seed_box(np.concatenate(outs))
 
     seed_run()

@@ -37,7 +37,9 @@ def build_seed_model(seed: int = 0):
 
     def conv(x, cin, cout, k=1, stride=1, groups=1, relu=True, name=''):
         nonlocal n_params
-        w = rng.normal(0, np.sqrt(2.0 / (cin // groups * k * k)), (cout, cin // groups, k, k)).astype(np.float32)
+        w = rng.normal(
+            0, np.sqrt(2.0 / (cin // groups * k * k)), (cout, cin // groups, k, k)
+        ).astype(np.float32)
         b = np.zeros(cout, np.float32)
         const(name + '_w', w)
         const(name + '_b', b)
@@ -45,8 +47,13 @@ def build_seed_model(seed: int = 0):
         pad = k // 2
         nodes.append(
             helper.make_node(
-                'Conv', [x, name + '_w', name + '_b'], [name + '_c'],
-                kernel_shape=[k, k], strides=[stride, stride], pads=[pad] * 4, group=groups,
+                'Conv',
+                [x, name + '_w', name + '_b'],
+                [name + '_c'],
+                kernel_shape=[k, k],
+                strides=[stride, stride],
+                pads=[pad] * 4,
+                group=groups,
             )
         )
         if not relu:
@@ -70,7 +77,9 @@ def build_seed_model(seed: int = 0):
         helper.make_node('Cast', ['hu'], ['f'], to=TensorProto.FLOAT),
         helper.make_node('Clip', ['f', 'lo', 'hi'], ['w']),
         helper.make_node('Sub', ['w', 'lo'], ['w0']),
-        helper.make_node('Mul', ['w0', 'gain'], ['g']),  # 0..255 grey, as the demo's input
+        helper.make_node(
+            'Mul', ['w0', 'gain'], ['g']
+        ),  # 0..255 grey, as the demo's input
         helper.make_node('Unsqueeze', ['g', 'ax1'], ['g4']),
         helper.make_node('Resize', ['g4', '', 'scales'], ['small'], mode='linear'),
         helper.make_node('Sub', ['small', 'c128'], ['s0']),

@@ -19,7 +19,12 @@ def stats(samples: list[float]) -> dict:
     }
 
 
-def repeat(fn: Callable[[], object], repeats: int, warmup: int = 1, budget_s: float | None = None) -> dict:
+def repeat(
+    fn: Callable[[], object],
+    repeats: int,
+    warmup: int = 1,
+    budget_s: float | None = None,
+) -> dict:
     """Run ``fn`` ``warmup`` times untimed, then time it ``repeats`` times.
 
     With ``budget_s``, stop early (after at least 3 timed runs) once the timed

@@ -40,19 +40,54 @@ SWEEP_BATCHES = (4, 8, 16, 32, 64, 128)
 
 
 def _parse(argv):
-    p = argparse.ArgumentParser(prog='python -m benchmarks', description=__doc__.split('\n')[0])
-    p.add_argument('--quick', action='store_true', help='small sizes, few repeats (CI smoke run)')
-    p.add_argument('--sizes', type=lambda s: [int(v) for v in s.split(',')], help='slice counts, e.g. 300,700')
-    p.add_argument('--repeats', type=int, help='timed runs per measurement (default 7; quick 2)')
-    p.add_argument('--batch-sizes', type=lambda s: [int(v) for v in s.split(',')], help='batch curve sizes')
-    p.add_argument('--curve-size', type=int, default=700, help='volume the batch sweep runs on (default 700)')
+    p = argparse.ArgumentParser(
+        prog='python -m benchmarks', description=__doc__.split('\n')[0]
+    )
+    p.add_argument(
+        '--quick', action='store_true', help='small sizes, few repeats (CI smoke run)'
+    )
+    p.add_argument(
+        '--sizes',
+        type=lambda s: [int(v) for v in s.split(',')],
+        help='slice counts, e.g. 300,700',
+    )
+    p.add_argument(
+        '--repeats', type=int, help='timed runs per measurement (default 7; quick 2)'
+    )
+    p.add_argument(
+        '--batch-sizes',
+        type=lambda s: [int(v) for v in s.split(',')],
+        help='batch curve sizes',
+    )
+    p.add_argument(
+        '--curve-size',
+        type=int,
+        default=700,
+        help='volume the batch sweep runs on (default 700)',
+    )
     p.add_argument('--out-dir', type=Path, default=ROOT / 'benchmarks' / 'results')
-    p.add_argument('--plots-dir', type=Path, help='PNG plots (default docs/images for full runs, none for --quick)')
-    p.add_argument('--tag', help='result file name (default: quick, or the UTC date-time)')
-    p.add_argument('--cache-dir', type=Path, help='keep generated DICOM folders here between runs')
-    p.add_argument('--model', type=Path, help='ONNX model to benchmark instead of the bundled one')
-    p.add_argument('--card', type=Path, help='its model card (default: next to --model)')
-    p.add_argument('--skip', default='', help='comma list of sections to skip: memory,curve,sweep,browser,seed')
+    p.add_argument(
+        '--plots-dir',
+        type=Path,
+        help='PNG plots (default docs/images for full runs, none for --quick)',
+    )
+    p.add_argument(
+        '--tag', help='result file name (default: quick, or the UTC date-time)'
+    )
+    p.add_argument(
+        '--cache-dir', type=Path, help='keep generated DICOM folders here between runs'
+    )
+    p.add_argument(
+        '--model', type=Path, help='ONNX model to benchmark instead of the bundled one'
+    )
+    p.add_argument(
+        '--card', type=Path, help='its model card (default: next to --model)'
+    )
+    p.add_argument(
+        '--skip',
+        default='',
+        help='comma list of sections to skip: memory,cli,curve,sweep,browser,seed',
+    )
     return p.parse_args(argv)
 
 
@@ -71,7 +106,9 @@ def _section(results, name, fn):
         results[name] = fn()
     except (HeartboxError, ImportError, FileNotFoundError) as e:
         results[name] = {'skipped': f'{type(e).__name__}: {e}'}
-    print(f'[bench] {name}: {time.perf_counter() - t0:.1f} s', file=sys.stderr, flush=True)
+    print(
+        f'[bench] {name}: {time.perf_counter() - t0:.1f} s', file=sys.stderr, flush=True
+    )
     return results[name]
 
 
@@ -82,7 +119,9 @@ def main(argv=None) -> int:
     sizes = args.sizes or (QUICK_SIZES if args.quick else FULL_SIZES)
     repeats = args.repeats or (2 if args.quick else 7)
     batches = args.batch_sizes or (QUICK_BATCHES if args.quick else FULL_BATCHES)
-    tag = args.tag or ('quick' if args.quick else time.strftime('%Y%m%d-%H%M%S', time.gmtime()))
+    tag = args.tag or (
+        'quick' if args.quick else time.strftime('%Y%m%d-%H%M%S', time.gmtime())
+    )
     plots_dir = args.plots_dir or (None if args.quick else ROOT / 'docs' / 'images')
     tmp = None
     cache = args.cache_dir
@@ -99,8 +138,10 @@ def main(argv=None) -> int:
     if plots_dir is not None:
         from ._plots import plot_batch_curves
 
-        results['plots'] = [str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(p)
-                            for p in plot_batch_curves(results, plots_dir)]
+        results['plots'] = [
+            str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(p)
+            for p in plot_batch_curves(results, plots_dir)
+        ]
     args.out_dir.mkdir(parents=True, exist_ok=True)
     out = args.out_dir / f'{tag}.json'
     out.write_text(json.dumps(results, indent=2) + '\n', encoding='utf-8')
@@ -131,16 +172,22 @@ def _environment() -> dict:
 def _run(args, sizes, repeats, batches, skip, cache: Path) -> dict:
     from napari_heartbox.errors import ModelError
 
-    from . import _batch, _inputs, _memory, _pipeline, _seed
+    from . import _batch, _inputs, _pipeline, _seed
 
     results: dict = {
         'schema': 'heartbox.bench/1',
         'environment': _environment(),
-        'settings': {'sizes': list(sizes), 'repeats': repeats, 'batch_sizes': list(batches)},
+        'settings': {
+            'sizes': list(sizes),
+            'repeats': repeats,
+            'batch_sizes': list(batches),
+        },
         'sizes': {},
     }
     base, source = _inputs.base_phantom(0)
-    results['settings']['input'] = f'{source}, resampled to N x 512 x 512, uncompressed DICOM (shuffled names)'
+    results['settings']['input'] = (
+        f'{source}, resampled to N x 512 x 512, uncompressed DICOM (shuffled names)'
+    )
     try:
         model = _pipeline.load_model(args.model, args.card)
         results['model'] = {
@@ -164,20 +211,11 @@ def _run(args, sizes, repeats, batches, skip, cache: Path) -> dict:
     for nz in sizes:
         vol = _inputs.volume_with_slices(base, nz)
         folder = _inputs.dicom_folder(vol, cache / f'dicom_{nz}')
-        r: dict = {'volume_mib': round(vol.hu.nbytes / 2**20, 1), 'shape': list(vol.shape)}
-        results['sizes'][str(nz)] = r
-        if model is not None:
-            _section(r, 'in_memory', lambda: _pipeline.in_memory(model, vol, repeats))
-            _section(r, 'folder', lambda: _pipeline.folder_to_sector(model, folder, repeats))
-            if seed_session is not None:
-                _section(r, 'seed', lambda: _pipeline.seed_pipeline(model, seed_session, vol, repeats))
-        else:
-            _section(r, 'folder', lambda: _pipeline.load_only(folder, repeats))
-        if 'memory' not in skip:
-            _section(r, 'memory', lambda: _memory.peak_rss_folder_to_sector(folder))
+        results['sizes'][str(nz)] = _bench_size(
+            model, seed_session, vol, folder, repeats, skip, bundled=args.model is None
+        )
         if nz == args.curve_size or curve_volume is None:
             curve_volume = vol
-        del vol
 
     hu = curve_volume.hu
     budget = 0.5 if args.quick else 3.0
@@ -188,22 +226,96 @@ def _run(args, sizes, repeats, batches, skip, cache: Path) -> dict:
         if model is not None:
             for threads in (1, 2):
                 sess = _batch.make_session(model.onnx_path, threads)
-                _section(curves, f'heartbox_{threads}t', lambda s=sess: _batch.batch_curve(
-                    s, lambda x: {'hu': x}, hu, batches, repeats=curve_repeats, budget_s=budget))
+                _section(
+                    curves,
+                    f'heartbox_{threads}t',
+                    lambda s=sess: _batch.batch_curve(
+                        s,
+                        lambda x: {'hu': x},
+                        hu,
+                        batches,
+                        repeats=curve_repeats,
+                        budget_s=budget,
+                    ),
+                )
         if seed_session is not None:
             for threads in (1, 2):
-                sess = _batch.make_session(cache / f'seed_style_{results["seed_model"]["params"]}.onnx', threads)
-                _section(curves, f'seed_{threads}t', lambda s=sess: _batch.batch_curve(
-                    s, lambda x: {'hu': x}, hu, batches, repeats=curve_repeats, budget_s=budget))
+                sess = _batch.make_session(
+                    cache / f'seed_style_{results["seed_model"]["params"]}.onnx',
+                    threads,
+                )
+                _section(
+                    curves,
+                    f'seed_{threads}t',
+                    lambda s=sess: _batch.batch_curve(
+                        s,
+                        lambda x: {'hu': x},
+                        hu,
+                        batches,
+                        repeats=curve_repeats,
+                        budget_s=budget,
+                    ),
+                )
     if model is not None and 'sweep' not in skip:
-        results['runtime_sweep'] = _section(results, 'runtime_sweep', lambda: _runtime_sweep(
-            args, hu, repeats, (4, 16, 64) if args.quick else SWEEP_BATCHES))
+        results['runtime_sweep'] = _section(
+            results,
+            'runtime_sweep',
+            lambda: _runtime_sweep(
+                args, hu, repeats, (4, 16, 64) if args.quick else SWEEP_BATCHES
+            ),
+        )
     if 'browser' not in skip:
         from . import _browser
 
-        _section(results, 'browser', lambda: _browser.run(
-            curve_volume, batches, repeats, python=results, model_path=args.model, card_path=args.card))
+        _section(
+            results,
+            'browser',
+            lambda: _browser.run(
+                curve_volume,
+                batches,
+                repeats,
+                python=results,
+                model_path=args.model,
+                card_path=args.card,
+            ),
+        )
     return results
+
+
+def _bench_size(model, seed_session, vol, folder, repeats, skip, bundled: bool) -> dict:
+    """Stage timings, ratios (a, b, d) and peak memory for one volume size."""
+    from . import _memory, _pipeline
+
+    r: dict = {'volume_mib': round(vol.hu.nbytes / 2**20, 1), 'shape': list(vol.shape)}
+    if model is not None:
+        _section(r, 'in_memory', lambda: _pipeline.in_memory(model, vol, repeats))
+        _section(
+            r, 'folder', lambda: _pipeline.folder_to_sector(model, folder, repeats)
+        )
+        if seed_session is not None:
+            _section(
+                r,
+                'seed',
+                lambda: _pipeline.seed_pipeline(model, seed_session, vol, repeats),
+            )
+    else:
+        _section(r, 'folder', lambda: _pipeline.load_only(folder, repeats))
+    if 'memory' not in skip:
+        _section(
+            r,
+            'memory',
+            lambda: _memory.peak_rss_folder_to_sector(
+                folder,
+                model.onnx_path if model else None,
+                model.card_path if model else None,
+            ),
+        )
+    if model is not None and bundled and 'cli' not in skip:
+        # the CLI uses the bundled model only
+        _section(
+            r, 'cli_cold', lambda: _memory.cli_cold_start(folder, max(3, repeats // 2))
+        )
+    return r
 
 
 def _runtime_sweep(args, hu, repeats, batch_sizes) -> dict:
@@ -216,10 +328,20 @@ def _runtime_sweep(args, hu, repeats, batch_sizes) -> dict:
         for b in batch_sizes:
             m = _pipeline.load_model(args.model, args.card, threads=threads, batch=b)
             st = repeat(lambda m=m: m.predict(hu), repeats=repeats, warmup=1)
-            rows.append({'threads': threads, 'batch': b, 'predict_s': st,
-                         'per_frame_ms': round(st['median'] * 1000 / hu.shape[0], 4)})
+            rows.append(
+                {
+                    'threads': threads,
+                    'batch': b,
+                    'predict_s': st,
+                    'per_frame_ms': round(st['median'] * 1000 / hu.shape[0], 4),
+                }
+            )
     best = min(rows, key=lambda r: r['predict_s']['median'])
-    return {'n_slices': int(hu.shape[0]), 'rows': rows, 'best': {'threads': best['threads'], 'batch': best['batch']}}
+    return {
+        'n_slices': int(hu.shape[0]),
+        'rows': rows,
+        'best': {'threads': best['threads'], 'batch': best['batch']},
+    }
 
 
 def format_report(res: dict) -> str:
@@ -275,32 +397,55 @@ def format_report(res: dict) -> str:
             lines.append(
                 f'peak RSS folder -> Sector (fresh process): {mem["peak_rss_mib"]:.0f} MiB '
                 f'(volume {mem["volume_mib"]:.0f} MiB; bar {mem["bar_mib"]:.0f} MiB; imports alone '
-                f'{mem["rss_after_imports_mib"]:.0f} MiB)' + ('' if mem.get('found') is not None else ' [no model: load only]')
+                f'{mem["rss_after_imports_mib"]:.0f} MiB)'
+                + ('' if mem.get('found') is not None else ' [no model: load only]')
             )
         elif mem:
             lines.append(f'peak RSS: {mem.get("error") or mem.get("skipped")}')
+        cli = r.get('cli_cold')
+        if cli:
+            lines.append(
+                'napari-heartbox propose FOLDER --json, fresh process: '
+                + (
+                    _fmt(cli)
+                    if 'median' in cli
+                    else str(cli.get('error') or cli.get('skipped'))
+                )
+            )
     curves = res.get('batch_curve') or {}
     if curves:
         names = [k for k, v in curves.items() if isinstance(v, list)]
         if names:
-            lines.append('\n== batch-size curve: ms per frame, median (one session.run of B slices of 512^2) ==')
+            lines.append(
+                '\n== batch-size curve: ms per frame, median (one session.run of B slices of 512^2) =='
+            )
             lines.append(f'{"B":>6} ' + ' '.join(f'{n:>14}' for n in names))
             by_b = {n: {row['batch']: row for row in curves[n]} for n in names}
             for b in sorted({row['batch'] for n in names for row in curves[n]}):
                 cells = []
                 for n in names:
                     row = by_b[n].get(b)
-                    cells.append(f'{row["per_frame_ms"]["median"]:14.3f}' if row else f'{"-":>14}')
+                    cells.append(
+                        f'{row["per_frame_ms"]["median"]:14.3f}'
+                        if row
+                        else f'{"-":>14}'
+                    )
                 lines.append(f'{b:>6} ' + ' '.join(cells))
         for k, v in curves.items():
             if isinstance(v, dict) and 'skipped' in v:
                 lines.append(f'{k}: skipped ({v["skipped"]})')
     sw = res.get('runtime_sweep')
     if sw and 'skipped' not in sw:
-        lines.append(f'\n== HeartModel.predict on {sw["n_slices"]} slices: s, median [min-max] ==')
+        lines.append(
+            f'\n== HeartModel.predict on {sw["n_slices"]} slices: s, median [min-max] =='
+        )
         for row in sw['rows']:
-            lines.append(f'threads={row["threads"]} batch={row["batch"]:>4}: {_fmt(row["predict_s"])}')
-        lines.append(f'best: threads={sw["best"]["threads"]} batch={sw["best"]["batch"]}')
+            lines.append(
+                f'threads={row["threads"]} batch={row["batch"]:>4}: {_fmt(row["predict_s"])}'
+            )
+        lines.append(
+            f'best: threads={sw["best"]["threads"]} batch={sw["best"]["batch"]}'
+        )
     br = res.get('browser')
     if br:
         if 'skipped' in br:
