@@ -1,6 +1,7 @@
 // The main page: pick/drop a DICOM series, run the worker pipeline, show the box.
 // Test/automation hooks: document.body.dataset.state is idle|running|done|error,
-// the sector JSON is the text of #sector-json, the status line is #status.
+// the sector JSON is the text of #sector-json, timings and warnings are JSON in
+// the hidden #timings-json, the status line is #status.
 
 import { analyze } from './heartbox.js';
 import { drawPreviews } from './previews.js';
@@ -68,6 +69,7 @@ async function runOn(files) {
   files = Array.from(files || []);
   $('warnings').replaceChildren();
   $('sector-json').textContent = '';
+  $('timings-json').textContent = '';
   $('copy').disabled = true; $('download').disabled = true;
   if (files.length === 0) {
     setState('error', 'No files selected: choose a DICOM folder or the DICOM files of one CT series.');
@@ -90,7 +92,7 @@ async function runOn(files) {
     progressEl.value = 1;
     $('warnings').replaceChildren(...result.warnings.map((w) => { const li = document.createElement('li'); li.textContent = w; return li; }));
     showSector(result.sector, result);
-    window.heartboxLastResult = { sector: result.sector, timings: result.timings, warnings: result.warnings };
+    $('timings-json').textContent = JSON.stringify({ timings: result.timings, warnings: result.warnings });
     setState('done', result.sector.found
       ? `Heart sector found (confidence ${result.sector.confidence.toFixed(2)}) in ${(result.timings.end_to_end_ms / 1000).toFixed(2)} s.`
       : 'No heart in view in this series.');

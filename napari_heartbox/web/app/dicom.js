@@ -92,11 +92,14 @@ export function parseHeader(buffer, name) {
     seriesUid: ds.string('x0020000e') || '(no SeriesInstanceUID)',
     studyUid: ds.string('x0020000d') || null,
     sopClass: ds.string('x00080016') || ds.string('x00020002') || '',
-    modality: (ds.string('x00080060') || '').toUpperCase(),
+    modality: (ds.string('x00080060') || '').toUpperCase() || null,
     imageType,
     manufacturer: ds.string('x00080070') || null,
     description: ds.string('x0008103e') || null,
     rows: ds.uint16('x00280010'),
+    instanceNumber: parseInt(ds.string('x00200013') || '0', 10) || 0,
+    seriesNumber: parseInt(ds.string('x00200011') || '0', 10) || 0,
+    tilt: ds.floatString('x00181120') ?? null,
     cols: ds.uint16('x00280011'),
     frames: parseInt(ds.string('x00280008') || '1', 10) || 1,
     samples: ds.uint16('x00280002') || 1,
@@ -113,25 +116,53 @@ export function parseHeader(buffer, name) {
   };
 }
 
+const LOCALIZER_WORDS = ['LOCALIZER', 'SCOUT', 'TOPOGRAM', 'SURVIEW', 'SCANOGRAM'];
+const CT_SOP_CLASSES = ['1.2.840.10008.5.1.4.1.1.2', '1.2.840.10008.5.1.4.1.1.2.1', '1.2.840.10008.5.1.4.1.1.2.2'];
+const DUP_TOL_MM = 0.01;
+
+// 'axial' | 'coronal' | 'sagittal' from the dominant axis of the slice normal (LPS)
+function orientationName(iop) {
+  const n = cross(iop.slice(0, 3), iop.slice(3, 6)).map(Math.abs);
+  const i = n[0] >= n[1] && n[0] >= n[2] ? 0 : n[1] >= n[2] ? 1 : 2;
+  return ['sagittal', 'coronal', 'axial'][i];
+}
+
+// Same rules and order as io/dicom_select.py exclusion_reason
 function exclusionReason(r) {
-  if (!r.pixel) return 'no pixel data (not an image)';
-  if (r.sopClass.startsWith(SECONDARY_CAPTURE)) return 'secondary capture';
-  if (r.imageType.includes('LOCALIZER')) return 'localizer/scout';
-  if (r.modality && r.modality !== 'CT') return `modality ${r.modality}`;
-  if (!r.ipp || !r.iop || !r.pixelSpacing) return 'no ImagePositionPatient/ImageOrientationPatient/PixelSpacing';
-  if (r.frames > 1) return `multi-frame image (${r.frames} frames)`;
-  const n = cross(r.iop.slice(0, 3), r.iop.slice(3, 6));
-  const a = n.map(Math.abs);
-  if (!(a[2] >= a[0] && a[2] >= a[1])) return 'not axial (reformat)';
+  if (r.modality && r.modality !== 'CT') return `modality ${r.modality} (not CT)`;
+  if (!r.pixel || !r.rows) return `no pixel data (non-image object, SOP class ${r.sopClass})`;
+  if (r.sopClass.startsWith(SECONDARY_CAPTURE)) return 'secondary capture (screen capture, not a CT slice)';
+  if (!r.modality && !CT_SOP_CLASSES.includes(r.sopClass)) return `no Modality and SOP class ${r.sopClass} is not CT`;
+  if (r.imageType.some((w) => LOCALIZER_WORDS.includes(w))) return 'localizer/scout image';
+  if (r.samples !== 1) return `colour image (${r.samples} samples per pixel)`;
+  if (!r.ipp || !r.iop) return 'no ImagePositionPatient/ImageOrientationPatient (cannot be placed in space)';
+  const o = orientationName(r.iop);
+  if (o !== 'axial') return `${o} orientation (a reformat, not axial slices)`;
+  if (r.frames > 1) return `enhanced multi-frame image (${r.frames} frames; the browser app reads single-frame slices only)`;
   return null;
 }
 
+function nPositions(rs) {
+  return new Set(rs.map((r) => r.ipp.map((v) => v.toFixed(2)).join(','))).size;
+}
+
+function median(a) {
+  const s = Float64Array.from(a).sort();
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+function fmtG(v) { return String(Number(v.toPrecision(4))); } // ~ Python's {:.4g}
+
 /**
- * Choose the series, sort its slices and compute the grid.
+ * Choose the series and place its slices (a port of io/dicom_select.py
+ * select_series and io/dicom_geometry.py plan_stack).
  *
  * @param {object[]} records results of parseHeader
- * @returns {{slices: object[], shape: number[], spacing: number[], affine: number[][],
- *            info: object, warnings: string[]}}
+ * @returns {{slices: object[], sourceOf: number[], orient: object, shape: number[],
+ *            spacing: number[], affine: number[][], info: object, warnings: string[]}}
+ *   sourceOf[z] is the index in `slices` whose image fills output slice z
+ *   (gaps are filled with the nearest slice, as in Python).
  * @throws {DicomError} with a one-line message when nothing usable is left
  */
 export function assembleSeries(records) {
@@ -142,137 +173,228 @@ export function assembleSeries(records) {
     if (records.length === 0) throw new DicomError('No files selected: choose a DICOM folder or the DICOM files of one CT series.');
     throw new DicomError(`None of the ${records.length} selected files is a DICOM file (${listNames(notDicom)}).`);
   }
-  if (notDicom.length) warnings.push(`Skipped ${notDicom.length} file(s) that are not DICOM: ${listNames(notDicom)}.`);
+  if (notDicom.length) warnings.push(`skipped ${notDicom.length} file(s) that are not DICOM: ${listNames(notDicom)}`);
 
-  const excluded = {};
-  const usable = [];
+  const excluded = new Map();
+  const groups = new Map();
   for (const r of dicom) {
     const why = exclusionReason(r);
-    if (why) (excluded[why] ||= []).push(r);
-    else usable.push(r);
-  }
-  if (usable.length === 0) {
-    const first = dicom[0];
-    const why = exclusionReason(first);
-    if (why && why.startsWith('modality')) {
-      throw new DicomError(`${first.name} is not a CT image (Modality ${first.modality}); napari-heartbox needs a chest CT series.`);
+    if (why) {
+      if (!excluded.has(why)) excluded.set(why, []);
+      excluded.get(why).push(r);
+    } else {
+      if (!groups.has(r.seriesUid)) groups.set(r.seriesUid, []);
+      groups.get(r.seriesUid).push(r);
     }
-    const parts = Object.entries(excluded).map(([w, rs]) => `${rs.length} ${w}`);
-    throw new DicomError(`No axial CT image series among the ${dicom.length} DICOM files (${parts.join('; ')}).`);
   }
-  for (const [why, rs] of Object.entries(excluded)) {
-    warnings.push(`Left out ${rs.length} file(s): ${why} (${listNames(rs.map((r) => r.name), 3)}).`);
+  if (groups.size === 0) {
+    const nonCT = dicom.find((r) => r.modality && r.modality !== 'CT');
+    if (nonCT) throw new DicomError(`${nonCT.name}: modality is ${nonCT.modality}, not CT; napari-heartbox reads CT only.`);
+    if (dicom.length === 1) throw new DicomError(`${dicom[0].name}: cannot load as an axial CT slice: ${exclusionReason(dicom[0])}.`);
+    const found = [...excluded.entries()].sort().map(([w, rs]) => `${rs.length} ${w}`).join('; ');
+    throw new DicomError(`No axial CT series found among ${dicom.length} DICOM files; found: ${found}.`);
   }
-
-  // group by SeriesInstanceUID; take the one with the most slices
-  const groups = new Map();
-  for (const r of usable) {
-    if (!groups.has(r.seriesUid)) groups.set(r.seriesUid, []);
-    groups.get(r.seriesUid).push(r);
+  for (const [why, rs] of [...excluded.entries()].sort()) {
+    warnings.push(`excluded ${rs.length} file(s), ${why}: ${listNames(rs.map((r) => r.name))}`);
   }
-  const ordered = [...groups.entries()].sort((a, b) => b[1].length - a[1].length);
-  let [seriesUid, slices] = ordered[0];
-  if (ordered.length > 1) {
-    const others = ordered.slice(1).map(([uid, rs]) => `${uid} (${rs.length} slices)`);
-    warnings.push(`Folder holds ${ordered.length} series; using ${seriesUid} (${slices.length} slices) and ignoring ${listNames(others, 4)}.`);
+  // split a series whose images differ in matrix size or orientation
+  const candidates = new Map();
+  for (const [uid, rs] of groups) {
+    const sub = new Map();
+    for (const r of rs) {
+      const key = `${r.rows}x${r.cols}|${r.iop.map((v) => Math.round(v * 1000) / 1000).join(',')}`;
+      if (!sub.has(key)) sub.set(key, []);
+      sub.get(key).push(r);
+    }
+    const parts = [...sub.values()].sort((a, b) => b.length - a.length);
+    candidates.set(uid, parts[0]);
+    if (parts.length > 1) {
+      const dropped = parts.slice(1).flat().map((r) => r.name);
+      warnings.push(`series ${uid} mixes image sizes or orientations; kept the ${parts[0].length} images of ` +
+        `${parts[0][0].rows}x${parts[0][0].cols} and skipped ${dropped.length}: ${listNames(dropped)}`);
+    }
   }
+  let chosen = null;
+  for (const [uid, rs] of candidates) {
+    const key = [nPositions(rs), -(rs[0].seriesNumber || 0)];
+    if (!chosen || key[0] > chosen.key[0] || (key[0] === chosen.key[0] && key[1] > chosen.key[1])) chosen = { uid, key };
+  }
+  const others = [...candidates.entries()].filter(([u]) => u !== chosen.uid)
+    .map(([u, rs]) => ({ uid: u, n: nPositions(rs), desc: rs[0].description }))
+    .sort((a, b) => b.n - a.n);
+  if (others.length) {
+    warnings.push(`${others.length} other series found and not loaded: ` +
+      others.map((o) => `${o.uid} (${o.n} slices${o.desc ? ` '${o.desc}'` : ''})`).join('; '));
+  }
+  const seriesUid = chosen.uid;
+  const series = candidates.get(seriesUid);
 
   // transfer syntax: compressed data is refused, naming what is unsupported
-  const compressed = slices.filter((r) => !(r.transferSyntax in UNCOMPRESSED) || r.pixel.encapsulated);
+  const compressed = series.filter((r) => !(r.transferSyntax in UNCOMPRESSED) || r.pixel.encapsulated);
   if (compressed.length) {
     const ts = compressed[0].transferSyntax;
     const label = COMPRESSED[ts] || 'an unsupported transfer syntax';
     throw new DicomError(
-      `${compressed.length} of ${slices.length} slices (e.g. ${compressed[0].name}) are compressed with ${label} (${ts}); ` +
+      `${compressed.length} of ${series.length} slices (e.g. ${compressed[0].name}) are compressed with ${label} (${ts}); ` +
       'the browser app reads only uncompressed DICOM (Explicit/Implicit VR Little Endian). ' +
       'Export the series uncompressed, or use napari-heartbox propose in Python.');
   }
-  const bad = slices.find((r) => r.bitsAllocated !== 16 || r.samples !== 1);
-  if (bad) {
-    throw new DicomError(`${bad.name}: ${bad.samples} sample(s) of ${bad.bitsAllocated} bits per pixel is not supported (CT needs 1 sample of 16 bits).`);
-  }
+  const bad = series.find((r) => r.bitsAllocated !== 16);
+  if (bad) throw new DicomError(`${bad.name}: ${bad.bitsAllocated} bits allocated per pixel is not supported (CT stores 16).`);
 
-  // one image size per series (the most common one)
-  const sizeCount = new Map();
-  for (const r of slices) { const k = `${r.rows}x${r.cols}`; sizeCount.set(k, (sizeCount.get(k) || 0) + 1); }
-  const size = [...sizeCount.entries()].sort((a, b) => b[1] - a[1])[0][0];
-  const wrongSize = slices.filter((r) => `${r.rows}x${r.cols}` !== size);
-  if (wrongSize.length) {
-    warnings.push(`Left out ${wrongSize.length} slice(s) whose size differs from ${size}: ${listNames(wrongSize.map((r) => r.name), 3)}.`);
-    slices = slices.filter((r) => `${r.rows}x${r.cols}` === size);
-  }
-
-  // sort along the slice normal
-  const ref = slices[0];
-  const rowCos = ref.iop.slice(0, 3);
-  const colCos = ref.iop.slice(3, 6);
-  const n0 = cross(rowCos, colCos);
-  const normal = n0.map((v) => v / norm(n0));
-  for (const r of slices) r.d = dot(r.ipp, normal);
-  slices.sort((a, b) => a.d - b.d);
-  // z index 0 = most inferior: flip when the normal points inferior
-  if (slices.length > 1 && slices[slices.length - 1].ipp[2] < slices[0].ipp[2]) slices.reverse();
-
-  // duplicates (same position) keep the first file
-  const tol = 1e-3;
-  const dups = [];
-  slices = slices.filter((r, i, arr) => {
-    if (i > 0 && Math.abs(r.d - arr[i - 1].d) < tol) { dups.push(r.name); return false; }
-    return true;
-  });
-  // (filter compared against the unfiltered neighbour, so triplicates are handled too)
-  if (dups.length) warnings.push(`Dropped ${dups.length} slice(s) at duplicate positions: ${listNames(dups, 3)}.`);
-
-  const Z = slices.length;
-  const Y = ref.rows;
-  const X = ref.cols;
-  const dy = ref.pixelSpacing[0]; // row spacing (between rows)
-  const dx = ref.pixelSpacing[1]; // column spacing
-  let stepVec;
-  let dz;
-  if (Z > 1) {
-    const first = slices[0].ipp;
-    const last = slices[Z - 1].ipp;
-    stepVec = [0, 1, 2].map((i) => (last[i] - first[i]) / (Z - 1));
-    dz = Math.abs(dot(stepVec, normal));
-    const steps = [];
-    for (let i = 1; i < Z; i++) steps.push(Math.abs(slices[i].d - slices[i - 1].d));
-    const sorted = [...steps].sort((a, b) => a - b);
-    const median = sorted[Math.floor(sorted.length / 2)];
-    const gaps = [];
-    steps.forEach((s, i) => { if (s > 1.5 * median) gaps.push(`${s.toFixed(2)} mm after z=${i}`); });
-    if (gaps.length) {
-      warnings.push(`Missing slices: ${gaps.length} gap(s) larger than 1.5x the median spacing ${median.toFixed(3)} mm (${listNames(gaps, 3)}).`);
-    } else if (sorted[sorted.length - 1] - sorted[0] > 0.01 * median + 1e-4) {
-      warnings.push(`Non-uniform slice spacing: ${sorted[0].toFixed(3)}..${sorted[sorted.length - 1].toFixed(3)} mm.`);
-    }
-    const tiltCos = dot(stepVec, normal) / norm(stepVec);
-    if (Math.abs(tiltCos) < 0.9999) {
-      const deg = (Math.acos(Math.min(1, Math.abs(tiltCos))) * 180) / Math.PI;
-      warnings.push(`Gantry tilt of ${deg.toFixed(2)} degrees: the grid is sheared.`);
-    }
-  } else {
-    dz = ref.sliceThickness > 0 ? ref.sliceThickness : 1;
-    stepVec = normal.map((v) => v * dz);
-    warnings.push('Only one slice: the slice spacing is taken from SliceThickness.');
-  }
-  const o = slices[0].ipp;
-  const affine = [0, 1, 2].map((i) => [stepVec[i], colCos[i] * dy, rowCos[i] * dx, o[i]]);
-  affine.push([0, 0, 0, 1]);
+  const plan = planStack(series, warnings);
   return {
-    slices,
-    shape: [Z, Y, X],
-    spacing: [dz, dy, dx],
-    affine,
+    ...plan,
     info: {
       series_uid: seriesUid.startsWith('(') ? null : seriesUid,
-      study_uid: ref.studyUid,
-      manufacturer: ref.manufacturer,
-      description: ref.description,
+      study_uid: series[0].studyUid,
+      manufacturer: series[0].manufacturer,
+      description: series[0].description,
       modality: 'CT',
     },
     warnings,
   };
+}
+
+// (transpose, flipY, flipX) bringing x towards +L and y towards +P (io/dicom_geometry.py _in_plane)
+function inPlane(rowCos, colCos) {
+  const argmax = (v) => { const a = v.map(Math.abs); return a[0] >= a[1] && a[0] >= a[2] ? 0 : a[1] >= a[2] ? 1 : 2; };
+  const axRow = argmax(rowCos);
+  const axCol = argmax(colCos);
+  if (axRow === axCol) return { transpose: false, flipY: false, flipX: false };
+  if (axRow === 0 || axCol === 1) return { transpose: false, flipY: colCos[1] < 0, flipX: rowCos[0] < 0 };
+  return { transpose: true, flipY: rowCos[1] < 0, flipX: colCos[0] < 0 };
+}
+
+// Sort, de-duplicate and place the images of one series (io/dicom_geometry.py plan_stack)
+function planStack(slices, warnings) {
+  const h0 = slices[0];
+  const unit = (v) => { const l = norm(v); return v.map((x) => x / l); };
+  const rowCos = unit(h0.iop.slice(0, 3));
+  const colCos = unit(h0.iop.slice(3, 6));
+  let n = unit(cross(rowCos, colCos));
+  if (n[2] < 0) n = n.map((v) => -v); // normal points superior: z index 0 = most inferior
+  const d = slices.map((r) => dot(r.ipp, n));
+  const order = slices.map((_, i) => i).sort((i, j) =>
+    (d[i] - d[j]) || ((slices[i].instanceNumber || 0) - (slices[j].instanceNumber || 0)) ||
+    (slices[i].name < slices[j].name ? -1 : slices[i].name > slices[j].name ? 1 : 0));
+  const uniq = [];
+  const dups = [];
+  for (const i of order) {
+    if (uniq.length && Math.abs(d[i] - d[uniq[uniq.length - 1]]) < DUP_TOL_MM) dups.push(slices[i].name);
+    else uniq.push(i);
+  }
+  if (dups.length) {
+    warnings.push(`duplicate slice positions: ${dups.length} image(s) at the same position as another were skipped: ${listNames(dups)}`);
+  }
+  const ss = uniq.map((i) => slices[i]);
+  const du = uniq.map((i) => d[i]);
+  let dy = 1;
+  let dx = 1;
+  if (h0.pixelSpacing) [dy, dx] = h0.pixelSpacing;
+  else warnings.push('PixelSpacing missing: assumed 1.0 mm in-plane');
+  let step;
+  let dz;
+  const sourceOf = [0];
+  if (ss.length === 1) {
+    dz = h0.sliceThickness > 0 ? h0.sliceThickness : null;
+    if (dz === null) {
+      dz = 1;
+      warnings.push('single slice without SliceThickness: slice spacing assumed 1.0 mm');
+    }
+    step = n.map((v) => v * dz);
+  } else {
+    const diffs = du.slice(1).map((v, i) => v - du[i]);
+    const med = median(diffs);
+    const primaryZ = [0];
+    const gapMsgs = [];
+    diffs.forEach((gap, i) => {
+      const missing = gap > 1.5 * med ? Math.round(gap / med) - 1 : 0;
+      if (missing > 0) {
+        const zPrev = primaryZ[primaryZ.length - 1];
+        gapMsgs.push(`${Number(gap.toPrecision(3))} mm between positions ${du[i].toFixed(2)} and ${du[i + 1].toFixed(2)} (${missing} slice(s) missing)`);
+        for (let m = 1; m <= missing; m++) sourceOf.push(m <= missing / 2 ? i : i + 1);
+        primaryZ.push(zPrev + missing + 1);
+      } else {
+        primaryZ.push(primaryZ[primaryZ.length - 1] + 1);
+      }
+      sourceOf.push(i + 1);
+    });
+    if (gapMsgs.length) {
+      warnings.push(`missing slices (gap > 1.5x the median spacing ${fmtG(med)} mm): ${gapMsgs.join('; ')}; ` +
+        'filled with copies of the nearest slice to keep the grid uniform');
+    }
+    const regular = diffs.filter((g) => g <= 1.5 * med);
+    const tol = Math.max(DUP_TOL_MM, 0.01 * med);
+    if (regular.length && Math.max(...regular) - Math.min(...regular) > tol) {
+      warnings.push(`non-uniform slice spacing: ${fmtG(Math.min(...regular))} to ${fmtG(Math.max(...regular))} mm ` +
+        `(median ${fmtG(med)} mm); stacked on a uniform grid of the mean spacing`);
+    }
+    const nzOut = primaryZ[primaryZ.length - 1] + 1;
+    const p0 = ss[0].ipp;
+    const p1 = ss[ss.length - 1].ipp;
+    step = [0, 1, 2].map((k) => (p1[k] - p0[k]) / (nzOut - 1));
+    dz = dot(step, n);
+  }
+  // gantry tilt: slice positions move along a direction that is not the normal
+  const along = dot(step, n);
+  const shear = step.map((v, k) => v - along * n[k]);
+  const tiltDeg = (Math.atan2(norm(shear), along) * 180) / Math.PI;
+  const tag = h0.tilt;
+  if (tiltDeg > 0.01 || (tag != null && Math.abs(tag) > 0.01)) {
+    const tagTxt = tag != null ? ` (GantryDetectorTilt ${tag} deg)` : '';
+    warnings.push(ss.length > 1
+      ? `gantry tilt: slices are sheared by ${tiltDeg.toFixed(2)} deg${tagTxt}; the shear is recorded in the affine (z axis not perpendicular to the slices)`
+      : `gantry tilt${tagTxt}: single oblique slice, placed along its normal`);
+  }
+  const orient = inPlane(rowCos, colCos);
+  const rows = h0.rows;
+  const cols = h0.cols;
+  // stored index (k, r, c) -> LPS; r runs along colCos (dy), c along rowCos (dx)
+  const S = [0, 1, 2].map((k) => [step[k], colCos[k] * dy, rowCos[k] * dx, ss[0].ipp[k]]);
+  S.push([0, 0, 0, 1]);
+  // output index (k, yo, xo) -> stored index (k, r, c)
+  const P = [[1, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 1]];
+  let ny;
+  let nx;
+  if (!orient.transpose) {
+    [ny, nx] = [rows, cols];
+    [P[1][1], P[1][3]] = orient.flipY ? [-1, rows - 1] : [1, 0];
+    [P[2][2], P[2][3]] = orient.flipX ? [-1, cols - 1] : [1, 0];
+  } else {
+    [ny, nx] = [cols, rows];
+    [P[2][1], P[2][3]] = orient.flipY ? [-1, cols - 1] : [1, 0];
+    [P[1][2], P[1][3]] = orient.flipX ? [-1, rows - 1] : [1, 0];
+  }
+  const affine = S.map((row) => [0, 1, 2, 3].map((j) => row.reduce((acc, v, k) => acc + v * P[k][j], 0)));
+  return {
+    slices: ss,
+    sourceOf,
+    orient,
+    shape: [sourceOf.length, ny, nx],
+    spacing: orient.transpose ? [dz, dx, dy] : [dz, dy, dx],
+    affine,
+  };
+}
+
+/**
+ * Apply the in-plane transpose/flips of the plan to one stored (rows, cols)
+ * HU image `src`, writing the volume's (y, x) slice into `out`.
+ */
+export function orientSlice(src, rows, cols, orient, out) {
+  const { transpose, flipY, flipX } = orient;
+  if (!transpose) {
+    for (let y = 0; y < rows; y++) {
+      const r = flipY ? rows - 1 - y : y;
+      for (let x = 0; x < cols; x++) out[y * cols + x] = src[r * cols + (flipX ? cols - 1 - x : x)];
+    }
+  } else {
+    // output (yo, xo) = stored (r = xo', c = yo'), shape (cols, rows)
+    for (let y = 0; y < cols; y++) {
+      const c = flipY ? cols - 1 - y : y;
+      for (let x = 0; x < rows; x++) out[y * rows + x] = src[(flipX ? rows - 1 - x : x) * cols + c];
+    }
+  }
 }
 
 // round half to even, like numpy.rint (only reached when slope/intercept are non-integer)
@@ -284,46 +406,54 @@ function rint(v) {
 /**
  * Write the HU values of one slice into ``out`` (int16, row-major y, x).
  *
- * HU = stored × slope + intercept, rounded half-to-even and clipped to int16.
- * Stored values honour PixelRepresentation and BitsStored (high bits masked,
- * sign-extended for signed data).
+ * Exactly like the Python loader (io/dicom_pixels.py): the 16 stored bits are
+ * masked to BitsStored (unsigned) or sign-extended from bit BitsStored-1
+ * (signed); HU = stored × slope + intercept, in integers when slope is 1 and
+ * the intercept an integer, otherwise in float32 then rounded half-to-even;
+ * finally clipped to int16.
+ *
+ * @returns {boolean} true when some values had to be clipped
  */
 export function sliceToHU(r, out) {
   const n = r.rows * r.cols;
   if (r.pixel.length < 2 * n) throw new DicomError(`${r.name}: pixel data is truncated (${r.pixel.length} bytes for ${r.rows}x${r.cols}).`);
   const bigEndian = r.transferSyntax === '1.2.840.10008.1.2.2';
-  let stored;
-  const byteOffset = r.pixel.offset;
-  if (!bigEndian && byteOffset % 2 === 0) {
-    stored = r.pixelRepresentation ? new Int16Array(r.buffer, byteOffset, n) : new Uint16Array(r.buffer, byteOffset, n);
+  const off = r.pixel.offset;
+  let raw;
+  if (!bigEndian && off % 2 === 0) {
+    raw = new Uint16Array(r.buffer, off, n);
   } else {
-    const dv = new DataView(r.buffer, byteOffset, 2 * n);
-    stored = r.pixelRepresentation ? new Int16Array(n) : new Uint16Array(n);
-    for (let i = 0; i < n; i++) stored[i] = r.pixelRepresentation ? dv.getInt16(2 * i, !bigEndian) : dv.getUint16(2 * i, !bigEndian);
+    const dv = new DataView(r.buffer, off, 2 * n);
+    raw = new Uint16Array(n);
+    for (let i = 0; i < n; i++) raw[i] = dv.getUint16(2 * i, !bigEndian);
   }
-  const bits = r.bitsStored || 16;
-  if (bits < 16) {
-    const mask = (1 << bits) - 1;
-    const sign = 1 << (bits - 1);
-    const copy = new Int32Array(n);
-    for (let i = 0; i < n; i++) {
-      let v = stored[i] & mask;
-      if (r.pixelRepresentation && (v & sign)) v -= 1 << bits;
-      copy[i] = v;
-    }
-    stored = copy;
-  }
-  const s = r.slope;
-  const b = r.intercept;
-  if (s === 1 && Number.isInteger(b)) {
-    for (let i = 0; i < n; i++) {
-      const v = stored[i] + b;
-      out[i] = v < -32768 ? -32768 : v > 32767 ? 32767 : v;
+  const bs = r.bitsStored > 0 && r.bitsStored <= 16 ? r.bitsStored : 16;
+  const signed = r.pixelRepresentation === 1;
+  const sh = 32 - bs; // sign extension: (raw << sh) >> sh
+  const mask = bs === 16 ? 0xffff : (1 << bs) - 1;
+  let clipped = false;
+  if (r.slope === 1 && Number.isInteger(r.intercept)) {
+    const b = r.intercept;
+    if (signed) {
+      for (let i = 0; i < n; i++) {
+        const v = ((raw[i] << sh) >> sh) + b;
+        if (v < -32768 || v > 32767) { out[i] = v < 0 ? -32768 : 32767; clipped = true; } else out[i] = v;
+      }
+    } else {
+      for (let i = 0; i < n; i++) {
+        const v = (raw[i] & mask) + b;
+        if (v < -32768 || v > 32767) { out[i] = v < 0 ? -32768 : 32767; clipped = true; } else out[i] = v;
+      }
     }
   } else {
+    // float32 arithmetic like numpy: f32(stored) * f32(slope) + f32(intercept)
+    const fs = Math.fround(r.slope);
+    const fb = Math.fround(r.intercept);
     for (let i = 0; i < n; i++) {
-      const v = rint(stored[i] * s + b);
-      out[i] = v < -32768 ? -32768 : v > 32767 ? 32767 : v;
+      const st = signed ? (raw[i] << sh) >> sh : raw[i] & mask;
+      const v = rint(Math.fround(Math.fround(st * fs) + fb));
+      if (v < -32768 || v > 32767) { out[i] = v < 0 ? -32768 : 32767; clipped = true; } else out[i] = v;
     }
   }
+  return clipped;
 }

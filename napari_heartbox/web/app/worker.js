@@ -10,7 +10,7 @@
 //               | {type:'bench-point', id, ...} | {type:'error', id, message}
 
 import * as ort from './vendor/ort/ort.wasm.min.mjs';
-import { parseHeader, assembleSeries, sliceToHU, DicomError } from './dicom.js';
+import { parseHeader, assembleSeries, sliceToHU, orientSlice, DicomError } from './dicom.js';
 import { sectorFromProb, CELLS } from './postprocess.js';
 import { sectorToDict } from './sector.js';
 
@@ -102,6 +102,7 @@ async function run(msg) {
   timings.init_ms = initMs;
   timings.threads = threadsUsed;
   let shape, spacing, affine, info, warnings, getSlice;
+  let clippedSlices = 0;
   if (msg.volume) {
     // a volume given directly: {hu: Int16Array (z,y,x), shape, spacing, affine?, seriesUid?}
     const v = msg.volume;
@@ -126,8 +127,19 @@ async function run(msg) {
     const records = buffers.map((b, i) => parseHeader(b, files[i].webkitRelativePath || files[i].name));
     const series = assembleSeries(records);
     ({ shape, spacing, affine, info, warnings } = series);
-    const slices = series.slices;
-    getSlice = (z, out) => { sliceToHU(slices[z], out); slices[z].buffer = null; };
+    const { slices, sourceOf, orient } = series;
+    const identity = !orient.transpose && !orient.flipY && !orient.flipX;
+    const scratch = identity ? null : new Int16Array(slices[0].rows * slices[0].cols);
+    // output slice z is filled from slices[sourceOf[z]] (gaps repeat a neighbour)
+    const uses = new Int32Array(slices.length);
+    for (const k of sourceOf) uses[k] += 1;
+    getSlice = (z, out) => {
+      const r = slices[sourceOf[z]];
+      const target = identity ? out : scratch;
+      if (sliceToHU(r, target)) clippedSlices += 1;
+      if (!identity) orientSlice(scratch, r.rows, r.cols, orient, out);
+      if (--uses[sourceOf[z]] === 0) r.buffer = null; // release the file's bytes
+    };
     timings.parse_ms = now() - t1;
   }
   const [Z, H, W] = shape;
@@ -160,6 +172,7 @@ async function run(msg) {
     postMessage({ type: 'progress', id, phase: 'infer', done: z0 + n, total: Z });
   }
   timings.infer_ms = now() - t2;
+  if (clippedSlices) warnings.push(`HU values outside the int16 range were clipped in ${clippedSlices} slice(s)`);
   timings.hu_fill_ms = fillMs;
   const t3 = now();
   const box = sectorFromProb(prob, shape, spacing, config.postprocess, options.marginMm);

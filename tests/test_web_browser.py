@@ -1,0 +1,422 @@
+"""The exported web app in real (headless, Debian) Chromium, driven by playwright.
+
+Every test serves a freshly exported bundle on 127.0.0.1, uses the pages as a
+person would (the first ``input[type=file]`` gets the files), and checks that
+no request left 127.0.0.1. Parity with Python: same voxel ranges as
+``napari_heartbox.propose`` and patient-mm within 0.01 mm.
+
+Model: the bundled ``napari_heartbox/model/assets/heartbox.onnx`` when it
+exists; otherwise a throwaway model with the same I/O contract written to
+tmp_path (``test_web_export.write_throwaway_model``), whose Python reference is
+onnxruntime + ``sector_from_prob`` on the same ``load_ct`` volume.
+
+Skips with a reason when chromium, playwright or the browser runtime files
+(``make web-vendor``) are absent. Screenshots and timings go to
+``test-artifacts/`` (gitignored). No timing is asserted.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import shutil
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from test_web_export import (
+    BUNDLED_CARD,
+    BUNDLED_MODEL,
+    TEST_POSTPROCESS,
+    vendor_available,
+    write_throwaway_model,
+)
+
+CHROMIUM = '/usr/bin/chromium'
+ARGS = [
+    '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync',
+]
+REPO = Path(__file__).resolve().parents[1]
+ARTIFACTS = REPO / 'test-artifacts'
+TIMEOUT_MS = 240_000
+
+try:
+    from playwright.sync_api import sync_playwright
+except ImportError:  # pragma: no cover - playwright is in the testing extra
+    sync_playwright = None
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(sync_playwright is None, reason='python playwright is not installed'),
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f'{CHROMIUM} not found (apt-get install chromium)'),
+    pytest.mark.skipif(not vendor_available(), reason='browser runtime files absent: run "make web-vendor"'),
+]
+
+USE_BUNDLED = BUNDLED_MODEL.is_file() and BUNDLED_CARD.is_file()
+
+
+# ---------------------------------------------------------------- fixtures
+@pytest.fixture(scope='module')
+def model_files(tmp_path_factory):
+    """(onnx, card, postprocess config) used by both the bundle and Python."""
+    if USE_BUNDLED:
+        card = json.loads(BUNDLED_CARD.read_text())
+        return BUNDLED_MODEL, BUNDLED_CARD, card['postprocess']
+    onnx_path, card = write_throwaway_model(tmp_path_factory.mktemp('model'))
+    return onnx_path, card, TEST_POSTPROCESS
+
+
+@pytest.fixture(scope='module')
+def bundle(tmp_path_factory, model_files):
+    from napari_heartbox.web.export import export_web
+
+    onnx_path, card, _ = model_files
+    return export_web(tmp_path_factory.mktemp('web') / 'bundle', model_path=onnx_path, card_path=card).parent
+
+
+@pytest.fixture(scope='module')
+def base_url(bundle):
+    from napari_heartbox.web.serve import make_server
+
+    server = make_server(bundle, 0, quiet=True)
+    t = threading.Thread(target=server.serve_forever, daemon=True)
+    t.start()
+    yield f'http://127.0.0.1:{server.server_port}/'
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope='module')
+def browser():
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        yield b
+        b.close()
+
+
+class Page:
+    """A fresh page that logs every request and every page error."""
+
+    def __init__(self, browser, base_url):
+        self.base = base_url
+        self.ctx = browser.new_context(accept_downloads=True)
+        self.page = self.ctx.new_page()
+        self.requests: list[str] = []
+        self.errors: list[str] = []
+        self.ctx.on('request', lambda r: self.requests.append(r.url))
+        self.page.on('pageerror', lambda e: self.errors.append(str(e)))
+
+    def open(self, name):
+        self.page.goto(self.base + name)
+        return self.page
+
+    def wait_state(self, states=('done', 'error')):
+        sel = ', '.join(f'body[data-state={s}]' for s in states)
+        self.page.wait_for_selector(sel, state='attached', timeout=TIMEOUT_MS)
+        return self.page.locator('body').get_attribute('data-state')
+
+    def assert_local_only(self):
+        assert self.requests, 'no request was logged'
+        foreign = [
+            u for u in self.requests
+            if not (u.startswith(self.base) or u.startswith('data:') or u.startswith('blob:'))
+        ]
+        assert not foreign, f'requests left 127.0.0.1: {foreign}'
+
+
+@pytest.fixture
+def web(browser, base_url):
+    p = Page(browser, base_url)
+    yield p
+    p.ctx.close()
+
+
+def python_sector(path, model_files) -> dict:
+    """Python's answer for the same series (the parity reference)."""
+    from napari_heartbox.io import load_ct
+
+    onnx_path, _, post = model_files
+    volume = load_ct(path)
+    if USE_BUNDLED:
+        from napari_heartbox import propose
+
+        return propose(volume).to_dict()
+    import onnxruntime as ort
+
+    from napari_heartbox.model.postprocess import sector_from_prob
+
+    sess = ort.InferenceSession(str(onnx_path), providers=['CPUExecutionProvider'])
+    prob = np.concatenate(
+        [sess.run(None, {'hu': volume.hu[i : i + 32]})[0] for i in range(0, volume.shape[0], 32)]
+    )
+    sha = hashlib.sha256(Path(onnx_path).read_bytes()).hexdigest()
+    return sector_from_prob(
+        prob, volume.grid, post, series_uid=volume.series_uid, model_sha256=sha
+    ).to_dict()
+
+
+def run_main_page(web, files) -> tuple[dict, dict]:
+    page = web.open('index.html')
+    page.locator('input[type=file]').first.set_input_files([str(f) for f in files])
+    state = web.wait_state()
+    status = page.locator('#status').inner_text()
+    assert state == 'done', status
+    sector = json.loads(page.locator('#sector-json').inner_text())
+    extra = json.loads(page.locator('#timings-json').text_content())
+    return sector, extra
+
+
+def assert_same_sector(web_sector: dict, py: dict):
+    for key in ('schema', 'found', 'voxel', 'shape', 'series_uid', 'model_sha256'):
+        assert web_sector[key] == py[key], key
+    assert web_sector['spacing_mm'] == pytest.approx(py['spacing_mm'], abs=1e-6)
+    assert np.allclose(web_sector['affine_lps'], py['affine_lps'], atol=1e-5)
+    assert web_sector['confidence'] == pytest.approx(py['confidence'], abs=1e-3)
+    if py['found']:
+        for k in ('min', 'max'):
+            assert np.allclose(web_sector['patient_mm'][k], py['patient_mm'][k], atol=0.01), k
+    else:
+        assert web_sector['patient_mm'] is None
+
+
+def save_artifact(name, data):
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / name).write_text(json.dumps(data, indent=2))
+
+
+def dicom_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob('*') if p.is_file() and p.suffix.lower() != '.json')
+
+
+# ------------------------------------------------------------ synthetic data
+def _write_series(volume, folder, **kw):
+    from napari_heartbox.io import write_dicom_series
+
+    write_dicom_series(volume, folder, **kw)
+    return folder
+
+
+def _blob_volume(nz, heart: bool):
+    """Body ellipse in air with (optionally) a bright 'heart' blob: input for the throwaway model."""
+    from napari_heartbox.volume import CTVolume
+
+    zz, yy, xx = np.ogrid[0:nz, 0:512, 0:512]
+    hu = np.full((nz, 512, 512), -1000, np.int16)
+    body = ((xx - 256) / 200.0) ** 2 + ((yy - 256) / 150.0) ** 2 < 1
+    hu[np.broadcast_to(body, hu.shape)] = 40
+    if heart:
+        blob = ((xx - 290) / 60.0) ** 2 + ((yy - 230) / 50.0) ** 2 + ((zz - nz * 0.55) / (nz * 0.15)) ** 2 < 1
+        hu[blob] = 250
+    return CTVolume.from_array(hu, spacing=(0.5, 0.7, 0.7), origin_lps=(-180.0, -170.0, -400.0))
+
+
+@pytest.fixture(scope='module')
+def chest_700(tmp_path_factory):
+    """A 700-slice 512² synthetic chest CT, written as DICOM with shuffled names."""
+    if USE_BUNDLED:
+        from napari_heartbox.phantom import make_phantom
+
+        vol = make_phantom(
+            3, matrix=(512, 512), n_slices=700, slice_spacing_mm=0.5, coverage='chest', keep_labels=False
+        ).volume
+    else:
+        vol = _blob_volume(700, heart=True)
+    return _write_series(vol, tmp_path_factory.mktemp('chest700'), shuffle_names=True)
+
+
+@pytest.fixture(scope='module')
+def heart_free(tmp_path_factory):
+    """A heart-free series (abdomen phantom; a plain body for the throwaway model)."""
+    if USE_BUNDLED:
+        from napari_heartbox.phantom import make_phantom
+
+        vol = make_phantom(4, matrix=(512, 512), n_slices=80, coverage='abdomen', keep_labels=False).volume
+    else:
+        vol = _blob_volume(80, heart=False)
+    return _write_series(vol, tmp_path_factory.mktemp('noheart'), transfer_syntax='implicit')
+
+
+@pytest.fixture(scope='module')
+def small_series(tmp_path_factory):
+    """A 48-slice series with unsigned storage, slope 0.5 and implicit VR."""
+    vol = _blob_volume(48, heart=True)
+    return _write_series(
+        vol, tmp_path_factory.mktemp('small'), unsigned=True, slope=0.5, intercept=-1024.0,
+        transfer_syntax='implicit', shuffle_names=True,
+    )
+
+
+# ------------------------------------------------------------------- tests
+@pytest.mark.slow
+def test_main_page_matches_python_on_700_slices(web, chest_700, model_files):
+    files = dicom_files(chest_700)
+    assert len(files) == 700
+    sector, extra = run_main_page(web, files)
+    py = python_sector(chest_700, model_files)
+    assert py['found'], 'the synthetic chest must contain a heart for this test to mean anything'
+    assert_same_sector(sector, py)
+    assert sector['shape'] == [700, 512, 512]
+    save_artifact('web-timings-700.json', {'model': 'bundled' if USE_BUNDLED else 'throwaway', **extra})
+    web.page.screenshot(path=str(ARTIFACTS / 'web-main-700.png'), full_page=True)
+    web.assert_local_only()
+    assert not web.errors
+
+
+@pytest.mark.realdata
+def test_main_page_matches_python_on_real_cptac(web, shared_data, model_files):
+    folder = shared_data / 'ct' / 'cptac-lscc-c3n-00247'
+    if not folder.is_dir():
+        pytest.skip(f'{folder} not found')
+    files = dicom_files(folder / 'dicom')
+    sector, extra = run_main_page(web, files)
+    py = python_sector(folder / 'dicom', model_files)
+    assert_same_sector(sector, py)
+    assert sector['shape'][0] == 99
+    save_artifact('web-timings-cptac.json', extra)
+    web.page.screenshot(path=str(ARTIFACTS / 'web-main-cptac.png'), full_page=True)
+    web.assert_local_only()
+
+
+def test_heart_free_series_is_found_false_in_both(web, heart_free, model_files):
+    sector, _ = run_main_page(web, dicom_files(heart_free))
+    py = python_sector(heart_free, model_files)
+    assert py['found'] is False
+    assert sector['found'] is False
+    assert_same_sector(sector, py)
+    assert 'No heart in view' in web.page.locator('#status').inner_text()
+    web.assert_local_only()
+
+
+def test_unsigned_slope_implicit_series_matches_python(web, small_series, model_files):
+    sector, _ = run_main_page(web, dicom_files(small_series))
+    assert_same_sector(sector, python_sector(small_series, model_files))
+
+
+def test_host_page_api_and_event(web, small_series, model_files):
+    page = web.open('example-host.html')
+    page.locator('input[type=file]').first.set_input_files([str(f) for f in dicom_files(small_series)])
+    assert web.wait_state() == 'done', page.locator('#host-status').inner_text()
+    from_api = json.loads(page.locator('#api-result').inner_text())
+    from_event = json.loads(page.locator('#event-result').inner_text())
+    assert from_api == from_event
+    assert_same_sector(from_api, python_sector(small_series, model_files))
+    if from_api['found']:
+        z = from_api['voxel']['z']
+        assert page.locator('#heart_z').input_value() == f'{z[0]},{z[1]}'
+    web.assert_local_only()
+
+
+def test_non_dicom_files_give_a_clear_message(web, tmp_path):
+    a = tmp_path / 'notes.txt'
+    a.write_text('not a scan')
+    b = tmp_path / 'photo.png'
+    b.write_bytes(b'\x89PNG\r\n\x1a\n' + bytes(200))
+    page = web.open('index.html')
+    page.locator('input[type=file]').first.set_input_files([str(a), str(b)])
+    assert web.wait_state() == 'error'
+    msg = page.locator('#status').inner_text()
+    assert 'None of the 2 selected files is a DICOM file' in msg and 'notes.txt' in msg
+    assert page.locator('#sector-json').inner_text() == ''
+    web.assert_local_only()
+
+
+def test_empty_selection_gives_a_clear_message(web, tmp_path):
+    page = web.open('index.html')
+    f = tmp_path / 'x.txt'
+    f.write_text('x')
+    inp = page.locator('input[type=file]').first
+    inp.set_input_files([str(f)])
+    web.wait_state()
+    inp.set_input_files([])  # the person cancels / clears the selection
+    page.wait_for_selector('#status:has-text("No files selected")', timeout=TIMEOUT_MS)
+    assert page.locator('body').get_attribute('data-state') == 'error'
+
+
+@pytest.mark.realdata
+def test_compressed_dicom_is_refused_naming_the_syntax(web, shared_data):
+    f = shared_data / 'dicom-zoo' / 'wg04' / 'CT1_JPLL.dcm'
+    if not f.is_file():
+        pytest.skip(f'{f} not found')
+    page = web.open('index.html')
+    page.locator('input[type=file]').first.set_input_files([str(f)])
+    assert web.wait_state() == 'error'
+    msg = page.locator('#status').inner_text()
+    assert 'JPEG Lossless' in msg and '1.2.840.10008.1.2.4.70' in msg and 'uncompressed' in msg
+
+
+def test_postprocess_port_matches_python(web, model_files):
+    """postprocess.js on the same prob arrays as napari_heartbox.model.postprocess."""
+    from napari_heartbox.grid import Grid
+    from napari_heartbox.model.postprocess import sector_from_prob
+
+    _, _, post = model_files
+    page = web.open('index.html')
+    rng = np.random.default_rng(0)
+    cases = []
+    for i in range(12):
+        nz = int(rng.integers(3, 40))
+        h, w = [(512, 512), (500, 600), (768, 768), (333, 1024)][i % 4]
+        zz, rr, cc = np.ogrid[0:nz, 0:64, 0:64]
+        prob = rng.random((nz, 64, 64), dtype=np.float32) * 0.3
+        for _ in range(int(rng.integers(0, 4))):  # blobs of various sizes
+            cz, cr, ccol = rng.integers(0, nz), rng.integers(0, 64), rng.integers(0, 64)
+            rad = rng.uniform(1, 14)
+            d = ((zz - cz) / max(rad / 3, 0.5)) ** 2 + ((rr - cr) / rad) ** 2 + ((cc - ccol) / rad) ** 2
+            prob = np.maximum(prob, np.clip(1.2 - 0.5 * d, 0, 1).astype(np.float32))
+        spacing = (float(rng.uniform(0.5, 5)), float(rng.uniform(0.3, 1)), float(rng.uniform(0.3, 1)))
+        margin = [None, 0.0, 7.5][i % 3]
+        grid = Grid.axis_aligned((nz, h, w), spacing)
+        py = sector_from_prob(prob, grid, post, margin_mm=margin)
+        cases.append((prob, (nz, h, w), spacing, margin, py))
+    got = page.evaluate(
+        """async ([cases, post]) => {
+            const { sectorFromProb } = await import('./postprocess.js');
+            return cases.map(([b64, shape, spacing, margin]) => {
+                const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+                const prob = new Float32Array(bytes.buffer);
+                return sectorFromProb(prob, shape, spacing, post, margin === null ? undefined : margin);
+            });
+        }""",
+        [
+            [[base64.b64encode(p.tobytes()).decode(), list(s), list(sp), m] for p, s, sp, m, _ in cases],
+            post,
+        ],
+    )
+    n_found = 0
+    for (_, _, _, _, py), js in zip(cases, got, strict=True):
+        assert js['found'] == py.found
+        assert js['confidence'] == pytest.approx(py.confidence, abs=1e-9)
+        if py.found:
+            n_found += 1
+            assert [js['z'], js['y'], js['x']] == [list(py.z), list(py.y), list(py.x)]
+    assert 3 <= n_found < len(cases)  # both outcomes are exercised
+
+
+def test_speed_page_completes_and_plots(web):
+    page = web.open('speed.html?size=512&batches=2,4,8&reps=1&auto=1')
+    state = web.wait_state()
+    assert state == 'done', page.locator('#status').inner_text()
+    # one uPlot chart per metric, each with a drawn canvas
+    assert page.locator('#chart-batch canvas').count() >= 1
+    assert page.locator('#chart-frame canvas').count() >= 1
+    rows = page.locator('#results tbody tr')
+    isolated = 'single thread only' not in page.locator('#status').inner_text()
+    assert rows.count() == 3 * (2 if isolated else 1)
+    with page.expect_download() as dl:
+        page.locator('#download').click()
+    path = dl.value.path()
+    results = json.loads(Path(path).read_text())
+    assert results['schema'] == 'heartbox.speed/1'
+    assert [p['batch'] for p in results['runs'][0]['points']] == [2, 4, 8]
+    for run in results['runs']:
+        for p in run['points']:
+            assert 'error' not in p, p
+            assert p['ms_per_batch'] > 0 and p['ms_per_frame'] == pytest.approx(p['ms_per_batch'] / p['batch'])
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / 'web-speed-page.png'), full_page=True)
+    shutil.copyfile(path, ARTIFACTS / 'web-speed-results.json')
+    web.assert_local_only()
