@@ -71,7 +71,7 @@ class WorklistWidget(Container):
         self.output_dir = FileEdit(label='corrections', mode='d')
         self.open_btn = PushButton(text='Open worklist')
         self.hint = Label(value='Choose a folder of studies and a corrections folder.')
-        self.table = Table(value={'data': [], 'columns': list(COLUMNS)})
+        self.table = Table(value={'data': [], 'index': [], 'columns': list(COLUMNS)})
         self.prev_btn = PushButton(text='◀ Previous', enabled=False)
         self.next_btn = PushButton(text='Next ▶', enabled=False)
         self.accept_btn = PushButton(text='Accept ✓', enabled=False)
@@ -147,7 +147,11 @@ class WorklistWidget(Container):
         for r in wl.rows():
             iou = '' if r['iou'] is None else f'{r["iou"]:.3f}'
             data.append([r['case'], r['status'], iou])
-        self.table.value = {'data': data, 'columns': list(COLUMNS)}
+        self.table.value = {
+            'data': data,
+            'index': [str(i + 1) for i in range(len(data))],
+            'columns': list(COLUMNS),
+        }
         if self.current is not None:
             self.table.native.selectRow(self.current)
 
@@ -176,7 +180,7 @@ class WorklistWidget(Container):
         )
         worker.returned.connect(lambda res, i=index: self._show_case(i, *res))
         worker.errored.connect(lambda e, c=case.id: self._on_error(c, e))
-        worker.finished.connect(lambda: self._set_nav_enabled(True))
+        worker.finished.connect(self._on_worker_finished)
         self._worker = worker
         worker.start()
         return worker
@@ -210,6 +214,15 @@ class WorklistWidget(Container):
             self._notify(message, 'warning')
         self.refresh_table()
         self._on_box_changed()
+
+    def _on_worker_finished(self):
+        self._worker = None
+        self._set_nav_enabled(True)
+
+    @property
+    def busy(self) -> bool:
+        """True while a case is being loaded/proposed."""
+        return self._worker is not None
 
     def _close_case(self):
         if self.editor is not None:
