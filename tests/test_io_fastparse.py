@@ -48,3 +48,14 @@ def test_real_headers_match_pydicom(shared_data):
             n_fast += fast_parse(fp) is not None
         assert_same_headers(p)
     assert n_fast >= 15  # the walker really handles the uncompressed files
+
+
+@pytest.mark.realdata
+def test_small_read_chunks_give_the_same_walk(shared_data):
+    """Buffer growth mid-element (tiny chunks) must not change the result."""
+    for p in sorted((shared_data / 'dicom-zoo').rglob('*.dcm')):
+        with open(p, 'rb') as fp:
+            big = fast_parse(fp)
+        with open(p, 'rb') as fp:
+            small = fast_parse(fp, chunk=64)
+        assert big == small, p.name

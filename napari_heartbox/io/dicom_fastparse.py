@@ -89,8 +89,8 @@ class _Walker:
             return tag, None, pos + 8, _I.unpack_from(buf, pos + 4)[0]
         vr = bytes(buf[pos + 4 : pos + 6])
         if vr in _LONG_VRS:
-            self.need(pos + 12)
-            return tag, vr, pos + 12, _I.unpack_from(buf, pos + 8)[0]
+            self.need(pos + 12)  # may grow self.buf: do not reuse ``buf``
+            return tag, vr, pos + 12, _I.unpack_from(self.buf, pos + 8)[0]
         if not vr.isalpha():
             raise _Unsupported('bad VR')
         return tag, vr, pos + 8, _H.unpack_from(buf, pos + 6)[0]
