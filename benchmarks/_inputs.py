@@ -40,24 +40,17 @@ def _fallback_phantom() -> CTVolume:
 
 
 def base_phantom(seed: int = 0) -> tuple[CTVolume, str]:
-    """A chest phantom with the whole heart in view, and a description of its source."""
+    """The demo chest phantom (whole heart in view), and a description of its source."""
     try:
-        from napari_heartbox.phantom import make_phantom
+        from napari_heartbox.phantom import sample_chest_ct
     except ImportError:
         return (
             _fallback_phantom(),
             'fallback ellipsoids (napari_heartbox.phantom not available)',
         )
-    best = None
-    for s in range(seed, seed + 20):
-        case = make_phantom(s)
-        mask = np.asarray(case.heart_mask)
-        zs = np.flatnonzero(mask.any(axis=(1, 2)))
-        if zs.size and zs[0] > 0 and zs[-1] < mask.shape[0] - 1:
-            best = (case.volume, f'napari_heartbox.phantom.make_phantom({s})')
-            break
-        best = best or (case.volume, f'napari_heartbox.phantom.make_phantom({s})')
-    return best
+    return sample_chest_ct(
+        seed
+    ).volume, f'napari_heartbox.phantom.sample_chest_ct({seed})'
 
 
 def resample_volume(volume: CTVolume, nz: int, matrix: int = MATRIX) -> CTVolume:

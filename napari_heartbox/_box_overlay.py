@@ -98,8 +98,10 @@ def render_box_views(
     ----------
     volume : CTVolume
         The CT (HU, ``(z, y, x)``).
-    boxes : sequence of (lps_min, lps_max, rgb)
-        Boxes in LPS mm at voxel edges and their outline colours.
+    boxes : sequence of (lps_min, lps_max, rgb) or (lps_min, lps_max, rgb, thickness)
+        Boxes in LPS mm at voxel edges, their outline colours and optional
+        line thickness in display pixels (default 2); drawn in this order,
+        so a later box stays visible where outlines coincide.
     centre_lps : array-like of 3 float, optional
         LPS point the three planes go through; defaults to the centre of the
         first box, or the volume centre when there is no box.
@@ -134,15 +136,18 @@ def render_box_views(
         (hu[:, yc, :], 0, 2, dz, dx, True),  # coronal
         (hu[:, :, xc], 0, 1, dz, dy, True),  # sagittal
     )
-    edges = [(_box_index_edges(volume, lo, hi), rgb) for lo, hi, rgb in boxes]
+    edges = [
+        (_box_index_edges(volume, b[0], b[1]), b[2], b[3] if len(b) > 3 else 2)
+        for b in boxes
+    ]
     panels = []
     for plane, ra, ca, rsp, csp, flip in specs:
         g = _panel(_grey(plane), rsp, csp, px_mm, flip)
         rgb = np.repeat(g[:, :, None], 3, axis=2)
-        for e, colour in edges:
+        for e, colour, thick in edges:
             r0, r1 = _to_px(e[ra, 0], e[ra, 1], volume.shape[ra], rsp, px_mm, flip)
             c0, c1 = _to_px(e[ca, 0], e[ca, 1], volume.shape[ca], csp, px_mm, False)
-            _draw_rect(rgb, r0, r1, c0, c1, colour)
+            _draw_rect(rgb, r0, r1, c0, c1, colour, thick)
         panels.append(rgb)
     height = max(p.shape[0] for p in panels)
     gap = np.zeros((height, 4, 3), np.uint8)

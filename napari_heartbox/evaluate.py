@@ -741,13 +741,19 @@ def _evaluate_spec(
         from ._box_overlay import PROPOSED_RGB, REFERENCE_RGB, render_box_views
         from ._png import write_png
 
+        # proposed first (2 px), then the reference (1 px) on top: both stay
+        # visible where the outlines coincide
         boxes = []
-        if reference_box is not None:
-            boxes.append((reference_box[0], reference_box[1], REFERENCE_RGB))
         if pred.found:
-            boxes.append((pred.box_mm[0], pred.box_mm[1], PROPOSED_RGB))
+            boxes.append((pred.box_mm[0], pred.box_mm[1], PROPOSED_RGB, 2))
+        if reference_box is not None:
+            boxes.append((reference_box[0], reference_box[1], REFERENCE_RGB, 1))
+        centre = None
+        if reference_box is not None:
+            centre = (np.asarray(reference_box[0]) + np.asarray(reference_box[1])) / 2
         png = write_png(
-            png_dir / f'{_safe_name(spec.id)}.png', render_box_views(volume, boxes)
+            png_dir / f'{_safe_name(spec.id)}.png',
+            render_box_views(volume, boxes, centre_lps=centre),
         )
         result['png'] = str(png)
     runtime['total'] = round(time.perf_counter() - t_start, 4)
