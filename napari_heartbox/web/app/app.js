@@ -46,12 +46,13 @@ function showSector(sector, result) {
   fillTable($('numbers'), rows);
   const t = result.timings;
   fillTable($('timings'), [
-    ['read files', fmtMs(t.read_ms)],
-    ['parse + sort', fmtMs(t.parse_ms)],
-    ['preprocess + infer', fmtMs(t.infer_ms)],
+    ['read headers + parse + sort', fmtMs(t.read_parse_ms)],
+    ['preprocess + infer (wall)', fmtMs(t.infer_ms)],
+    ['  of which onnxruntime runs', fmtMs(t.run_ms)],
+    ['  HU conversion (parallel worker)', fmtMs(t.hu_ms)],
     ['post-process', fmtMs(t.post_ms)],
-    ['model load (first run)', fmtMs(t.init_ms)],
-    ['end to end', fmtMs(t.end_to_end_ms)],
+    ['model load (first run only)', fmtMs(t.init_ms)],
+    ['end to end (files → sector)', fmtMs(t.end_to_end_ms)],
     ['threads', String(t.threads)],
   ]);
   lastJson = JSON.stringify(sector, null, 2);

@@ -1,6 +1,6 @@
 // Module Web Worker that owns the whole pipeline, so the page stays responsive:
-// File objects → ArrayBuffers → dicom-parser headers → series/sort/geometry →
-// HU int16 slices in chunks → onnxruntime-web (wasm) → prob [Z,64,64] →
+// File objects → reader.js (a second worker: dicom-parser headers → series/sort/
+// geometry → HU int16 slices in chunks) → onnxruntime-web (wasm) → prob [Z,64,64] →
 // post-processing (postprocess.js) → heartbox.sector/1 JSON (sector.js).
 // Only the sector, the timings, the warnings and small preview images are
 // posted back. Also runs the speed benchmark (speed.html).
@@ -10,7 +10,7 @@
 //               | {type:'bench-point', id, ...} | {type:'error', id, message}
 
 import * as ort from './vendor/ort/ort.wasm.min.mjs';
-import { parseHeader, assembleSeries, sliceToHU, orientSlice, DicomError } from './dicom.js';
+import { DicomError } from './dicom.js';
 import { sectorFromProb, CELLS } from './postprocess.js';
 import { sectorToDict } from './sector.js';
 
@@ -77,21 +77,45 @@ async function runChunk(session, config, data, n, H, W) {
   return copy;
 }
 
-// point-sampled preview volume, at most `size` pixels in-plane (for the page's views)
-function previewStride(H, W, size) { return Math.max(1, Math.ceil(Math.max(H, W) / size)); }
-
-async function readFiles(files, id) {
-  const out = new Array(files.length);
-  let done = 0;
-  const BATCH = 64;
-  for (let i = 0; i < files.length; i += BATCH) {
-    const part = files.slice(i, i + BATCH);
-    const bufs = await Promise.all(part.map((f) => f.arrayBuffer()));
-    bufs.forEach((b, j) => { out[i + j] = b; });
-    done += part.length;
-    postMessage({ type: 'progress', id, phase: 'read', done, total: files.length });
-  }
-  return out;
+/**
+ * Stream HU chunks of a DICOM series from a reader worker (reader.js).
+ * Calls onMeta(meta) once, then onChunk(chunk) for each chunk in z order;
+ * resolves with the reader's 'done' message.
+ */
+function streamFromReader(files, id, chunkSlices, previewSize, onMeta, onChunk) {
+  return new Promise((resolve, reject) => {
+    const reader = new Worker(new URL('./reader.js', import.meta.url), { type: 'module', name: 'heartbox-reader' });
+    const queue = [];
+    let busy = false;
+    let finished = null;
+    const fail = (e) => { reader.terminate(); reject(e); };
+    const pump = async () => {
+      if (busy) return;
+      busy = true;
+      try {
+        while (queue.length) {
+          const m = queue.shift();
+          if (m.type === 'meta') onMeta(m);
+          else if (m.type === 'chunk') { await onChunk(m); reader.postMessage({ type: 'ack' }); }
+          else if (m.type === 'done') finished = m;
+        }
+      } catch (e) { fail(e); return; } finally { busy = false; }
+      if (finished) { reader.terminate(); resolve(finished); }
+    };
+    reader.onmessage = (ev) => {
+      const m = ev.data;
+      if (m.type === 'progress') { postMessage({ ...m, id }); return; }
+      if (m.type === 'error') {
+        const e = m.user ? new DicomError(m.message) : new Error(m.message);
+        fail(e);
+        return;
+      }
+      queue.push(m);
+      pump();
+    };
+    reader.onerror = (ev) => fail(new Error(`DICOM reader failed: ${ev.message || 'script error'}`));
+    reader.postMessage({ type: 'start', files, chunkSlices, previewSize });
+  });
 }
 
 async function run(msg) {
@@ -101,80 +125,69 @@ async function run(msg) {
   const { session, config, initMs } = await getSession(options.numThreads);
   timings.init_ms = initMs;
   timings.threads = threadsUsed;
-  let shape, spacing, affine, info, warnings, getSlice;
-  let clippedSlices = 0;
+  const chunk = Math.max(1, options.chunkSlices || config.runtime?.chunk_slices || 32);
+  const previewSize = options.previewSize || 160;
+  const wantPreview = options.previews !== false;
+  let meta;
+  let prob;
+  let preview = null;
+  let inferMs = 0;
+  let tFirst = null;
+  const onMeta = (m) => {
+    meta = m;
+    const [Z, pY, pX] = m.preview.shape;
+    prob = new Float32Array(m.shape[0] * CELLS * CELLS);
+    if (wantPreview) preview = new Int16Array(Z * pY * pX);
+  };
+  const onChunk = async (c) => {
+    const [, H, W] = meta.shape;
+    if (tFirst === null) tFirst = now();
+    const t = now();
+    prob.set(await runChunk(session, config, c.data, c.n, H, W), c.z0 * CELLS * CELLS);
+    inferMs += now() - t;
+    if (preview) preview.set(c.preview, c.z0 * meta.preview.shape[1] * meta.preview.shape[2]);
+    postMessage({ type: 'progress', id, phase: 'infer', done: c.z0 + c.n, total: meta.shape[0] });
+  };
+  let done;
   if (msg.volume) {
     // a volume given directly: {hu: Int16Array (z,y,x), shape, spacing, affine?, seriesUid?}
     const v = msg.volume;
-    shape = v.shape.map(Number);
-    spacing = v.spacing ? v.spacing.map(Number) : [1, 1, 1];
-    affine = v.affine || [[0, 0, spacing[2], 0], [0, spacing[1], 0, 0], [spacing[0], 0, 0, 0], [0, 0, 0, 1]];
-    info = { series_uid: v.seriesUid ?? null };
-    warnings = [];
-    const n = shape[1] * shape[2];
-    if (!(v.hu instanceof Int16Array) || v.hu.length !== shape[0] * n) {
+    const shape = v.shape.map(Number);
+    const [Z, H, W] = shape;
+    const spacing = v.spacing ? v.spacing.map(Number) : [1, 1, 1];
+    if (!(v.hu instanceof Int16Array) || v.hu.length !== Z * H * W) {
       throw new DicomError(`volume.hu must be an Int16Array of ${shape.join('x')} values`);
     }
-    getSlice = (z, out) => out.set(v.hu.subarray(z * n, (z + 1) * n));
-    timings.read_ms = 0;
-    timings.parse_ms = 0;
+    const stride = Math.max(1, Math.ceil(Math.max(H, W) / previewSize));
+    const pY = Math.ceil(H / stride);
+    const pX = Math.ceil(W / stride);
+    onMeta({
+      shape, spacing,
+      affine: v.affine || [[0, 0, spacing[2], 0], [0, spacing[1], 0, 0], [spacing[0], 0, 0, 0], [0, 0, 0, 1]],
+      info: { series_uid: v.seriesUid ?? null }, warnings: [], preview: { shape: [Z, pY, pX], stride }, header_ms: 0,
+    });
+    for (let z0 = 0; z0 < Z; z0 += chunk) {
+      const n = Math.min(chunk, Z - z0);
+      const data = v.hu.subarray(z0 * H * W, (z0 + n) * H * W);
+      const pv = new Int16Array(n * pY * pX);
+      for (let k = 0; k < n; k++) for (let yy = 0; yy < pY; yy++) for (let xx = 0; xx < pX; xx++) {
+        pv[(k * pY + yy) * pX + xx] = data[k * H * W + yy * stride * W + xx * stride];
+      }
+      await onChunk({ z0, n, data, preview: pv });
+    }
+    done = { warnings: [], hu_ms: 0, total_ms: 0 };
   } else {
     const files = Array.from(msg.files || []);
-    const t0 = now();
-    const buffers = await readFiles(files, id);
-    timings.read_ms = now() - t0;
-    const t1 = now();
-    const records = buffers.map((b, i) => parseHeader(b, files[i].webkitRelativePath || files[i].name));
-    const series = assembleSeries(records);
-    ({ shape, spacing, affine, info, warnings } = series);
-    const { slices, sourceOf, orient } = series;
-    const identity = !orient.transpose && !orient.flipY && !orient.flipX;
-    const scratch = identity ? null : new Int16Array(slices[0].rows * slices[0].cols);
-    // output slice z is filled from slices[sourceOf[z]] (gaps repeat a neighbour)
-    const uses = new Int32Array(slices.length);
-    for (const k of sourceOf) uses[k] += 1;
-    getSlice = (z, out) => {
-      const r = slices[sourceOf[z]];
-      const target = identity ? out : scratch;
-      if (sliceToHU(r, target)) clippedSlices += 1;
-      if (!identity) orientSlice(scratch, r.rows, r.cols, orient, out);
-      if (--uses[sourceOf[z]] === 0) r.buffer = null; // release the file's bytes
-    };
-    timings.parse_ms = now() - t1;
+    if (files.length === 0) throw new DicomError('No files selected: choose a DICOM folder or the DICOM files of one CT series.');
+    done = await streamFromReader(files, id, chunk, previewSize, onMeta, onChunk);
   }
-  const [Z, H, W] = shape;
-  // preprocess + inference, chunked so the wasm heap stays bounded
-  const t2 = now();
-  const chunk = Math.max(1, options.chunkSlices || config.runtime?.chunk_slices || 32);
-  const prob = new Float32Array(Z * CELLS * CELLS);
-  const data = new Int16Array(chunk * H * W);
-  const stride = previewStride(H, W, options.previewSize || 160);
-  const pY = Math.ceil(H / stride);
-  const pX = Math.ceil(W / stride);
-  const preview = options.previews === false ? null : new Int16Array(Z * pY * pX);
-  let fillMs = 0;
-  for (let z0 = 0; z0 < Z; z0 += chunk) {
-    const n = Math.min(chunk, Z - z0);
-    const tf = now();
-    for (let k = 0; k < n; k++) {
-      const sl = data.subarray(k * H * W, (k + 1) * H * W);
-      getSlice(z0 + k, sl);
-      if (preview) {
-        const base = (z0 + k) * pY * pX;
-        for (let yy = 0; yy < pY; yy++) {
-          const row = yy * stride * W;
-          for (let xx = 0; xx < pX; xx++) preview[base + yy * pX + xx] = sl[row + xx * stride];
-        }
-      }
-    }
-    fillMs += now() - tf;
-    prob.set(await runChunk(session, config, data, n, H, W), z0 * CELLS * CELLS);
-    postMessage({ type: 'progress', id, phase: 'infer', done: z0 + n, total: Z });
-  }
-  timings.infer_ms = now() - t2;
-  if (clippedSlices) warnings.push(`HU values outside the int16 range were clipped in ${clippedSlices} slice(s)`);
-  timings.hu_fill_ms = fillMs;
+  const tEnd = now();
+  timings.read_parse_ms = meta.header_ms; // headers of all files + series selection and geometry
+  timings.hu_ms = done.hu_ms; // pixel reads excluded: HU conversion (in the reader, overlapped)
+  timings.run_ms = inferMs; // onnxruntime-web runs only
+  timings.infer_ms = tFirst === null ? 0 : tEnd - tFirst; // preprocess + inference wall time
   const t3 = now();
+  const { shape, spacing, affine, info } = meta;
   const box = sectorFromProb(prob, shape, spacing, config.postprocess, options.marginMm);
   const sector = sectorToDict({
     ...box, shape, spacing, affine, seriesUid: info.series_uid, modelSha256: config.model.sha256,
@@ -182,9 +195,9 @@ async function run(msg) {
   timings.post_ms = now() - t3;
   timings.total_ms = now() - tStart;
   const result = {
-    type: 'result', id, sector, warnings, timings, info,
+    type: 'result', id, sector, warnings: [...meta.warnings, ...done.warnings], timings, info,
     features: { cells: box.cells, volume_ml: box.volume_ml, mean_prob: box.mean_prob },
-    preview: preview ? { data: preview, shape: [Z, pY, pX], stride } : null,
+    preview: preview ? { data: preview, shape: meta.preview.shape, stride: meta.preview.stride } : null,
   };
   postMessage(result, preview ? [preview.buffer] : []);
 }

@@ -1,0 +1,116 @@
+// Module Web Worker (started by worker.js): reads and decodes the DICOM files
+// while the inference worker runs the model, so the two overlap on two cores.
+//
+// 1. headers: reads only the first PREFIX bytes of each file (dicom-parser
+//    stops at the PixelData element), chooses the series and the grid
+//    (dicom.js, a port of the Python loader) and posts {type:'meta'};
+// 2. pixels: for each chunk of output slices (z order, index 0 = most
+//    inferior) reads just the pixel bytes, converts them to HU int16 (y, x)
+//    and posts {type:'chunk', z0, n, data, preview} with the buffers
+//    transferred. At most MAX_IN_FLIGHT chunks wait for an {type:'ack'}, so
+//    memory stays bounded whatever the series length.
+//
+// In: {type:'start', files, chunkSlices, previewSize} | {type:'ack'}
+// Out: {type:'meta'|'chunk'|'progress'|'done'|'error', ...}
+
+import { parseHeader, assembleSeries, sliceToHU, orientSlice, DicomError } from './dicom.js';
+
+const PREFIX = 16384; // bytes read per file for its header
+const MAX_IN_FLIGHT = 2;
+let credits = MAX_IN_FLIGHT;
+let wake = null;
+
+function now() { return performance.now(); }
+
+async function readHeader(file, name) {
+  const size = file.size;
+  const head = await file.slice(0, Math.min(size, PREFIX)).arrayBuffer();
+  const magic = size >= 132 ? new TextDecoder().decode(new Uint8Array(head, 128, 4)) : '';
+  if (magic !== 'DICM') return { name, error: 'not a DICOM file' };
+  let r = parseHeader(head, name);
+  if ((r.error || !r.pixel) && size > PREFIX) r = parseHeader(await file.arrayBuffer(), name); // long header
+  r.file = file;
+  r.buffer = null; // pixel bytes are read later, chunk by chunk
+  return r;
+}
+
+async function readPixels(r) {
+  const n = 2 * r.rows * r.cols;
+  const buf = await r.file.slice(r.pixel.offset, r.pixel.offset + Math.min(n, r.pixel.length)).arrayBuffer();
+  return { ...r, buffer: buf, pixel: { ...r.pixel, offset: 0, length: buf.byteLength } };
+}
+
+async function waitCredit() {
+  while (credits <= 0) await new Promise((res) => { wake = res; });
+  credits -= 1;
+}
+
+async function start({ files, chunkSlices, previewSize }) {
+  const t0 = now();
+  const records = [];
+  const BATCH = 128;
+  for (let i = 0; i < files.length; i += BATCH) {
+    const part = files.slice(i, i + BATCH);
+    records.push(...await Promise.all(part.map((f) => readHeader(f, f.webkitRelativePath || f.name))));
+    postMessage({ type: 'progress', phase: 'read', done: Math.min(i + BATCH, files.length), total: files.length });
+  }
+  const series = assembleSeries(records);
+  const { slices, sourceOf, orient, shape } = series;
+  const [Z, H, W] = shape;
+  const stride = Math.max(1, Math.ceil(Math.max(H, W) / previewSize));
+  const pY = Math.ceil(H / stride);
+  const pX = Math.ceil(W / stride);
+  postMessage({
+    type: 'meta', shape, spacing: series.spacing, affine: series.affine, info: series.info,
+    warnings: series.warnings, preview: { shape: [Z, pY, pX], stride }, header_ms: now() - t0,
+  });
+  const identity = !orient.transpose && !orient.flipY && !orient.flipX;
+  const scratch = identity ? null : new Int16Array(slices[0].rows * slices[0].cols);
+  let clipped = 0;
+  let hu_ms = 0;
+  const readChunk = (z0) => {
+    const n = Math.min(chunkSlices, Z - z0);
+    const idx = [...new Set(sourceOf.slice(z0, z0 + n))];
+    return Promise.all(idx.map((k) => readPixels(slices[k]))).then((rs) => new Map(idx.map((k, j) => [k, rs[j]])));
+  };
+  let pending = readChunk(0);
+  for (let z0 = 0; z0 < Z; z0 += chunkSlices) {
+    const n = Math.min(chunkSlices, Z - z0);
+    const px = await pending;
+    if (z0 + n < Z) pending = readChunk(z0 + n); // prefetch while converting this chunk
+    await waitCredit();
+    const t = now();
+    const data = new Int16Array(n * H * W);
+    const preview = new Int16Array(n * pY * pX);
+    for (let k = 0; k < n; k++) {
+      const r = px.get(sourceOf[z0 + k]);
+      const out = data.subarray(k * H * W, (k + 1) * H * W);
+      if (sliceToHU(r, identity ? out : scratch)) clipped += 1;
+      if (!identity) orientSlice(scratch, r.rows, r.cols, orient, out);
+      for (let yy = 0; yy < pY; yy++) {
+        const row = yy * stride * W;
+        for (let xx = 0; xx < pX; xx++) preview[(k * pY + yy) * pX + xx] = out[row + xx * stride];
+      }
+    }
+    hu_ms += now() - t;
+    postMessage({ type: 'chunk', z0, n, data, preview }, [data.buffer, preview.buffer]);
+  }
+  const warnings = clipped ? [`HU values outside the int16 range were clipped in ${clipped} slice(s)`] : [];
+  postMessage({ type: 'done', warnings, hu_ms, total_ms: now() - t0 });
+}
+
+self.onmessage = async (ev) => {
+  const msg = ev.data;
+  if (msg.type === 'ack') {
+    credits += 1;
+    if (wake) { const w = wake; wake = null; w(); }
+    return;
+  }
+  if (msg.type === 'start') {
+    try {
+      await start(msg);
+    } catch (e) {
+      postMessage({ type: 'error', message: String((e && e.message) || e), user: e instanceof DicomError });
+    }
+  }
+};
