@@ -70,7 +70,9 @@ def test_missing_path(tmp_path, capsys):
 
 @pytest.mark.realdata
 def test_cptac_done_when(shared_data, capsys):
-    assert main(['info', str(shared_data / 'ct' / 'cptac-lscc-c3n-00247' / 'dicom')]) == 0
+    assert (
+        main(['info', str(shared_data / 'ct' / 'cptac-lscc-c3n-00247' / 'dicom')]) == 0
+    )
     out = capsys.readouterr().out
     assert '99 slices of 512 x 512' in out
     assert 'spacing (z, y, x) mm: (3.0, 0.5645, 0.5645)' in out

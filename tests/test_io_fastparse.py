@@ -13,7 +13,11 @@ from napari_heartbox.io.dicom_fastparse import fast_parse
 from napari_heartbox.io.dicom_headers import read_header
 from napari_heartbox.volume import CTVolume
 
-FIELDS = [f.name for f in dataclasses.fields(read_header.__globals__['SliceHeader']) if f.name != 'dataset']
+FIELDS = [
+    f.name
+    for f in dataclasses.fields(read_header.__globals__['SliceHeader'])
+    if f.name != 'dataset'
+]
 
 
 def assert_same_headers(path):
@@ -24,7 +28,9 @@ def assert_same_headers(path):
             assert getattr(a, name) == getattr(b, name), (path.name, name)
 
 
-@pytest.mark.parametrize('kw', [{}, {'transfer_syntax': 'implicit', 'unsigned': True}, {'slope': 0.5}])
+@pytest.mark.parametrize(
+    'kw', [{}, {'transfer_syntax': 'implicit', 'unsigned': True}, {'slope': 0.5}]
+)
 def test_synthetic_headers_match_pydicom(tmp_path, kw):
     vol = CTVolume.from_array(np.zeros((2, 8, 8), np.int16), spacing=(1.5, 0.5, 0.5))
     paths = write_dicom_series(vol, tmp_path, **kw)
@@ -41,7 +47,9 @@ def test_non_dicom_and_truncated_fall_back():
 @pytest.mark.realdata
 def test_real_headers_match_pydicom(shared_data):
     files = sorted((shared_data / 'dicom-zoo').rglob('*.dcm'))
-    files += sorted((shared_data / 'ct' / 'cptac-lscc-c3n-00247' / 'dicom').glob('*.dcm'))[:5]
+    files += sorted(
+        (shared_data / 'ct' / 'cptac-lscc-c3n-00247' / 'dicom').glob('*.dcm')
+    )[:5]
     n_fast = 0
     for p in files:
         with open(p, 'rb') as fp:

@@ -60,7 +60,9 @@ def test_compressed_files_opened_at_most_twice(shared_data, open_counter):
     assert max(open_counter.values()) <= 2
 
 
-@pytest.mark.parametrize('kw', [{}, {'slope': 0.5, 'intercept': -1000.0}, {'unsigned': True}])
+@pytest.mark.parametrize(
+    'kw', [{}, {'slope': 0.5, 'intercept': -1000.0}, {'unsigned': True}]
+)
 def test_peak_memory_is_about_one_volume(tmp_path, kw):
     write_dicom_series(_volume(nz=40, n=256), tmp_path, **kw)
     load_ct(tmp_path)  # warm imports and caches

@@ -20,7 +20,9 @@ from napari_heartbox.io import load_ct, write_dicom_series
 from napari_heartbox.volume import CTVolume
 
 
-def phantom(nz=10, ny=24, nx=32, spacing=(2.5, 0.7, 0.8), origin=(-11.0, -22.0, -300.0)):
+def phantom(
+    nz=10, ny=24, nx=32, spacing=(2.5, 0.7, 0.8), origin=(-11.0, -22.0, -300.0)
+):
     """Volume whose every voxel value encodes its (z, y, x): orientation errors show."""
     z, y, x = np.meshgrid(np.arange(nz), np.arange(ny), np.arange(nx), indexing='ij')
     hu = (-1000 + 97 * z + 3 * y + 2 * x).astype(np.int16)
@@ -74,7 +76,9 @@ def test_superior_first_series_is_flipped_so_z0_is_inferior(tmp_path):
     np.testing.assert_array_equal(loaded.hu, vol.hu[::-1])
     assert loaded.affine[2, 0] == pytest.approx(2.5)
     # same LPS point, same HU
-    np.testing.assert_allclose(loaded.grid.index_to_lps([0, 3, 4]), down.grid.index_to_lps([4, 3, 4]))
+    np.testing.assert_allclose(
+        loaded.grid.index_to_lps([0, 3, 4]), down.grid.index_to_lps([4, 3, 4])
+    )
 
 
 def test_spacing_from_positions_not_thickness(tmp_path):
@@ -149,7 +153,15 @@ def test_oblique_tilted_iop_series(tmp_path):
         {'transfer_syntax': 'implicit'},
         {'transfer_syntax': 'implicit', 'unsigned': True},
     ],
-    ids=['s1-i1024', 's1-i0', 's0.5', 'unsigned', 'unsigned-i1000', 'implicit', 'implicit-unsigned'],
+    ids=[
+        's1-i1024',
+        's1-i0',
+        's0.5',
+        'unsigned',
+        'unsigned-i1000',
+        'implicit',
+        'implicit-unsigned',
+    ],
 )
 def test_hu_from_slope_intercept(tmp_path, kw):
     vol = phantom()
@@ -210,7 +222,13 @@ def test_hu_overflow_is_clipped_with_warning(tmp_path):
 def test_several_series_takes_largest_and_lists_others(tmp_path):
     big, small = phantom(nz=8), phantom(nz=4, origin=(0, 0, 50))
     write_dicom_series(big, tmp_path / 'a', series_uid='1.2.3.100', seed=1)
-    write_dicom_series(small, tmp_path / 'b', series_uid='1.2.3.200', seed=2, series_description='Small')
+    write_dicom_series(
+        small,
+        tmp_path / 'b',
+        series_uid='1.2.3.200',
+        seed=2,
+        series_description='Small',
+    )
     loaded = load_ct(tmp_path)
     assert loaded.series_uid == '1.2.3.100'
     assert loaded.shape[0] == 8
@@ -240,12 +258,27 @@ def test_exclusions_are_reported_with_reasons(tmp_path):
     vol = phantom(nz=6)
     write_dicom_series(vol, tmp_path / 'ct', series_uid='1.2.3.1')
     one = phantom(nz=1)
-    write_dicom_series(one, tmp_path / 'scout', series_uid='1.2.3.2', file_prefix='scout',
-                       image_type=('ORIGINAL', 'PRIMARY', 'LOCALIZER'))
-    write_dicom_series(phantom(nz=3), tmp_path / 'cor', series_uid='1.2.3.3', file_prefix='cor',
-                       image_orientation=(1, 0, 0, 0, 0, -1))
-    write_dicom_series(one, tmp_path / 'sc', series_uid='1.2.3.4', file_prefix='sc',
-                       sop_class_uid='1.2.840.10008.5.1.4.1.1.7')
+    write_dicom_series(
+        one,
+        tmp_path / 'scout',
+        series_uid='1.2.3.2',
+        file_prefix='scout',
+        image_type=('ORIGINAL', 'PRIMARY', 'LOCALIZER'),
+    )
+    write_dicom_series(
+        phantom(nz=3),
+        tmp_path / 'cor',
+        series_uid='1.2.3.3',
+        file_prefix='cor',
+        image_orientation=(1, 0, 0, 0, 0, -1),
+    )
+    write_dicom_series(
+        one,
+        tmp_path / 'sc',
+        series_uid='1.2.3.4',
+        file_prefix='sc',
+        sop_class_uid='1.2.840.10008.5.1.4.1.1.7',
+    )
     _write_sr(tmp_path / 'report.dcm')
     loaded = load_ct(tmp_path)
     assert_same_volume(loaded, vol)
@@ -258,7 +291,9 @@ def test_exclusions_are_reported_with_reasons(tmp_path):
 
 
 def test_single_non_axial_image_is_refused(tmp_path):
-    paths = write_dicom_series(phantom(nz=1), tmp_path, image_orientation=(0, 1, 0, 0, 0, -1))
+    paths = write_dicom_series(
+        phantom(nz=1), tmp_path, image_orientation=(0, 1, 0, 0, 0, -1)
+    )
     with pytest.raises(CTLoadError, match=r'00001\.dcm.*sagittal'):
         load_ct(paths[0])
 
@@ -279,9 +314,15 @@ def test_gap_is_detected_filled_and_named(tmp_path):
     loaded = load_ct(tmp_path)
     assert loaded.shape == vol.shape  # grid kept uniform
     np.testing.assert_allclose(loaded.affine, vol.affine, atol=1e-4)
-    np.testing.assert_array_equal(np.delete(loaded.hu, 4, axis=0), np.delete(vol.hu, 4, axis=0))
-    assert np.array_equal(loaded.hu[4], vol.hu[3]) or np.array_equal(loaded.hu[4], vol.hu[5])
-    assert any('missing slices' in w and '1 slice(s) missing' in w for w in loaded.warnings)
+    np.testing.assert_array_equal(
+        np.delete(loaded.hu, 4, axis=0), np.delete(vol.hu, 4, axis=0)
+    )
+    assert np.array_equal(loaded.hu[4], vol.hu[3]) or np.array_equal(
+        loaded.hu[4], vol.hu[5]
+    )
+    assert any(
+        'missing slices' in w and '1 slice(s) missing' in w for w in loaded.warnings
+    )
 
 
 def test_duplicate_positions_are_reported(tmp_path):
@@ -291,7 +332,10 @@ def test_duplicate_positions_are_reported(tmp_path):
     edit(tmp_path / 'copy_of_3.dcm', SOPInstanceUID=generate_uid(), InstanceNumber=99)
     loaded = load_ct(tmp_path)
     assert_same_volume(loaded, vol)
-    assert any('duplicate slice positions' in w and 'copy_of_3.dcm' in w for w in loaded.warnings)
+    assert any(
+        'duplicate slice positions' in w and 'copy_of_3.dcm' in w
+        for w in loaded.warnings
+    )
 
 
 def test_non_uniform_spacing_is_reported(tmp_path):
@@ -330,7 +374,9 @@ def test_empty_folder_is_an_error(tmp_path):
 def test_folder_without_dicom_names_folder_and_contents(tmp_path):
     (tmp_path / 'a.txt').write_text('x')
     (tmp_path / 'b.png').write_bytes(b'\x89PNG....')
-    with pytest.raises(CTLoadError, match=r'no readable DICOM images; found 2 non-DICOM file\(s\)') as e:
+    with pytest.raises(
+        CTLoadError, match=r'no readable DICOM images; found 2 non-DICOM file\(s\)'
+    ) as e:
         load_ct(tmp_path)
     assert str(tmp_path) in str(e.value)
 
@@ -350,12 +396,19 @@ def test_list_of_files_and_single_file(tmp_path):
     single = load_ct(paths[2])
     np.testing.assert_array_equal(single.hu[0], vol.hu[2])
     assert single.shape == (1, *vol.shape[1:])
-    np.testing.assert_allclose(single.grid.index_to_lps([0, 0, 0]), vol.grid.index_to_lps([2, 0, 0]))
+    np.testing.assert_allclose(
+        single.grid.index_to_lps([0, 0, 0]), vol.grid.index_to_lps([2, 0, 0])
+    )
 
 
 def test_series_info_is_filled(tmp_path):
-    write_dicom_series(phantom(nz=3), tmp_path, series_uid='1.2.3.4', study_uid='1.2.3',
-                       series_description='Thorax')
+    write_dicom_series(
+        phantom(nz=3),
+        tmp_path,
+        series_uid='1.2.3.4',
+        study_uid='1.2.3',
+        series_description='Thorax',
+    )
     info = load_ct(tmp_path).info
     assert info.series_uid == '1.2.3.4'
     assert info.study_uid == '1.2.3'
@@ -379,7 +432,11 @@ def test_progress_reaches_total(tmp_path):
 def test_input_folder_is_not_modified(tmp_path):
     vol = phantom(nz=4)
     write_dicom_series(vol, tmp_path)
-    before = {p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in tmp_path.iterdir()}
+    before = {
+        p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in tmp_path.iterdir()
+    }
     load_ct(tmp_path)
-    after = {p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in tmp_path.iterdir()}
+    after = {
+        p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in tmp_path.iterdir()
+    }
     assert before == after

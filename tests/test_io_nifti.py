@@ -33,9 +33,13 @@ def save_as_nifti(vol: CTVolume, path, axes=(2, 1, 0), dtype=None):
 
 
 @pytest.mark.parametrize('suffix', ['.nii', '.nii.gz'])
-@pytest.mark.parametrize('axes', [(2, 1, 0), (0, 1, 2), (1, 2, 0)], ids=['xyz', 'zyx', 'yxz'])
+@pytest.mark.parametrize(
+    'axes', [(2, 1, 0), (0, 1, 2), (1, 2, 0)], ids=['xyz', 'zyx', 'yxz']
+)
 def test_round_trip_keeps_voxels_and_lps_geometry(tmp_path, suffix, axes):
-    vol = CTVolume.from_array(phantom(), spacing=(3.0, 0.8, 0.7), origin_lps=(-40.0, -60.0, -200.0))
+    vol = CTVolume.from_array(
+        phantom(), spacing=(3.0, 0.8, 0.7), origin_lps=(-40.0, -60.0, -200.0)
+    )
     path = tmp_path / f'ct{suffix}'
     save_as_nifti(vol, path, axes)
     loaded = load_ct(path)
@@ -72,7 +76,9 @@ def test_float_nifti_is_rounded_to_int16(tmp_path):
 
 
 def test_sheared_grid_round_trip(tmp_path):
-    a = np.array([[0, 0, 0.7, 5.0], [0.4, 0.8, 0, 6.0], [2.0, 0, 0, 7.0], [0, 0, 0, 1.0]])
+    a = np.array(
+        [[0, 0, 0.7, 5.0], [0.4, 0.8, 0, 6.0], [2.0, 0, 0, 7.0], [0, 0, 0, 1.0]]
+    )
     vol = CTVolume(phantom(), Grid((6, 10, 12), (2.0, 0.8, 0.7), a))
     path = tmp_path / 'sheared.nii.gz'
     save_as_nifti(vol, path)

@@ -18,7 +18,9 @@ pytestmark = pytest.mark.realdata
 
 def pydicom_hu(path) -> np.ndarray:
     ds = pydicom.dcmread(path)
-    return ds.pixel_array * float(ds.get('RescaleSlope', 1)) + float(ds.get('RescaleIntercept', 0))
+    return ds.pixel_array * float(ds.get('RescaleSlope', 1)) + float(
+        ds.get('RescaleIntercept', 0)
+    )
 
 
 def ipp_s(path) -> float:
@@ -109,7 +111,9 @@ def test_enhanced_multiframe_ct(shared_data):
     # per-frame positions z -159 and -149 (SOURCE.md): inferior first, 10 mm apart
     assert vol.affine[2, 3] == pytest.approx(-159.0)
     assert vol.spacing[0] == pytest.approx(10.0)
-    frames = pydicom.dcmread(path).pixel_array.astype(int) - 1024  # slope 1, intercept -1024
+    frames = (
+        pydicom.dcmread(path).pixel_array.astype(int) - 1024
+    )  # slope 1, intercept -1024
     pos = [
         float(f.PlanePositionSequence[0].ImagePositionPatient[2])
         for f in pydicom.dcmread(path).PerFrameFunctionalGroupsSequence
@@ -127,12 +131,17 @@ WG04_LOSSLESS = [
     for codec in ('J2KR', 'JLSL', 'JPLL', 'RLE')
 ] + [
     ('fo-dicom/D_CLUNIE_CT1_RLE_FRAGS.dcm', 'wg04/CT1_UNC.dcm'),
-    ('fo-dicom/GH177_D_CLUNIE_CT1_IVRLE_BigEndian_ELE_undefinded_length.dcm', 'wg04/CT1_UNC.dcm'),
+    (
+        'fo-dicom/GH177_D_CLUNIE_CT1_IVRLE_BigEndian_ELE_undefinded_length.dcm',
+        'wg04/CT1_UNC.dcm',
+    ),
     ('pydicom/693_J2KR.dcm', 'pydicom/693_UNCR.dcm'),
 ]
 
 
-@pytest.mark.parametrize('variant, reference', WG04_LOSSLESS, ids=[v for v, _ in WG04_LOSSLESS])
+@pytest.mark.parametrize(
+    'variant, reference', WG04_LOSSLESS, ids=[v for v, _ in WG04_LOSSLESS]
+)
 def test_lossless_variant_equals_uncompressed(shared_data, variant, reference):
     zoo = shared_data / 'dicom-zoo'
     a, b = load_ct(zoo / variant), load_ct(zoo / reference)
@@ -154,18 +163,34 @@ def test_lossy_variant_close_to_uncompressed(shared_data, variant, max_diff):
 # --- the zoo table: decode or refuse with a reason, as dicom-zoo/SOURCE.md says ---------
 
 ZOO_LOADS = [
-    'wg04/CT1_UNC.dcm', 'wg04/CT1_J2KR.dcm', 'wg04/CT1_J2KI.dcm', 'wg04/CT1_JLSL.dcm',
-    'wg04/CT1_JLSN.dcm', 'wg04/CT1_JPLL.dcm', 'wg04/CT1_RLE.dcm',
-    'wg04/CT2_UNC.dcm', 'wg04/CT2_J2KR.dcm', 'wg04/CT2_J2KI.dcm', 'wg04/CT2_JLSL.dcm',
-    'wg04/CT2_JLSN.dcm', 'wg04/CT2_JPLL.dcm', 'wg04/CT2_RLE.dcm',
-    'pydicom/693_UNCR.dcm', 'pydicom/693_J2KR.dcm', 'pydicom/693_J2KI.dcm',
-    'pydicom/J2K_pixelrep_mismatch.dcm', 'pydicom/bad_sequence.dcm',
-    'pydicom/explicit_VR-UN.dcm', 'pydicom/CT_small.dcm',
+    'wg04/CT1_UNC.dcm',
+    'wg04/CT1_J2KR.dcm',
+    'wg04/CT1_J2KI.dcm',
+    'wg04/CT1_JLSL.dcm',
+    'wg04/CT1_JLSN.dcm',
+    'wg04/CT1_JPLL.dcm',
+    'wg04/CT1_RLE.dcm',
+    'wg04/CT2_UNC.dcm',
+    'wg04/CT2_J2KR.dcm',
+    'wg04/CT2_J2KI.dcm',
+    'wg04/CT2_JLSL.dcm',
+    'wg04/CT2_JLSN.dcm',
+    'wg04/CT2_JPLL.dcm',
+    'wg04/CT2_RLE.dcm',
+    'pydicom/693_UNCR.dcm',
+    'pydicom/693_J2KR.dcm',
+    'pydicom/693_J2KI.dcm',
+    'pydicom/J2K_pixelrep_mismatch.dcm',
+    'pydicom/bad_sequence.dcm',
+    'pydicom/explicit_VR-UN.dcm',
+    'pydicom/CT_small.dcm',
     'fo-dicom/D_CLUNIE_CT1_RLE_FRAGS.dcm',
     'fo-dicom/GH177_D_CLUNIE_CT1_IVRLE_BigEndian_ELE_undefinded_length.dcm',
-    'fo-dicom/GH1308.dcm', 'fo-dicom/IM-0001-0001-0001.dcm',
+    'fo-dicom/GH1308.dcm',
+    'fo-dicom/IM-0001-0001-0001.dcm',
     'covid19-ny-sbu/A002304_axial_19010112-135.dcm',
-    'lungmask/0.dcm', 'lungmask/1.dcm',
+    'lungmask/0.dcm',
+    'lungmask/1.dcm',
 ]
 
 ZOO_REFUSES = {
@@ -180,7 +205,10 @@ ZOO_REFUSES = {
 
 
 def test_zoo_table_is_complete(shared_data):
-    on_disk = {str(p.relative_to(shared_data / 'dicom-zoo')) for p in (shared_data / 'dicom-zoo').rglob('*.dcm')}
+    on_disk = {
+        str(p.relative_to(shared_data / 'dicom-zoo'))
+        for p in (shared_data / 'dicom-zoo').rglob('*.dcm')
+    }
     covered = set(ZOO_LOADS) | set(ZOO_REFUSES) | {'pydicom/eCT_Supplemental.dcm'}
     assert on_disk == covered
 
@@ -239,6 +267,13 @@ def test_zoo_file_refused_with_reason(shared_data, name, reason):
 def test_zoo_folder_loads_and_reports_everything_it_left_out(shared_data):
     vol = load_ct(shared_data / 'dicom-zoo')
     text = '\n'.join(vol.warnings)
-    for reason in ('coronal orientation', 'sagittal orientation', 'localizer/scout',
-                   'secondary capture', 'modality NM', 'modality OT', 'other series'):
+    for reason in (
+        'coronal orientation',
+        'sagittal orientation',
+        'localizer/scout',
+        'secondary capture',
+        'modality NM',
+        'modality OT',
+        'other series',
+    ):
         assert reason in text

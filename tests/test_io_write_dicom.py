@@ -43,7 +43,11 @@ def test_round_trip_through_pydicom(tmp_path, kw):
         assert ds.SOPClassUID == pydicom.uid.CTImageStorage
         assert str(ds.PatientName) == 'Synthetic^Phantom'
         assert ds.Manufacturer == 'napari-heartbox synthetic'
-    expected_ts = '1.2.840.10008.1.2' if kw.get('transfer_syntax') == 'implicit' else '1.2.840.10008.1.2.1'
+    expected_ts = (
+        '1.2.840.10008.1.2'
+        if kw.get('transfer_syntax') == 'implicit'
+        else '1.2.840.10008.1.2.1'
+    )
     assert ds.file_meta.TransferSyntaxUID == expected_ts
 
 
@@ -63,7 +67,9 @@ def test_sheared_affine_writes_a_tilted_series(tmp_path):
     vol = CTVolume(np.zeros((3, 8, 8), np.int16), Grid((3, 8, 8), (2.0, 0.7, 0.8), a))
     paths = write_dicom_series(vol, tmp_path)
     ds = pydicom.dcmread(paths[2], stop_before_pixels=True)
-    assert float(ds.GantryDetectorTilt) == pytest.approx(np.degrees(np.arctan(0.25)), abs=1e-3)
+    assert float(ds.GantryDetectorTilt) == pytest.approx(
+        np.degrees(np.arctan(0.25)), abs=1e-3
+    )
     assert [float(v) for v in ds.ImagePositionPatient] == pytest.approx([0, 1.0, 4.0])
 
 

@@ -22,9 +22,15 @@ def add_parser(subparsers) -> None:
             'found and any loading warnings.'
         ),
     )
-    p.add_argument('path', help='DICOM folder (searched recursively), DICOM file, or .nii/.nii.gz')
+    p.add_argument(
+        'path', help='DICOM folder (searched recursively), DICOM file, or .nii/.nii.gz'
+    )
     p.add_argument('--json', action='store_true', help='print machine-readable JSON')
-    p.add_argument('--series-uid', default=None, help='SeriesInstanceUID to load when there are several')
+    p.add_argument(
+        '--series-uid',
+        default=None,
+        help='SeriesInstanceUID to load when there are several',
+    )
     p.set_defaults(run=run)
 
 
@@ -42,8 +48,13 @@ def _progress_bar():
         bar = state['bar']
         if bar is None:
             bar = state['bar'] = tqdm(
-                total=total, unit='file', desc='loading', file=sys.stderr,
-                delay=0.5, disable=None, leave=False,
+                total=total,
+                unit='file',
+                desc='loading',
+                file=sys.stderr,
+                delay=0.5,
+                disable=None,
+                leave=False,
             )
         if bar.total != total:
             bar.total = total
@@ -85,33 +96,35 @@ def _human(s: dict) -> str:
     sp = tuple(round(v, 4) for v in s['spacing_mm'])
     ser = s['series']
     lines = [
-        f"{s['path']}",
-        f"  {z} slices of {y} x {x} ({ser['source_format']}, {ser['n_source_files']} file(s))",
+        f'{s["path"]}',
+        f'  {z} slices of {y} x {x} ({ser["source_format"]}, {ser["n_source_files"]} file(s))',
         f'  spacing (z, y, x) mm: {sp}',
     ]
     if ser.get('slice_thickness_mm') is not None:
-        lines.append(f"  slice thickness: {ser['slice_thickness_mm']:g} mm")
+        lines.append(f'  slice thickness: {ser["slice_thickness_mm"]:g} mm')
     lo, hi = s['extent_lps_mm']['min'], s['extent_lps_mm']['max']
     lines.append(
         '  extent LPS mm (voxel edges): '
-        + ', '.join(f'{a} {l:.1f}..{h:.1f}' for a, l, h in zip('LPS', lo, hi, strict=True))
+        + ', '.join(
+            f'{a} {a0:.1f}..{a1:.1f}' for a, a0, a1 in zip('LPS', lo, hi, strict=True)
+        )
     )
     if not s['axis_aligned']:
         lines.append('  grid is not axis-aligned (oblique or sheared)')
-    lines.append(f"  HU range: {s['hu_range'][0]} .. {s['hu_range'][1]}")
+    lines.append(f'  HU range: {s["hu_range"][0]} .. {s["hu_range"][1]}')
     lines.append(
-        f"  modality {ser['modality']}, manufacturer {ser.get('manufacturer') or '-'}, "
-        f"description {ser.get('description') or '-'}"
+        f'  modality {ser["modality"]}, manufacturer {ser.get("manufacturer") or "-"}, '
+        f'description {ser.get("description") or "-"}'
     )
-    lines.append(f"  SeriesInstanceUID: {ser.get('series_uid') or '-'}")
+    lines.append(f'  SeriesInstanceUID: {ser.get("series_uid") or "-"}')
     others = [d for d in s['series_found'] if not d.get('loaded')]
     if others:
         lines.append(f'  other series ({len(others)}, not loaded; use --series-uid):')
         for d in others:
             desc = f" '{d['description']}'" if d.get('description') else ''
-            lines.append(f"    {d['series_uid']}: {d['n_slices']} slices{desc}")
+            lines.append(f'    {d["series_uid"]}: {d["n_slices"]} slices{desc}')
     if s['warnings']:
-        lines.append(f"  warnings ({len(s['warnings'])}):")
+        lines.append(f'  warnings ({len(s["warnings"])}):')
         lines += [f'    - {w}' for w in s['warnings']]
     else:
         lines.append('  warnings: none')
@@ -124,7 +137,9 @@ def run(args) -> int:
 
     progress, close = _progress_bar()
     try:
-        result = load_ct_with_series(args.path, series_uid=args.series_uid, progress=progress)
+        result = load_ct_with_series(
+            args.path, series_uid=args.series_uid, progress=progress
+        )
     finally:
         close()
     s = summary(result, str(args.path))

@@ -47,7 +47,23 @@ WANTED_TAGS = frozenset(
 _PIXEL_DATA = 0x7FE00010
 _PER_FRAME_FG = 0x52009230
 _ITEM, _ITEM_END, _SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
-_LONG_VRS = frozenset({b'OB', b'OD', b'OF', b'OL', b'OV', b'OW', b'SQ', b'SV', b'UC', b'UN', b'UR', b'UT', b'UV'})
+_LONG_VRS = frozenset(
+    {
+        b'OB',
+        b'OD',
+        b'OF',
+        b'OL',
+        b'OV',
+        b'OW',
+        b'SQ',
+        b'SV',
+        b'UC',
+        b'UN',
+        b'UR',
+        b'UT',
+        b'UV',
+    }
+)
 _NATIVE = {b'1.2.840.10008.1.2': True, b'1.2.840.10008.1.2.1': False}  # -> implicit?
 _UNDEFINED = 0xFFFFFFFF
 _HH = struct.Struct('<HH')

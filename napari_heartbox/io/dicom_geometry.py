@@ -99,7 +99,12 @@ def plan_stack(slices: list[SliceHeader]) -> StackPlan:
     d = ipp @ n
     order = sorted(
         range(len(slices)),
-        key=lambda i: (d[i], slices[i].instance_number or 0, str(slices[i].path), slices[i].frame or 0),
+        key=lambda i: (
+            d[i],
+            slices[i].instance_number or 0,
+            str(slices[i].path),
+            slices[i].frame or 0,
+        ),
     )
     uniq: list[int] = []
     dups: list[SliceHeader] = []
@@ -127,7 +132,9 @@ def plan_stack(slices: list[SliceHeader]) -> StackPlan:
         dz = h0.thickness if h0.thickness and h0.thickness > 0 else None
         if dz is None:
             dz = 1.0
-            warnings.append('single slice without SliceThickness: slice spacing assumed 1.0 mm')
+            warnings.append(
+                'single slice without SliceThickness: slice spacing assumed 1.0 mm'
+            )
         step = n * dz
         primary_z = [0]
         source_of = [0]
@@ -222,4 +229,7 @@ def plan_stack(slices: list[SliceHeader]) -> StackPlan:
 
 
 def _labels(hs: list[SliceHeader]) -> list[str]:
-    return [h.path.name if h.frame is None else f'{h.path.name}[frame {h.frame}]' for h in hs]
+    return [
+        h.path.name if h.frame is None else f'{h.path.name}[frame {h.frame}]'
+        for h in hs
+    ]

@@ -33,7 +33,19 @@ __all__ = ['SliceHeader', 'ScanResult', 'scan_headers', 'discover_files', 'NATIV
 #: straight from the file (Implicit VR LE, Explicit VR LE).
 NATIVE_TS = frozenset({'1.2.840.10008.1.2', '1.2.840.10008.1.2.1'})
 _PIXEL_TAG = struct.pack('<HH', 0x7FE0, 0x0010)
-_LONG_VRS = {b'OB', b'OW', b'OF', b'OD', b'OL', b'OV', b'UN', b'SQ', b'UT', b'UC', b'UR'}
+_LONG_VRS = {
+    b'OB',
+    b'OW',
+    b'OF',
+    b'OD',
+    b'OL',
+    b'OV',
+    b'UN',
+    b'SQ',
+    b'UT',
+    b'UC',
+    b'UR',
+}
 
 
 @dataclass
@@ -59,7 +71,9 @@ class SliceHeader:
     instance_number: int | None = None
     ipp: tuple[float, float, float] | None = None
     iop: tuple[float, ...] | None = None
-    pixel_spacing: tuple[float, float] | None = None  # (row spacing dy, column spacing dx)
+    pixel_spacing: tuple[float, float] | None = (
+        None  # (row spacing dy, column spacing dx)
+    )
     thickness: float | None = None
     tilt: float | None = None  # GantryDetectorTilt, degrees
     rows: int | None = None
@@ -322,13 +336,29 @@ def _enhanced_frames(ds, common: dict) -> list[SliceHeader]:
         meas = _functional(ds, 'PixelMeasuresSequence', fi, shared)
         pvt = _functional(ds, 'PixelValueTransformationSequence', fi, shared)
         h = SliceHeader(**common, frame=i, n_frames=n)
-        h.ipp = _floats(pos.get('ImagePositionPatient'), 3) if pos else _floats(ds.get('ImagePositionPatient'), 3)
-        h.iop = _floats(ori.get('ImageOrientationPatient'), 6) if ori else _floats(ds.get('ImageOrientationPatient'), 6)
+        h.ipp = (
+            _floats(pos.get('ImagePositionPatient'), 3)
+            if pos
+            else _floats(ds.get('ImagePositionPatient'), 3)
+        )
+        h.iop = (
+            _floats(ori.get('ImageOrientationPatient'), 6)
+            if ori
+            else _floats(ds.get('ImageOrientationPatient'), 6)
+        )
         if meas is not None:
             h.pixel_spacing = _floats(meas.get('PixelSpacing'), 2)
             h.thickness = _float(meas.get('SliceThickness'))
-        h.slope = _float(pvt.get('RescaleSlope'), 1.0) if pvt else _float(ds.get('RescaleSlope'), 1.0)
-        h.intercept = _float(pvt.get('RescaleIntercept'), 0.0) if pvt else _float(ds.get('RescaleIntercept'), 0.0)
+        h.slope = (
+            _float(pvt.get('RescaleSlope'), 1.0)
+            if pvt
+            else _float(ds.get('RescaleSlope'), 1.0)
+        )
+        h.intercept = (
+            _float(pvt.get('RescaleIntercept'), 0.0)
+            if pvt
+            else _float(ds.get('RescaleIntercept'), 0.0)
+        )
         h.has_pixels = True
         out.append(h)
     return out
@@ -364,7 +394,9 @@ def read_header(path: Path, *, fast: bool = True) -> list[SliceHeader]:
             fp.seek(0)
             ds = pydicom.dcmread(fp, stop_before_pixels=True, force=True)
             if 'SOPClassUID' not in ds and 'Rows' not in ds:
-                raise InvalidDicomError('no DICM marker and no DICOM image tags') from None
+                raise InvalidDicomError(
+                    'no DICM marker and no DICOM image tags'
+                ) from None
         offset, length = _pixel_element(fp, ds)
     meta = getattr(ds, 'file_meta', None)
     ts_uid = _str(meta.get('TransferSyntaxUID')) if meta is not None else None
@@ -392,7 +424,9 @@ def read_header(path: Path, *, fast: bool = True) -> list[SliceHeader]:
     return [h]
 
 
-def scan_headers(files: Iterable[Path], progress=None, progress_total=None) -> ScanResult:
+def scan_headers(
+    files: Iterable[Path], progress=None, progress_total=None
+) -> ScanResult:
     """Run pass 1 over ``files``.
 
     Parameters
@@ -413,7 +447,9 @@ def scan_headers(files: Iterable[Path], progress=None, progress_total=None) -> S
         except InvalidDicomError:
             res.not_dicom.append(path)
         except Exception as e:  # noqa: BLE001 - corrupt files are reported, not raised
-            res.unreadable.append((path, f'{type(e).__name__}: {e}'.splitlines()[0][:120]))
+            res.unreadable.append(
+                (path, f'{type(e).__name__}: {e}'.splitlines()[0][:120])
+            )
         if progress is not None:
             progress(i + 1, total)
     return res

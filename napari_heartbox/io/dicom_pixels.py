@@ -114,7 +114,9 @@ def _decode_single(h: SliceHeader) -> np.ndarray:
             data = data[: h.pixel_length]
         ds.PixelData = data
         elem = ds['PixelData']
-        elem.VR = 'OB' if h.pixel_length is None or (h.bits_allocated or 16) <= 8 else 'OW'
+        elem.VR = (
+            'OB' if h.pixel_length is None or (h.bits_allocated or 16) <= 8 else 'OW'
+        )
         elem.is_undefined_length = h.pixel_length is None
         try:
             return ds.pixel_array
@@ -124,7 +126,9 @@ def _decode_single(h: SliceHeader) -> np.ndarray:
     return pydicom.dcmread(h.path).pixel_array
 
 
-def fill_volume(plan: StackPlan, *, progress=None, done0: int = 0, total: int | None = None):
+def fill_volume(
+    plan: StackPlan, *, progress=None, done0: int = 0, total: int | None = None
+):
     """Build the HU volume described by ``plan``.
 
     Parameters
@@ -174,8 +178,10 @@ def fill_volume(plan: StackPlan, *, progress=None, done0: int = 0, total: int | 
     workers = max(1, min(4, os.cpu_count() or 1))
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = {pool.submit(decode_task, i): i for i in compressed}
-        tmp = None if plan.identity_in_plane else np.empty(
-            (plan.slices[0].rows, plan.slices[0].cols), np.int16
+        tmp = (
+            None
+            if plan.identity_in_plane
+            else np.empty((plan.slices[0].rows, plan.slices[0].cols), np.int16)
         )
         for i in native:
             h = plan.slices[i]
@@ -217,7 +223,11 @@ def fill_volume(plan: StackPlan, *, progress=None, done0: int = 0, total: int | 
             first = plan.slices[min(failed)]
             raise CTLoadError(
                 f'{first.path}: cannot read pixel data: {failed[min(failed)]}'
-                + (f' (nor of {len(failed) - 1} other image(s))' if len(failed) > 1 else '')
+                + (
+                    f' (nor of {len(failed) - 1} other image(s))'
+                    if len(failed) > 1
+                    else ''
+                )
             )
         for i in failed:
             j = min(ok, key=lambda k: abs(k - i))

@@ -22,7 +22,13 @@ import numpy as np
 from ..errors import CTLoadError
 from .dicom_headers import SliceHeader
 
-__all__ = ['Selection', 'exclusion_reason', 'orientation_name', 'select_series', 'name_list']
+__all__ = [
+    'Selection',
+    'exclusion_reason',
+    'orientation_name',
+    'select_series',
+    'name_list',
+]
 
 _SECONDARY_CAPTURE_PREFIX = '1.2.840.10008.5.1.4.1.1.7'
 _LOCALIZER_WORDS = {'LOCALIZER', 'SCOUT', 'TOPOGRAM', 'SURVIEW', 'SCANOGRAM'}
@@ -107,7 +113,7 @@ def _describe_group(uid, slices) -> dict:
 
 def _fmt_group(d: dict) -> str:
     desc = f" '{d['description']}'" if d.get('description') else ''
-    return f"{d['series_uid']} ({d['n_slices']} slices{desc})"
+    return f'{d["series_uid"]} ({d["n_slices"]} slices{desc})'
 
 
 def select_series(
@@ -165,7 +171,9 @@ def select_series(
 
     if series_uid is not None:
         if series_uid not in candidates:
-            avail = '; '.join(_fmt_group(_describe_group(u, s)) for u, s in candidates.items())
+            avail = '; '.join(
+                _fmt_group(_describe_group(u, s)) for u, s in candidates.items()
+            )
             raise CTLoadError(
                 f'{source}: no axial CT series with SeriesInstanceUID {series_uid}; '
                 f'available: {avail}'
@@ -174,7 +182,10 @@ def select_series(
     else:
         chosen_uid = max(
             candidates,
-            key=lambda u: (_n_positions(candidates[u]), -(candidates[u][0].series_number or 0)),
+            key=lambda u: (
+                _n_positions(candidates[u]),
+                -(candidates[u][0].series_number or 0),
+            ),
         )
     others = [_describe_group(u, s) for u, s in candidates.items() if u != chosen_uid]
     others.sort(key=lambda d: -d['n_slices'])
@@ -203,6 +214,7 @@ def _raise_nothing_usable(excluded: dict[str, list[SliceHeader]], source: str):
         reason = exclusion_reason(h)
         raise CTLoadError(f'{h.path}: cannot load as an axial CT slice: {reason}')
     found = '; '.join(
-        f'{len({h.path for h in hs})} {reason}' for reason, hs in sorted(excluded.items())
+        f'{len({h.path for h in hs})} {reason}'
+        for reason, hs in sorted(excluded.items())
     )
     raise CTLoadError(f'{source}: no axial CT series found; found: {found}')

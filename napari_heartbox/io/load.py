@@ -96,8 +96,12 @@ def load_ct_with_series(
         if p.is_dir():
             files = discover_files(p)
             if not files:
-                raise CTLoadError(f'{p}: folder is empty (no files found, searched recursively)')
-            return _load_dicom(files, source=str(p), series_uid=series_uid, progress=progress)
+                raise CTLoadError(
+                    f'{p}: folder is empty (no files found, searched recursively)'
+                )
+            return _load_dicom(
+                files, source=str(p), series_uid=series_uid, progress=progress
+            )
         if is_nifti(p):
             return LoadResult(load_nifti(p, progress=progress))
         return _load_dicom([p], source=str(p), series_uid=series_uid, progress=progress)
@@ -124,11 +128,16 @@ def _load_dicom(files, *, source, series_uid, progress) -> LoadResult:
         sel = select_series(scan.slices, series_uid=series_uid, source=source)
         plan = plan_stack(sel.slices)
         hu, pixel_warnings = fill_volume(
-            plan, progress=progress, done0=len(files), total=len(files) + len(plan.slices)
+            plan,
+            progress=progress,
+            done0=len(files),
+            total=len(files) + len(plan.slices),
         )
     warnings: list[str] = []
     if len(scan.not_dicom) and len(files) > 1:
-        warnings.append(f'skipped {len(scan.not_dicom)} non-DICOM file(s): {name_list(scan.not_dicom)}')
+        warnings.append(
+            f'skipped {len(scan.not_dicom)} non-DICOM file(s): {name_list(scan.not_dicom)}'
+        )
     if scan.unreadable:
         warnings.append(
             f'skipped {len(scan.unreadable)} unreadable DICOM file(s): '
@@ -168,10 +177,14 @@ def _load_dicom(files, *, source, series_uid, progress) -> LoadResult:
 def _raise_nothing(files, scan, source):
     parts = []
     if scan.not_dicom:
-        parts.append(f'{len(scan.not_dicom)} non-DICOM file(s) ({name_list(scan.not_dicom, 3)})')
+        parts.append(
+            f'{len(scan.not_dicom)} non-DICOM file(s) ({name_list(scan.not_dicom, 3)})'
+        )
     if scan.unreadable:
         p, why = scan.unreadable[0]
-        parts.append(f'{len(scan.unreadable)} unreadable DICOM file(s) ({p.name}: {why})')
+        parts.append(
+            f'{len(scan.unreadable)} unreadable DICOM file(s) ({p.name}: {why})'
+        )
     if len(files) == 1:
         if scan.not_dicom:
             raise CTLoadError(f'{files[0]}: not a DICOM or NIfTI file')

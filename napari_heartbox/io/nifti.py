@@ -27,7 +27,7 @@ RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
 def is_nifti(path: Path) -> bool:
     """True for ``*.nii`` and ``*.nii.gz`` names."""
     name = path.name.lower()
-    return name.endswith('.nii') or name.endswith('.nii.gz')
+    return name.endswith(('.nii', '.nii.gz'))
 
 
 def _axis_plan(a_lps: np.ndarray):
@@ -70,7 +70,9 @@ def load_nifti(path: Path, progress=None) -> CTVolume:
     if len(shape) == 4 and shape[3] == 1:
         shape = shape[:3]
     if len(shape) != 3:
-        raise CTLoadError(f'{path}: NIfTI has {len(img.shape)} dimensions {img.shape}, expected a 3-D CT volume')
+        raise CTLoadError(
+            f'{path}: NIfTI has {len(img.shape)} dimensions {img.shape}, expected a 3-D CT volume'
+        )
     warnings: list[str] = []
     try:
         data = np.asanyarray(img.dataobj).reshape(shape)
@@ -104,7 +106,11 @@ def load_nifti(path: Path, progress=None) -> CTVolume:
     dz = abs(float(a[:3, 0] @ n))
     spacing = (dz, float(np.linalg.norm(ny_col)), float(np.linalg.norm(nx_col)))
     descrip = img.header.get('descrip')
-    desc = bytes(descrip).split(b'\x00')[0].decode('latin-1').strip() if descrip is not None else ''
+    desc = (
+        bytes(descrip).split(b'\x00')[0].decode('latin-1').strip()
+        if descrip is not None
+        else ''
+    )
     info = SeriesInfo(
         series_uid=None,
         modality='CT',

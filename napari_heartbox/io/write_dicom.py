@@ -32,10 +32,10 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import (
+    PYDICOM_IMPLEMENTATION_UID,
     CTImageStorage,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
-    PYDICOM_IMPLEMENTATION_UID,
     generate_uid,
 )
 
@@ -182,7 +182,11 @@ def write_dicom_series(
     series_uid = series_uid or _uid(seed, 'series', series_description)
     study_uid = study_uid or _uid(seed, 'study')
     for_uid = _uid(seed, 'frame-of-reference')
-    ts_uid = ExplicitVRLittleEndian if transfer_syntax == 'explicit' else ImplicitVRLittleEndian
+    ts_uid = (
+        ExplicitVRLittleEndian
+        if transfer_syntax == 'explicit'
+        else ImplicitVRLittleEndian
+    )
     dtype = np.dtype(np.uint16 if unsigned else np.int16)
 
     meta = FileMetaDataset()
