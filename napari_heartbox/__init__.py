@@ -34,6 +34,9 @@ _LAZY = {
     'ModelError': 'napari_heartbox.errors',
     'load_ct': 'napari_heartbox.io',
     'propose': 'napari_heartbox.model',
+    # napari helpers (import napari only when used)
+    'add_ct_layer': 'napari_heartbox._napari',
+    'attach_box_editor': 'napari_heartbox._napari',
 }
 
 __all__ = ['__version__', *sorted(_LAZY)]
@@ -45,6 +48,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .model import propose
     from .sector import Sector, box_iou_mm
     from .volume import CTVolume, SeriesInfo
+    from ._napari import add_ct_layer, attach_box_editor
 
 
 def __getattr__(name: str):

@@ -2,10 +2,13 @@
 ``_reader``/``_writer``/``_widget``/``_sample_data`` modules, allowed to
 import napari or Qt).
 
-Public entry point for notebooks and scripts::
+Public entry points for notebooks and scripts (also importable from the
+top-level package, lazily)::
 
-    from napari_heartbox._napari import attach_box_editor
-    editor = attach_box_editor(viewer, image_layer, sector)
+    from napari_heartbox import add_ct_layer, attach_box_editor
+    layer = add_ct_layer(viewer, volume)            # CT placed in world mm
+    editor = attach_box_editor(viewer, layer, sector)
+    editor.model.sector                             # the current (edited) box
 
 World coordinates in napari are ``(z, y, x)`` = (S, P, L) in mm: the CT's
 LPS patient position with the axes listed in array order (see
@@ -14,7 +17,20 @@ LPS patient position with the axes listed in array order (see
 
 from __future__ import annotations
 
-__all__ = ['attach_box_editor']
+__all__ = ['add_ct_layer', 'attach_box_editor']
+
+
+def add_ct_layer(viewer, volume, name: str = 'CT', **kwargs):
+    """Add a :class:`~napari_heartbox.volume.CTVolume` as an Image layer.
+
+    The layer is placed in world mm (axes z, y, x = patient S, P, L), with
+    the mediastinal window; see :mod:`napari_heartbox._napari.layers`.
+    Returns the layer.
+    """
+    from .layers import layer_data_from_volume
+
+    data, meta, _ = layer_data_from_volume(volume, name=name, **kwargs)
+    return viewer.add_image(data, **meta)
 
 
 def attach_box_editor(viewer, image_layer, sector=None, *, select=True):
