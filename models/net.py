@@ -41,8 +41,9 @@ class DSBlock(nn.Module):
         return F.relu(y + x) if self.res else F.relu(y)
 
 
-def _up(x, like):
-    return F.interpolate(x, size=like.shape[-2:], mode='bilinear', align_corners=False)
+def _up(x, like=None):
+    """×2 bilinear upsampling (half-pixel centres; exports as one static Resize)."""
+    return F.interpolate(x, scale_factor=2.0, mode='bilinear', align_corners=False)
 
 
 class HeartNet(nn.Module):

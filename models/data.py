@@ -1,0 +1,183 @@
+"""Training data: phantom volumes → the ONNX preprocessing → cached 64×64 slices.
+
+Inputs are produced ONLY by running the preprocessing graph
+(:func:`napari_heartbox.model.graph.build_preprocess_model`) in onnxruntime,
+so training sees exactly what the shipped model sees. The label of a cell is
+the fraction of its ``kH×kW`` pixels inside the phantom's heart mask (cells
+defined as in ``docs/model.md``; padding pixels count as not heart).
+
+Cache: ``models/cache/phantom_<seed>.npz`` (gitignored), one per case, holding
+a subset of slices (all heart-edge slices plus a uniform sample).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from napari_heartbox.model.postprocess import CELLS, cell_size
+
+CACHE = Path(__file__).resolve().parent / 'cache'
+SLICES_PER_CASE = 72  # uniform sample of each volume
+EDGE_BAND_MM = 15.0  # plus every slice this close to the heart's top/bottom (capped)
+EDGE_MAX_PER_SIDE = 12
+CACHE_VERSION = 2
+
+
+def prep_session(threads: int = 1):
+    """onnxruntime session of the preprocessing graph (``hu`` → ``cell_hu``)."""
+    import onnxruntime as ort
+
+    from napari_heartbox.model.graph import build_preprocess_model
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 3
+    return ort.InferenceSession(
+        build_preprocess_model().SerializeToString(), so, providers=['CPUExecutionProvider']
+    )
+
+
+def run_prep(sess, hu: np.ndarray, batch: int = 16) -> np.ndarray:
+    """``cell_hu`` float32 ``(Z, 64, 64)`` of an int16 ``(Z, H, W)`` volume."""
+    out = np.empty((hu.shape[0], CELLS, CELLS), np.float32)
+    for i in range(0, hu.shape[0], batch):
+        out[i : i + batch] = sess.run(None, {'hu': np.ascontiguousarray(hu[i : i + batch])})[0]
+    return out
+
+
+def heart_fraction(mask: np.ndarray) -> np.ndarray:
+    """Label: fraction of each cell's pixels inside ``mask`` (float32 ``(Z, 64, 64)``)."""
+    z, h, w = mask.shape
+    kh, kw = cell_size(h, w)
+    m = np.zeros((z, CELLS * kh, CELLS * kw), np.float32)
+    m[:, :h, :w] = mask
+    s = m.reshape(z, CELLS, kh, CELLS * kw).sum(axis=2)
+    s = s.reshape(z, CELLS, CELLS, kw).sum(axis=3)
+    return s / np.float32(kh * kw)
+
+
+def choose_slices(label: np.ndarray, dz: float, rng: np.random.Generator) -> np.ndarray:
+    """Slice indices kept for training: a uniform sample + heart-edge bands."""
+    nz = label.shape[0]
+    keep = set(np.unique(np.linspace(0, nz - 1, min(nz, SLICES_PER_CASE)).round().astype(int)).tolist())
+    heart = np.flatnonzero(label.reshape(nz, -1).max(axis=1) > 0)
+    if heart.size:
+        band = max(1, int(round(EDGE_BAND_MM / dz)))
+        for edge in (heart[0], heart[-1]):
+            near = np.arange(max(0, edge - band), min(nz, edge + band + 1))
+            if near.size > EDGE_MAX_PER_SIDE:
+                near = np.sort(rng.choice(near, EDGE_MAX_PER_SIDE, replace=False))
+            keep.update(near.tolist())
+    return np.array(sorted(keep), dtype=np.int64)
+
+
+def make_case(seed: int, sess=None) -> dict:
+    """Generate phantom ``seed`` and return its cached training arrays."""
+    from napari_heartbox.phantom import make_phantom
+
+    sess = sess or prep_session()
+    case = make_phantom(seed)
+    vol = case.volume
+    cell = run_prep(sess, vol.hu)
+    label = heart_fraction(np.asarray(case.heart_mask, bool))
+    rng = np.random.default_rng(seed + 7_000_000)
+    idx = choose_slices(label, vol.spacing[0], rng)
+    return {
+        'cell_hu': cell[idx],
+        'label': label[idx].astype(np.float16),
+        'z_index': idx,
+        'shape': np.array(vol.shape),
+        'spacing': np.array(vol.spacing),
+        'has_heart': np.array(bool(case.heart_box.found) if case.heart_box is not None else False),
+        'version': np.array(CACHE_VERSION),
+    }
+
+
+def generator_fingerprint() -> str:
+    """Short hash of the phantom generator's source (cache key: new code → new data)."""
+    import hashlib
+
+    import napari_heartbox.phantom as ph
+
+    h = hashlib.sha256(str(CACHE_VERSION).encode())
+    for f in sorted(Path(ph.__file__).parent.glob('*.py')):
+        h.update(f.read_bytes())
+    return h.hexdigest()[:12]
+
+
+_FP = None
+
+
+def cache_dir() -> Path:
+    """Cache folder of the current generator code (fixed once per process)."""
+    global _FP
+    if _FP is None:
+        _FP = generator_fingerprint()
+    return CACHE / _FP
+
+
+def cache_path(seed: int, folder: Path | None = None) -> Path:
+    return (folder or cache_dir()) / f'phantom_{seed}.npz'
+
+
+def _build_one(job) -> str:
+    seed, folder = job
+    p = cache_path(seed, folder)
+    if p.is_file():
+        try:
+            with np.load(p) as d:
+                if int(d['version']) == CACHE_VERSION:
+                    return 'cached'
+        except Exception:  # noqa: BLE001 - a broken cache file is rebuilt
+            pass
+    arrays = make_case(seed, _worker_sess())
+    tmp = p.with_suffix('.tmp.npz')
+    np.savez_compressed(tmp, **arrays)
+    os.replace(tmp, p)
+    return 'built'
+
+
+_SESS = None
+
+
+def _worker_sess():
+    global _SESS
+    if _SESS is None:
+        _SESS = prep_session()
+    return _SESS
+
+
+def build_cache(seeds, workers: int = 2, log=print) -> None:
+    """Generate (or reuse) the cache files of ``seeds`` with a process pool."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    folder = cache_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    seeds = list(seeds)
+    todo = [(s, folder) for s in seeds if not cache_path(s, folder).is_file()]
+    log(f'phantom cache {folder.name}: {len(seeds) - len(todo)} cached, {len(todo)} to build')
+    if not todo:
+        return
+    if workers <= 1:
+        for i, s in enumerate(todo):
+            _build_one(s)
+            log(f'  built {i + 1}/{len(todo)}')
+        return
+    with ProcessPoolExecutor(workers) as pool:
+        for i, _ in enumerate(pool.map(_build_one, todo, chunksize=4)):
+            if (i + 1) % 10 == 0 or i + 1 == len(todo):
+                log(f'  built {i + 1}/{len(todo)}')
+
+
+def load_training_arrays(seeds) -> tuple[np.ndarray, np.ndarray]:
+    """Concatenate the cached slices of ``seeds``: ``(cell_hu, label)``."""
+    xs, ys = [], []
+    for s in seeds:
+        with np.load(cache_path(s)) as d:
+            xs.append(d['cell_hu'])
+            ys.append(d['label'])
+    return np.concatenate(xs), np.concatenate(ys)

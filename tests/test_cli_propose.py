@@ -1,0 +1,68 @@
+"""``napari-heartbox propose PATH [--json] [--out FILE] [--margin-mm M]``."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from napari_heartbox.cli import main
+from napari_heartbox.model.card import ONNX_NAME, assets_dir
+from napari_heartbox.sector import sector_schema
+
+jsonschema = pytest.importorskip('jsonschema')
+needs_model = pytest.mark.skipif(
+    not (assets_dir() / ONNX_NAME).is_file(),
+    reason='no bundled model yet (python -m models.train writes it)',
+)
+
+
+@pytest.fixture(scope='module')
+def dicom_dir(tmp_path_factory):
+    from napari_heartbox.io.write_dicom import write_dicom_series
+    from napari_heartbox.phantom import make_phantom
+
+    case = make_phantom(900_011, coverage='chest', matrix=(512, 512), slice_spacing_mm=3.0)
+    d = tmp_path_factory.mktemp('phantom_dicom')
+    write_dicom_series(case.volume, d, shuffle_names=True)
+    return d, case
+
+
+@needs_model
+def test_propose_json_validates_against_the_schema(dicom_dir, capsys, tmp_path):
+    d, case = dicom_dir
+    out = tmp_path / 'box.json'
+    assert main(['propose', str(d), '--json', '--out', str(out), '--margin-mm', '0']) == 0
+    printed = json.loads(capsys.readouterr().out)
+    jsonschema.validate(printed, sector_schema())
+    assert json.loads(out.read_text()) == printed
+    assert printed['found'] is True
+    assert printed['shape'] == list(case.volume.shape)
+    # the box lies around the phantom heart
+    v = printed['voxel']
+    hz = case.heart_box.z
+    assert v['z'][0] <= hz[0] + 3 and v['z'][1] >= hz[1] - 3
+
+
+@needs_model
+def test_propose_summary_line_and_margin(dicom_dir, capsys):
+    d, _ = dicom_dir
+    assert main(['propose', str(d), '--margin-mm', '0']) == 0
+    line0 = capsys.readouterr().out
+    assert line0.startswith('heart box: z [')
+    assert main(['propose', str(d), '--json', '--margin-mm', '10']) == 0
+    wide = json.loads(capsys.readouterr().out)
+    assert main(['propose', str(d), '--json', '--margin-mm', '0']) == 0
+    tight = json.loads(capsys.readouterr().out)
+    assert wide['voxel']['y'][0] < tight['voxel']['y'][0]
+
+
+def test_bad_input_is_one_line_error(tmp_path, capsys):
+    assert main(['propose', str(tmp_path / 'nope')]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith('napari-heartbox: error:') and '\n' not in err and 'nope' in err
+
+
+def test_bad_margin_is_refused(tmp_path, capsys):
+    assert main(['propose', str(tmp_path), '--margin-mm', '-3']) == 2
+    assert '--margin-mm' in capsys.readouterr().err

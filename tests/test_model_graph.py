@@ -1,0 +1,163 @@
+"""The ONNX preprocessing graph and the bundled model file (docs/model.md)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+from napari_heartbox.errors import ModelError
+from napari_heartbox.model import HeartModel
+from napari_heartbox.model.card import CARD_NAME, ONNX_NAME, assets_dir, load_card, sha256_file
+from napari_heartbox.model.graph import HU_HI, HU_LO, PAD_HU, build_preprocess_model
+
+# Ops with a kernel in onnxruntime's CPU execution provider that onnxruntime-web's
+# wasm build ships (standard ai.onnx domain). The graph must use nothing else.
+WASM_OPS = {
+    'Add', 'Cast', 'Clip', 'Concat', 'Constant', 'Conv', 'Div', 'Gather', 'Gemm',
+    'Greater', 'If', 'Mul', 'Pad', 'ReduceMax', 'ReduceMean', 'ReduceSum', 'Relu',
+    'Reshape', 'Resize', 'Shape', 'Sigmoid', 'Squeeze', 'Sub', 'Unsqueeze', 'Identity',
+    'MatMul', 'Transpose', 'Slice', 'Equal', 'Floor', 'Max', 'Min', 'GlobalAveragePool',
+}
+MAX_OPSET = 17
+
+
+def reference_cells(hu: np.ndarray) -> np.ndarray:
+    """numpy reference of the graph's definition (test-only, never in the package)."""
+    n, h, w = hu.shape
+    kh, kw = -(-h // 64), -(-w // 64)
+    x = np.full((n, 64 * kh, 64 * kw), PAD_HU, np.float32)
+    x[:, :h, :w] = hu
+    x = np.clip(x, HU_LO, HU_HI)
+    s = x.reshape(n, 64, kh, 64, kw).sum(axis=(2, 4), dtype=np.float64)  # exact integers
+    return s.astype(np.float32) / np.float32(kh * kw)
+
+
+@pytest.fixture(scope='module')
+def prep():
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    return ort.InferenceSession(
+        build_preprocess_model().SerializeToString(), so, providers=['CPUExecutionProvider']
+    )
+
+
+@pytest.mark.parametrize(
+    'shape', [(3, 512, 512), (2, 768, 768), (1, 1024, 1024), (2, 500, 600), (2, 101, 112), (1, 64, 64), (1, 65, 1)]
+)
+def test_preprocessing_is_bit_exact_against_numpy_reference(prep, shape):
+    rng = np.random.default_rng(sum(shape))
+    hu = rng.integers(-32768, 32768, size=shape).astype(np.int16)
+    hu[..., : shape[-1] // 2] = rng.integers(-1100, 700, size=hu[..., : shape[-1] // 2].shape)
+    got = prep.run(None, {'hu': hu})[0]
+    assert got.shape == (shape[0], 64, 64) and got.dtype == np.float32
+    ref = reference_cells(hu)
+    assert np.array_equal(got.view(np.uint32), ref.view(np.uint32))
+
+
+def test_preprocessing_pads_with_air(prep):
+    hu = np.full((1, 500, 600), 40, np.int16)  # soft tissue everywhere
+    got = prep.run(None, {'hu': hu})[0][0]
+    # kH = 8: cell row 62 covers rows 496..503, 4 of them padding (-1024)
+    assert got[0, 0] == 40.0
+    assert got[62, 0] == np.float32((4 * 40 + 4 * -1024) / 8)
+    assert got[63, 0] == -1024.0 and got[0, 60] == -1024.0
+
+
+def _ops(model):
+    ops, domains = set(), set()
+
+    def walk(g):
+        for n in g.node:
+            ops.add(n.op_type)
+            domains.add(n.domain)
+            for a in n.attribute:
+                if a.type == onnx.AttributeProto.GRAPH:
+                    walk(a.g)
+
+    walk(model.graph)
+    return ops, domains
+
+
+def test_preprocessing_graph_uses_only_wasm_ops():
+    m = build_preprocess_model()
+    ops, domains = _ops(m)
+    assert ops <= WASM_OPS, ops - WASM_OPS
+    assert domains <= {''}
+    assert max(o.version for o in m.opset_import if o.domain in ('', 'ai.onnx')) <= MAX_OPSET
+
+
+# ---------------------------------------------------------------- bundled model
+@pytest.fixture(scope='module')
+def bundled():
+    path = assets_dir() / ONNX_NAME
+    if not path.is_file():
+        pytest.skip('no bundled model yet (python -m models.train writes it)')
+    return path
+
+
+def test_bundled_model_ops_opset_size_and_params(bundled):
+    m = onnx.load(str(bundled))
+    ops, domains = _ops(m)
+    assert ops <= WASM_OPS, ops - WASM_OPS
+    assert domains <= {''}
+    assert all(o.version <= MAX_OPSET for o in m.opset_import if o.domain in ('', 'ai.onnx'))
+    assert [i.name for i in m.graph.input] == ['hu']
+    assert m.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.INT16
+    assert [o.name for o in m.graph.output] == ['prob']
+    n_params = sum(int(np.prod(t.dims)) for t in m.graph.initializer if t.data_type == onnx.TensorProto.FLOAT)
+    n_params += sum(
+        int(np.prod(a.t.dims))
+        for node in m.graph.node
+        if node.op_type == 'Constant'
+        for a in node.attribute
+        if a.name == 'value' and a.t.data_type == onnx.TensorProto.FLOAT
+    )
+    assert 1000 < n_params <= 60_000
+    assert bundled.stat().st_size <= 250_000
+
+
+def test_card_matches_the_bundled_file(bundled):
+    card = load_card(bundled.with_name(CARD_NAME))
+    assert card['sha256'] == sha256_file(bundled)
+    assert card['bytes'] == bundled.stat().st_size
+    assert card['inputs'][0]['name'] == 'hu' and card['outputs'][0]['name'] == 'prob'
+    pp = card['postprocess']
+    assert 0 < pp['threshold'] < 1 and pp['min_heart_volume_ml'] > 0 and pp['default_margin_mm'] >= 0
+
+
+def test_model_runs_on_odd_sizes_and_chunks_agree(bundled):
+    model = HeartModel()
+    rng = np.random.default_rng(1)
+    hu = rng.integers(-1024, 400, size=(5, 500, 600)).astype(np.int16)
+    prob = model.predict(hu)
+    assert prob.shape == (5, 64, 64) and prob.dtype == np.float32
+    assert np.all((prob >= 0) & (prob <= 1))
+    # chunking does not change the result: slices are independent
+    one = HeartModel(batch=1, threads=1).predict(hu)
+    np.testing.assert_allclose(prob, one, atol=1e-5)
+
+
+def test_tampered_model_is_refused(bundled, tmp_path):
+    onnx_copy = tmp_path / ONNX_NAME
+    shutil.copyfile(bundled, onnx_copy)
+    shutil.copyfile(bundled.with_name(CARD_NAME), tmp_path / CARD_NAME)
+    HeartModel(onnx_copy)  # an intact copy loads
+    data = bytearray(onnx_copy.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    onnx_copy.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match='does not match the model card'):
+        HeartModel(onnx_copy)
+
+
+def test_missing_model_and_bad_card_raise_model_error(tmp_path):
+    with pytest.raises(ModelError, match='no model bundled yet'):
+        HeartModel(tmp_path / ONNX_NAME)
+    (tmp_path / ONNX_NAME).write_bytes(b'not a model')
+    (tmp_path / CARD_NAME).write_text(json.dumps({'name': 'x'}))
+    with pytest.raises(ModelError, match='lacks'):
+        HeartModel(tmp_path / ONNX_NAME)
