@@ -413,7 +413,7 @@ def test_phantom_manifest_with_exact_predictions(phantom_manifest, tmp_path):
         assert 'error' not in c, c.get('error')
         assert c['found_correct'] is True
         if c['heart_expected']:
-            assert c['iou'] == pytest.approx(1.0, abs=1e-6)
+            assert c['iou'] == pytest.approx(1.0, abs=1e-5)  # NIfTI stores the affine as float32
             assert max(abs(v) for v in c['face_error_mm'].values()) < 1e-3
             assert c['coverage'] == 1.0
         img = read_png(c['png'])
