@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -47,15 +48,25 @@ def name_list(paths, limit: int = 5) -> str:
     return ', '.join(names[:limit]) + f' and {len(names) - limit} more'
 
 
+@lru_cache(maxsize=256)
+def _orientation_of(iop: tuple[float, ...]) -> str:
+    r, c = iop[:3], iop[3:]
+    n = (
+        r[1] * c[2] - r[2] * c[1],
+        r[2] * c[0] - r[0] * c[2],
+        r[0] * c[1] - r[1] * c[0],
+    )
+    a = [abs(v) for v in n]
+    return ('sagittal', 'coronal', 'axial')[a.index(max(a))]
+
+
 def orientation_name(iop) -> str:
     """'axial', 'coronal' or 'sagittal' from the dominant axis of the normal.
 
     The slice normal is ``row × col`` in LPS; an image is axial when its
     normal is closest to the S (head–foot) axis.
     """
-    row, col = np.asarray(iop[:3]), np.asarray(iop[3:])
-    n = np.cross(row, col)
-    return ('sagittal', 'coronal', 'axial')[int(np.argmax(np.abs(n)))]
+    return _orientation_of(tuple(float(v) for v in iop))
 
 
 def exclusion_reason(h: SliceHeader) -> str | None:
@@ -90,13 +101,18 @@ class Selection:
 
 
 def _group_key(h: SliceHeader):
-    iop = tuple(round(v, 3) for v in h.iop)
-    return (h.rows, h.cols, iop)
+    return (h.rows, h.cols, _rounded(h.iop))
+
+
+@lru_cache(maxsize=256)
+def _rounded(iop: tuple[float, ...]) -> tuple[float, ...]:
+    return tuple(round(v, 3) for v in iop)
 
 
 def _n_positions(slices) -> int:
     """Number of distinct slice positions (duplicates count once)."""
-    return len({tuple(round(v, 2) for v in h.ipp) for h in slices})
+    ipp = np.round(np.array([h.ipp for h in slices], dtype=float), 2)
+    return len(np.unique(ipp, axis=0))
 
 
 def _describe_group(uid, slices) -> dict:
