@@ -77,3 +77,14 @@ def test_cptac_done_when(shared_data, capsys):
     assert '99 slices of 512 x 512' in out
     assert 'spacing (z, y, x) mm: (3.0, 0.5645, 0.5645)' in out
     assert 'warnings: none' in out
+
+
+def test_progress_bar_callback_tolerates_shrinking_total():
+    from napari_heartbox.cli._info import _progress_bar
+
+    progress, close = _progress_bar()
+    for done in range(1, 11):
+        progress(done, 20)
+    for done in range(11, 16):  # the series was chosen: fewer images to read
+        progress(done, 15)
+    close()

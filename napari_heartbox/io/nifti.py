@@ -115,7 +115,7 @@ def load_nifti(path: Path, progress=None) -> CTVolume:
         series_uid=None,
         modality='CT',
         description=desc or None,
-        slice_thickness_mm=dz,
+        slice_thickness_mm=None,  # NIfTI does not record it
         source_format='nifti',
         source_files=(str(path),),
     )
