@@ -296,6 +296,54 @@ def test_unsigned_slope_implicit_series_matches_python(web, small_series, model_
     assert_same_sector(sector, python_sector(small_series, model_files))
 
 
+def _variant_series(folder: Path, variant: str) -> Path:
+    """A 16-slice series with one loader situation (gap, duplicate, extra series...)."""
+    vol = _blob_volume(16, heart=True)
+    if variant == 'flipped':
+        # rows run right->left and columns anterior<-posterior: Python flips both axes
+        _write_series(vol, folder, image_orientation=(-1, 0, 0, 0, -1, 0), shuffle_names=True)
+        return folder
+    from napari_heartbox.io import write_dicom_series
+
+    written = write_dicom_series(vol, folder, shuffle_names=True)
+    if variant == 'gap':
+        written[7].unlink()
+    elif variant == 'duplicate':
+        shutil.copyfile(written[5], folder / 'zz-copy.dcm')
+    elif variant == 'two_series':
+        from napari_heartbox.volume import CTVolume
+
+        other = CTVolume.from_array(vol.hu[:6], spacing=(2.0, 0.7, 0.7))
+        _write_series(other, folder, seed=9, file_prefix='b', series_description='Other')
+    elif variant == 'localizer_and_text':
+        from napari_heartbox.volume import CTVolume
+
+        scout = CTVolume.from_array(vol.hu[:1], spacing=(1.0, 0.7, 0.7))
+        _write_series(scout, folder, seed=5, file_prefix='scout',
+                      image_type=('ORIGINAL', 'PRIMARY', 'LOCALIZER'))
+        (folder / 'readme.txt').write_text('not an image')
+    return folder
+
+
+@pytest.mark.parametrize('variant', ['gap', 'duplicate', 'two_series', 'localizer_and_text', 'flipped'])
+def test_loader_situations_match_python(web, tmp_path, variant, model_files):
+    """Series selection, sorting, gap filling, flips and warnings as in Python's load_ct."""
+    from napari_heartbox.io import load_ct
+
+    folder = _variant_series(tmp_path / variant, variant)
+    sector, extra = run_main_page(web, dicom_files(folder))
+    py_vol = load_ct(folder)
+    assert sector['shape'] == list(py_vol.shape)
+    assert np.allclose(sector['affine_lps'], py_vol.grid.matrix, atol=1e-5)
+    assert sector['spacing_mm'] == pytest.approx(list(py_vol.spacing), abs=1e-6)
+    py_warn = [w.replace('(choose one with series_uid=...)', '(the browser app loads the largest)')
+               for w in py_vol.warnings]
+    assert extra['warnings'] == py_warn
+    if variant != 'flipped':
+        assert py_vol.warnings, 'this situation must produce a warning'
+    assert_same_sector(sector, python_sector(folder, model_files))
+
+
 def test_host_page_api_and_event(web, small_series, model_files):
     page = web.open('example-host.html')
     page.locator('input[type=file]').first.set_input_files([str(f) for f in dicom_files(small_series)])

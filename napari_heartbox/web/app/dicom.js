@@ -173,7 +173,7 @@ export function assembleSeries(records) {
     if (records.length === 0) throw new DicomError('No files selected: choose a DICOM folder or the DICOM files of one CT series.');
     throw new DicomError(`None of the ${records.length} selected files is a DICOM file (${listNames(notDicom)}).`);
   }
-  if (notDicom.length) warnings.push(`skipped ${notDicom.length} file(s) that are not DICOM: ${listNames(notDicom)}`);
+  if (notDicom.length && records.length > 1) warnings.push(`skipped ${notDicom.length} non-DICOM file(s): ${listNames(notDicom)}`);
 
   const excluded = new Map();
   const groups = new Map();
@@ -191,11 +191,13 @@ export function assembleSeries(records) {
     const nonCT = dicom.find((r) => r.modality && r.modality !== 'CT');
     if (nonCT) throw new DicomError(`${nonCT.name}: modality is ${nonCT.modality}, not CT; napari-heartbox reads CT only.`);
     if (dicom.length === 1) throw new DicomError(`${dicom[0].name}: cannot load as an axial CT slice: ${exclusionReason(dicom[0])}.`);
-    const found = [...excluded.entries()].sort().map(([w, rs]) => `${rs.length} ${w}`).join('; ');
+    const found = [...excluded.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1)).map(([w, rs]) => `${rs.length} ${w}`).join('; ');
     throw new DicomError(`No axial CT series found among ${dicom.length} DICOM files; found: ${found}.`);
   }
-  for (const [why, rs] of [...excluded.entries()].sort()) {
-    warnings.push(`excluded ${rs.length} file(s), ${why}: ${listNames(rs.map((r) => r.name))}`);
+  const byReason = [...excluded.entries()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  const selWarnings = [];
+  for (const [why, rs] of byReason) {
+    selWarnings.push(`excluded ${rs.length} file(s), ${why}: ${listNames(rs.map((r) => r.name))}`);
   }
   // split a series whose images differ in matrix size or orientation
   const candidates = new Map();
@@ -210,7 +212,7 @@ export function assembleSeries(records) {
     candidates.set(uid, parts[0]);
     if (parts.length > 1) {
       const dropped = parts.slice(1).flat().map((r) => r.name);
-      warnings.push(`series ${uid} mixes image sizes or orientations; kept the ${parts[0].length} images of ` +
+      selWarnings.push(`series ${uid} mixes image sizes or orientations; kept the ${parts[0].length} images of ` +
         `${parts[0][0].rows}x${parts[0][0].cols} and skipped ${dropped.length}: ${listNames(dropped)}`);
     }
   }
@@ -223,7 +225,7 @@ export function assembleSeries(records) {
     .map(([u, rs]) => ({ uid: u, n: nPositions(rs), desc: rs[0].description }))
     .sort((a, b) => b.n - a.n);
   if (others.length) {
-    warnings.push(`${others.length} other series found and not loaded: ` +
+    selWarnings.push(`${others.length} other series found and not loaded (the browser app loads the largest): ` +
       others.map((o) => `${o.uid} (${o.n} slices${o.desc ? ` '${o.desc}'` : ''})`).join('; '));
   }
   const seriesUid = chosen.uid;
@@ -242,6 +244,9 @@ export function assembleSeries(records) {
   const bad = series.find((r) => r.bitsAllocated !== 16);
   if (bad) throw new DicomError(`${bad.name}: ${bad.bitsAllocated} bits allocated per pixel is not supported (CT stores 16).`);
 
+  // same order as the Python loader: file-level, modality, selection, then stacking warnings
+  if (series.some((r) => !r.modality)) warnings.push('no Modality tag: assumed CT from the SOP class');
+  warnings.push(...selWarnings);
   const plan = planStack(series, warnings);
   return {
     ...plan,
