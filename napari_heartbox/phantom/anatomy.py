@@ -30,7 +30,7 @@ class Anatomy:
         p = self.p
         s = p['heart_scale']
         self.W = p['body_half_width_mm']
-        self.D = p['body_half_depth_mm']
+        self.D = p['body_half_width_mm'] * p['body_depth_ratio']
         self.set_heart_top(95.0 * s)  # provisional; heart.py sets the true top
         infl = p['lung_inflation']
         self.dome_r = p['dome_above_heart_bottom_mm'] - 25.0 * (infl - 0.5)
@@ -68,29 +68,43 @@ class Anatomy:
     def cavity_profile(self, z):
         """Inner rib-cage half-width, half-depth and AP centre at ``z``.
 
-        Zero width above the lung apex. The cavity sits anterior to the spine.
+        The anterior chest wall is thin (fat, pectoral muscle, sternum); the
+        posterior wall holds the paraspinal muscles, so the cavity's back is
+        about level with the spinal canal and the vertebral body bulges into
+        it. Zero size above the lung apex.
         """
         z = np.asarray(z, float)
         a, b, c = self.body_profile(z)
-        wall = self.wall + 12.0  # + ribs and intercostal muscle
-        ac = np.maximum(a - wall, 0)
-        # posterior: spine and paraspinal muscles take ~55 mm behind the cavity
-        bc = np.maximum(b - wall * 0.5 - 28.0, 0)
-        cc = c - 18.0
-        # lung apex: the cavity shrinks to nothing above the apex
-        t = np.clip((self.apex - z) / 45.0, 0, 1)
+        fat = self.p['fat_mm']
+        mus = self.p['muscle_mm']
+        front = c - b + 2.0 + 0.7 * fat + 0.5 * mus + 10.0  # skin, fat, pectoralis, sternum
+        back = c + b - 2.0 - 0.5 * fat - 0.3 * mus - 14.0  # lateral to the paraspinal muscles
+        ac = np.maximum(a - 2.0 - 0.6 * fat - 0.3 * mus - 12.0, 0)  # fat, muscle, ribs
+        bc = np.maximum((back - front) / 2.0, 0)
+        cc = (back + front) / 2.0
+        # lung apex: the cavity narrows to nothing at the apex
+        t = np.clip((self.apex - z) / 60.0, 0, 1)
         taper = np.sqrt(t)
-        ac = np.where(z > self.inlet - 40, np.minimum(ac, (self.W - self.wall - 12) * (0.55 + 0.45 * taper)) * taper, ac)
-        bc = bc * np.where(z > self.inlet - 40, 0.6 + 0.4 * taper, 1.0) * np.where(z > self.apex, 0, 1)
+        upper = z > self.apex - 60.0
+        ac = np.where(upper, ac * (0.35 + 0.65 * taper), ac) * (z < self.apex)
+        bc = np.where(upper, bc * (0.45 + 0.55 * taper), bc) * (z < self.apex)
         return ac, bc, cc
 
     def spine_y(self, z):
-        """AP position of the vertebral body centre at ``z``."""
+        """AP position of the vertebral body centre at ``z``.
+
+        The vertebral body sits just in front of the cavity's back wall; in the
+        neck the spine is nearer the body's centre.
+        """
+        z = np.asarray(z, float)
         a, b, c = self.body_profile(z)
-        return c + b - self.wall - 62.0 + 10.0 * (np.asarray(z) > self.apex + 10)
+        fat = self.p['fat_mm']
+        back = c + b - 2.0 - 0.5 * fat - 0.3 * self.p['muscle_mm'] - 14.0
+        neck = np.clip((z - self.apex) / 40.0, 0, 1)
+        return (back - 32.0) * (1 - neck) + (c + 0.15 * b) * neck
 
     def mediastinum_half_width(self, z):
-        """Half-width of the mediastinum (between the lungs) at ``z``."""
+        """Half-width of the mediastinal band between the lungs at ``z``."""
         z = np.asarray(z, float)
-        return np.interp(z, [self.heart_top, self.carina, self.apex - 20, self.apex + 20],
-                         [24.0, 30.0, 22.0, 40.0])
+        return np.interp(z, [self.dome_r - 80, 0.0, self.heart_top, self.carina, self.apex - 20, self.apex],
+                         [22.0, 18.0, 22.0, 34.0, 26.0, 30.0])

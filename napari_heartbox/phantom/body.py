@@ -29,7 +29,11 @@ def paint_body(cv: Canvas, an: Anatomy) -> None:
     # the part inside the muscle ring is visceral/mediastinal fat by default
     inner_a = a - 2 - fat - mus
     inner_b = b - 2 - fat - mus
-    cv.extruded_ellipse(zs, 0.0, c + fat * 0.15, np.maximum(inner_a, 0), np.maximum(inner_b, 0), T.FAT, power=2.2)
+    inner = np.where(z > an.rib_bottom + 40, T.MUSCLE, T.FAT)  # chest wall vs abdominal fat
+    for tissue in (T.MUSCLE, T.FAT):
+        sel = inner == tissue
+        cv.extruded_ellipse(zs, 0.0, c + fat * 0.15, np.where(sel, np.maximum(inner_a, 0), 0),
+                            np.maximum(inner_b, 0), tissue, power=2.2)
 
 
 def paint_breasts(cv: Canvas, an: Anatomy) -> None:
@@ -37,15 +41,14 @@ def paint_breasts(cv: Canvas, an: Anatomy) -> None:
     bs = an.p['breast_size']
     if bs <= 0:
         return
-    zc = an.heart_height * 0.55 + 10
+    zc = an.heart_height * 0.45 + 15
     a, b, c = an.body_profile(zc)
     for side in (-1, 1):
-        cx = side * 0.48 * an.W
-        cy = c - b * 0.82
-        r = (35 + 40 * bs, 25 + 45 * bs, 35 + 35 * bs)
-        centre = (cx, cy, zc)
-        cv.ellipsoid(centre, r, T.FAT, where=(T.AIR, T.SKIN))
-        cv.ellipsoid((cx + side * 5, cy - r[1] * 0.35, zc), (r[0] * 0.55, r[1] * 0.45, r[2] * 0.55),
+        cx = side * 0.45 * an.W
+        cy = float(c - b) + 12.0
+        r = (40.0 + 28.0 * bs, 14.0 + 42.0 * bs, 38.0 + 28.0 * bs)
+        cv.ellipsoid((cx, cy, zc), r, T.FAT, where=(T.AIR, T.SKIN))
+        cv.ellipsoid((cx + side * 4, cy - r[1] * 0.3, zc), (r[0] * 0.6, r[1] * 0.5, r[2] * 0.6),
                      T.GLAND, where=(T.FAT,))
 
 

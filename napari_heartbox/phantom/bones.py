@@ -45,10 +45,12 @@ def _rib_path(an: Anatomy, z_head: float, side: int, theta_end: float, drop: flo
     th = np.linspace(0.18, theta_end, 9)
     zz = z_head - drop * (1 - np.cos(th)) / 2
     a, b, c = an.cavity_profile(zz)
-    a = np.maximum(a, 30.0) + 6.0
-    b = np.maximum(b, 30.0) + 6.0
-    x = side * a * np.sin(th)
-    y = c + b * np.cos(th) * 0.98 + 6.0
+    a = np.maximum(a, 30.0) + 7.0
+    b = np.maximum(b, 30.0) + 7.0
+    # follow the cavity's superellipse (power 2.3) so ribs hug the lung surface
+    e = 2.0 / 2.3
+    x = side * a * np.abs(np.sin(th)) ** e
+    y = c + b * np.sign(np.cos(th)) * np.abs(np.cos(th)) ** e
     return np.stack([x, y, zz], axis=1)
 
 

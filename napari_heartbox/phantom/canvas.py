@@ -143,7 +143,9 @@ class Canvas:
             return
         view = self.label[zs, ys, xs]
         if where is not None:
-            m &= np.isin(view, np.asarray(where, np.uint8))
+            allowed = np.zeros(256, bool)
+            allowed[np.asarray(where, np.uint8)] = True
+            m &= allowed[view]
         np.copyto(view, np.uint8(value), where=m)
 
     # ------------------------------------------------------------ shapes

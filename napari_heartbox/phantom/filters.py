@@ -25,7 +25,7 @@ def box_blur(a: np.ndarray, radius: int, axis: int) -> np.ndarray:
     pad = np.concatenate(
         [np.repeat(a[..., :1], radius + 1, -1), a, np.repeat(a[..., -1:], radius, -1)], axis=-1
     )
-    c = np.cumsum(pad, axis=-1, dtype=np.float64)
+    c = np.cumsum(pad, axis=-1, dtype=np.float32 if a.dtype == np.float32 else np.float64)
     w = 2 * radius + 1
     out = (c[..., w:] - c[..., :-w]) / w
     return np.moveaxis(out.astype(a.dtype, copy=False), -1, axis)

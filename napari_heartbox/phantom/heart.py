@@ -84,26 +84,44 @@ def heart_geometry(an: Anatomy) -> HeartGeometry:
     f = _frame(p)
     # (centre in heart frame (a, b, c), cavity radii, wall) per chamber, mm at s = 1
     spec = [
-        ('LA', (-34, -16, 10), (20, 26, 19), 2.0, T.BLOOD_LEFT, False),
-        ('LAA', (-20, -36, 20), (13, 8, 8), 1.5, T.BLOOD_LEFT, False),
-        ('RA', (-28, 24, 4), (25, 21, 25), 2.0, T.BLOOD_RIGHT, False),
-        ('RV', (8, 22, -2), (38, 15, 27), 4.0, T.BLOOD_RIGHT, True),
-        ('LV', (14, -8, 0), (38, 20, 21), 10.0, T.BLOOD_LEFT, True),
+        ('LA', (-23, -12, 12), (20, 24, 21), 2.0, T.BLOOD_LEFT, False),
+        ('LAA', (-12, -33, 24), (13, 8, 8), 1.5, T.BLOOD_LEFT, False),
+        ('RA', (-25, 27, 4), (25, 21, 27), 2.0, T.BLOOD_RIGHT, False),
+        ('RV', (6, 20, 0), (33, 14, 28), 4.0, T.BLOOD_RIGHT, True),
+        ('LV', (12, -8, 0), (32, 21, 22), 10.0, T.BLOOD_LEFT, True),
     ]
     chambers = []
     for i, (name, c, r, w, blood, vent) in enumerate(spec):
         c = np.asarray(c, float) * s + 4.0 * j[(2 * i) % 12 : (2 * i) % 12 + 3].sum() / 3
         r = np.asarray(r, float) * s * (1 + 0.08 * j[(2 * i + 1) % 12])
         chambers.append(Chamber(name, f @ c, r, w * (0.85 + 0.3 * (j[i] + 1) / 2), blood, vent))
-    hx = p['heart_x_mm']
-    hy = p['heart_y_frac'] * an.D
-    # vertical extent of the myocardium of each chamber
-    lo, hi = [], []
+    # placement: sac centred ``heart_x_mm`` left of the midline, its front
+    # ``heart_gap_mm`` behind the anterior chest wall, myocardium bottom at z=0
+    lo, hi, sac_lo, sac_hi = [], [], [], []
     for ch in chambers:
         _, half = ellipsoid_quadric(ch.radii + ch.wall, f)
         lo.append(ch.centre[2] - half[2] if ch.ventricle else np.inf)
         hi.append(ch.centre[2] + half[2] if not ch.ventricle else -np.inf)
-    shift = np.array([hx, hy, -min(lo)])
+        _, half = ellipsoid_quadric(ch.radii + ch.wall + p['epicardial_fat_mm'], f)
+        sac_lo.append(ch.centre - half)
+        sac_hi.append(ch.centre + half)
+    sac_lo, sac_hi = np.min(sac_lo, axis=0), np.max(sac_hi, axis=0)
+    zb = min(lo)
+    zmid = 0.5 * (max(hi) - zb)
+    for _ in range(4):
+        a, b, c = an.cavity_profile(zmid)
+        front = float(c - b)
+        shift = np.array([
+            p['heart_x_mm'] - 0.5 * (sac_lo[0] + sac_hi[0]),
+            front + p['heart_gap_mm'] - sac_lo[1],
+            -zb,
+        ])
+        # keep room for the oesophagus and aorta in front of the vertebrae:
+        # a chest too shallow for this heart is made deeper
+        room = float(an.spine_y(zmid)) - 22.0 - 12.0 - (sac_hi[1] + shift[1])
+        if room >= 0:
+            break
+        an.D += -room / 2.0 + 0.5
     for ch in chambers:
         ch.centre = ch.centre + shift
     return HeartGeometry(f, chambers, p['epicardial_fat_mm'], 0.0, max(hi) - min(lo), shift)

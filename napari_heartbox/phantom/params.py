@@ -76,7 +76,7 @@ class PhantomRanges:
     # --- body --------------------------------------------------------------
     female_probability: float = 0.5
     body_half_width_mm: tuple = (125.0, 185.0)
-    body_half_depth_mm: tuple = (85.0, 135.0)
+    body_depth_ratio: tuple = (0.6, 0.82)  # half depth / half width
     fat_mm: tuple = (4.0, 45.0)
     muscle_mm: tuple = (6.0, 22.0)
     arms: Choice = _c('up', 'down', w=(0.65, 0.35))
@@ -85,15 +85,15 @@ class PhantomRanges:
     lung_inflation: tuple = (0.0, 1.0)  # 0 = expiration (dense, high domes)
     lung_texture: tuple = (0.3, 1.0)
     # --- heart -------------------------------------------------------------
-    heart_scale: tuple = (0.85, 1.15)
+    heart_scale: tuple = (0.9, 1.18)
     cardiomegaly_probability: float = 0.12
     cardiomegaly_scale: tuple = (1.15, 1.4)
-    heart_yaw_deg: tuple = (30.0, 60.0)  # long axis from anterior towards left
-    heart_tilt_deg: tuple = (15.0, 40.0)  # long axis below the axial plane
+    heart_yaw_deg: tuple = (40.0, 65.0)  # long axis from anterior towards left
+    heart_tilt_deg: tuple = (20.0, 45.0)  # long axis below the axial plane
     heart_roll_deg: tuple = (-20.0, 20.0)
-    heart_x_mm: tuple = (5.0, 35.0)  # heart centre left of midline
-    heart_y_frac: tuple = (-0.4, -0.1)  # heart centre, fraction of half depth (anterior < 0)
-    epicardial_fat_mm: tuple = (1.5, 8.0)
+    heart_x_mm: tuple = (12.0, 45.0)  # heart (sac) centre left of the midline
+    heart_gap_mm: tuple = (-4.0, 14.0)  # sac front behind the anterior chest wall
+    epicardial_fat_mm: tuple = (1.0, 6.0)
     calcium_probability: float = 0.35
     calcium_spots: tuple = (1, 14)
     # --- levels above the heart (mm) ---------------------------------------
@@ -200,7 +200,7 @@ def sample_params(seed: int, ranges: PhantomRanges | None = None, **overrides) -
     # body
     female = s.p('female', R.female_probability)
     s.u('body_half_width_mm')
-    s.u('body_half_depth_mm')
+    s.u('body_depth_ratio')
     s.u('fat_mm')
     s.u('muscle_mm')
     s.c('arms')
@@ -213,7 +213,7 @@ def sample_params(seed: int, ranges: PhantomRanges | None = None, **overrides) -
     cardio = s.p('cardiomegaly', R.cardiomegaly_probability)
     hs, cs = _u(rng, R.heart_scale), _u(rng, R.cardiomegaly_scale)
     s.get('heart_scale', lambda: cs if cardio else hs)
-    for name in ('heart_yaw_deg', 'heart_tilt_deg', 'heart_roll_deg', 'heart_x_mm', 'heart_y_frac',
+    for name in ('heart_yaw_deg', 'heart_tilt_deg', 'heart_roll_deg', 'heart_x_mm', 'heart_gap_mm',
                  'epicardial_fat_mm'):
         s.u(name)
     has_ca = rng.uniform() < R.calcium_probability

@@ -12,40 +12,41 @@ __all__ = ['paint_airways', 'paint_lungs']
 
 
 def paint_lungs(cv: Canvas, an: Anatomy) -> None:
-    """Two lungs inside the rib cage, the mediastinum between them, and the
-    abdomen under the two diaphragm domes (right dome higher than left).
+    """The whole rib cage as lung, the mediastinum between the lungs as fat,
+    and the abdomen under the two diaphragm domes (right dome higher).
 
-    Inflation (``lung_inflation``) lowers the domes and darkens the lungs.
+    Inflation (``lung_inflation``) lowers the domes (see :class:`.Anatomy`).
     """
     zs = cv.zslab(an.rib_bottom, an.apex)
     if zs.stop <= zs.start:
         return
     z = cv.pz[zs]
     ac, bc, cc = an.cavity_profile(z)
+    cv.extruded_ellipse(zs, 0.0, cc, ac, bc, T.LUNG, power=2.3, where=(T.FAT, T.MUSCLE))
+    # mediastinum: a band from the sternum to the spine, wider above the heart
     med = an.mediastinum_half_width(z)
-    lung_a = np.maximum((ac - med) / 2.0, 0)
-    lung_a = np.where(lung_a > 4, lung_a, 0)
-    for side in (-1, 1):
-        cx = side * (med + lung_a)
-        # lungs are D-shaped: boxy medially and posteriorly
-        cv.extruded_ellipse(zs, cx, cc + 3, lung_a + 2, bc, T.LUNG, power=2.4,
-                            where=(T.FAT, T.MUSCLE))
+    sp = an.spine_y(z)
+    front = cc - bc
+    cv.extruded_ellipse(zs, 4.0, (front + sp) / 2, med, (sp - front) / 2 + 5, T.FAT, power=3.0,
+                        where=(T.LUNG,))
+    # paraspinal muscles and the spine bulge into the back of the cavity
+    cv.extruded_ellipse(zs, 0.0, cc + bc + 5, 42.0, np.maximum(cc + bc + 5 - sp + 18, 0), T.MUSCLE,
+                        power=2.5, where=(T.LUNG,))
     # diaphragm domes: everything below the dome surfaces is abdomen (fat,
     # organs painted later). Each dome is the top of an ellipsoid continued
     # downwards as a cylinder.
     for side, top in ((-1, an.dome_r), (1, an.dome_l)):
-        rz = 95.0
+        rz = 110.0
         cz = top - rz
         zd = cv.zslab(an.body_bottom, top)
         zz = cv.pz[zd]
         a_c, b_c, c_c = an.cavity_profile(np.minimum(zz, cz))
         k = np.sqrt(np.clip(1 - ((zz - cz) / rz) ** 2, 0, 1))
         k = np.where(zz < cz, 1.0, k)
-        rx = (a_c * 1.05) * k
-        ry = (b_c * 1.15) * k
-        cv.extruded_ellipse(zd, side * 0.5 * a_c, c_c + 10, rx, ry, T.FAT, where=(T.LUNG,))
-    # costophrenic recesses end: nothing of the lung below the rib cage bottom
-    zl = cv.zslab(an.body_bottom, an.dome_l - 70)
+        cv.extruded_ellipse(zd, side * 0.45 * a_c, c_c - 0.1 * b_c, a_c * 0.95 * k, b_c * 1.1 * k, T.FAT,
+                            where=(T.LUNG,))
+    # no lung below the deepest costophrenic recess
+    zl = cv.zslab(an.body_bottom, min(an.dome_l, an.dome_r) - 75)
     if zl.stop > zl.start:
         z = cv.pz[zl]
         a, b, c = an.body_profile(z)
@@ -54,7 +55,7 @@ def paint_lungs(cv: Canvas, an: Anatomy) -> None:
 
 def paint_airways(cv: Canvas, an: Anatomy) -> None:
     """Trachea from the neck to the carina, and the two main bronchi."""
-    y_tr = float(an.spine_y(an.carina)) - 38.0
+    y_tr = float(an.spine_y(an.carina)) - 35.0
     top = an.neck_top
     car = np.array([2.0, y_tr, an.carina])
     path = [(0.0, y_tr - 10, top), (0.0, y_tr - 5, an.apex), car]

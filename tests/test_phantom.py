@@ -1,0 +1,203 @@
+"""Tests of the randomised thorax phantom (napari_heartbox.phantom).
+
+Small matrices keep these fast; the anatomy is the same at any matrix size.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from napari_heartbox.phantom import PhantomCase, Tissue, make_phantom, sample_chest_ct
+from napari_heartbox.sector import Sector
+from napari_heartbox.volume import CTVolume
+
+SMALL = dict(matrix=(96, 96), slice_spacing_mm=4.0)
+HEART_TISSUES = (Tissue.BLOOD_LEFT, Tissue.BLOOD_RIGHT, Tissue.MYOCARDIUM, Tissue.EPICARDIAL_FAT,
+                 Tissue.PERICARDIUM, Tissue.CALCIUM, Tissue.METAL)
+
+
+def _extent(mask: np.ndarray):
+    """Half-open (z, y, x) ranges of a mask, computed with np.nonzero."""
+    nz = np.nonzero(mask)
+    return tuple((int(a.min()), int(a.max()) + 1) for a in nz)
+
+
+def _centroid_lps(case: PhantomCase, sel: np.ndarray) -> np.ndarray:
+    idx = np.argwhere(sel).mean(axis=0)
+    return case.volume.grid.index_to_lps(idx)
+
+
+def test_deterministic_per_seed():
+    a = make_phantom(11, **SMALL)
+    b = make_phantom(11, **SMALL)
+    c = make_phantom(12, **SMALL)
+    assert np.array_equal(a.volume.hu, b.volume.hu)
+    assert np.array_equal(a.heart_mask, b.heart_mask)
+    assert a.params == b.params
+    assert a.volume.series_uid == b.volume.series_uid
+    assert a.volume.series_uid != c.volume.series_uid
+    assert a.params != c.params
+
+
+def test_pinning_one_parameter_keeps_the_others():
+    a = make_phantom(5, **SMALL)
+    b = make_phantom(5, **SMALL, noise_sd=3.0)
+    diff = {k for k in a.params if a.params[k] != b.params[k]}
+    assert diff == {'noise_sd'}
+
+
+def test_contract_types_and_metadata():
+    case = make_phantom(3, **SMALL, coverage='chest')
+    vol = case.volume
+    assert isinstance(vol, CTVolume)
+    assert vol.hu.dtype == np.int16 and vol.hu.ndim == 3
+    assert vol.hu.shape == vol.grid.shape
+    assert vol.hu.shape[1:] == (96, 96)
+    assert vol.info.source_format == 'synthetic'
+    assert vol.info.modality == 'CT'
+    assert vol.series_uid.startswith('2.25.') and len(vol.series_uid) <= 64
+    assert case.heart_mask.dtype == bool and case.heart_mask.shape == vol.hu.shape
+    assert isinstance(case.heart_box, Sector)
+    assert case.heart_box.grid == vol.grid
+    assert case.heart_box.series_uid == vol.series_uid
+    assert json.loads(json.dumps(case.params)) == case.params
+    assert -1024 <= vol.hu.min() and vol.hu.max() <= 3071
+
+
+def test_overrides_shape_and_spacing():
+    case = make_phantom(4, matrix=(80, 112), n_slices=33, slice_spacing_mm=2.5, fov_mm=400.0)
+    assert case.volume.shape == (33, 80, 112)
+    dz, dy, dx = case.volume.spacing
+    assert dz == pytest.approx(2.5)
+    assert dy == pytest.approx(dx) == pytest.approx(400.0 / 112)
+    assert case.params['matrix'] == [80, 112]
+
+
+def test_unknown_override_is_refused():
+    with pytest.raises(ValueError, match='unknown phantom parameter'):
+        make_phantom(0, matrix=(64, 64), heart_colour='red')
+
+
+@pytest.mark.parametrize('seed', [0, 1, 2, 3, 4, 5, 6, 7])
+def test_heart_box_is_the_mask_extent(seed):
+    case = make_phantom(seed, **SMALL)
+    if case.heart_mask.any():
+        assert case.heart_box.found
+        assert case.heart_box.ranges == _extent(case.heart_mask)
+    else:
+        assert not case.heart_box.found
+
+
+@pytest.mark.parametrize('seed', [1, 2])
+def test_coverage_variants(seed):
+    chest = make_phantom(seed, **SMALL, coverage='chest')
+    z = chest.volume.shape[0]
+    assert chest.heart_box.found
+    z0, z1 = chest.heart_box.z
+    assert 0 < z0 and z1 < z, 'chest coverage must hold the whole heart with slices to spare'
+
+    top = make_phantom(seed, **SMALL, coverage='heart_cut_top')
+    assert top.heart_box.found and top.heart_box.z[1] == top.volume.shape[0]
+    assert top.heart_box.z[0] > 0
+
+    bottom = make_phantom(seed, **SMALL, coverage='heart_cut_bottom')
+    assert bottom.heart_box.found and bottom.heart_box.z[0] == 0
+    assert bottom.heart_box.z[1] < bottom.volume.shape[0]
+
+    for cov in ('neck', 'abdomen'):
+        case = make_phantom(seed, **SMALL, coverage=cov)
+        assert not case.heart_mask.any()
+        assert not case.heart_box.found
+        assert case.volume.shape[0] >= 10
+
+
+@pytest.mark.parametrize('position', ['HFS', 'FFS', 'HFP', 'FFP'])
+def test_orientation_is_consistent_in_lps(position):
+    """Same patient in every position: the anatomy must agree in LPS."""
+    ref = make_phantom(21, **SMALL, coverage='chest', position='HFS')
+    case = make_phantom(21, **SMALL, coverage='chest', position=position)
+    g = case.volume.grid
+    m = g.matrix
+    assert m[2, 0] > 0, 'z index must run towards superior (index 0 = most inferior)'
+    # the heart box in patient mm is the same whatever the position
+    a, b = ref.heart_box.patient_mm(), case.heart_box.patient_mm()
+    assert np.allclose(a[0], b[0], atol=g.spacing[1] + 1e-6)
+    assert np.allclose(a[1], b[1], atol=g.spacing[1] + 1e-6)
+    # heart: left of and anterior to the spinal canal; liver below the heart
+    heart = _centroid_lps(case, case.heart_mask)
+    canal = _centroid_lps(case, case.labels == Tissue.CSF)
+    assert heart[0] > canal[0] + 5, 'heart centre must be left of the midline (LPS +x)'
+    assert heart[1] < canal[1] - 30, 'heart must be anterior to the spine (LPS -y)'
+    # image layout: prone flips rows (posterior at the top of the image)
+    rows_to_posterior = m[1, 1] > 0
+    assert rows_to_posterior == (position in ('HFS', 'FFS'))
+    cols_to_left = m[0, 2] > 0
+    assert cols_to_left == (position in ('HFS', 'FFP'))
+    yc = np.argwhere(case.heart_mask)[:, 1].mean()
+    yc_canal = np.argwhere(case.labels == Tissue.CSF)[:, 1].mean()
+    assert (yc < yc_canal) == rows_to_posterior
+
+
+def test_heart_label_follows_the_reference_definition():
+    """Mask = pericardial sac contents: heart tissue inside, not the arch."""
+    for seed in (2, 9):
+        case = make_phantom(seed, matrix=(128, 128), slice_spacing_mm=2.0, coverage='chest',
+                            metal='none')
+        lab, m = case.labels, case.heart_mask
+        inside = np.isin(lab[m], HEART_TISSUES).mean()
+        assert inside > 0.9, f'only {inside:.2f} of the mask is heart tissue'
+        myo = lab == Tissue.MYOCARDIUM
+        assert (myo & m).sum() > 0.9 * myo.sum(), 'most myocardium lies inside the label'
+        # the aortic arch (arterial blood above the label) is excluded
+        z1 = case.heart_box.z[1]
+        above = lab[z1:] == Tissue.BLOOD_LEFT
+        assert above.any(), 'the aorta must continue above the heart label'
+        # lowest labelled slice shows ventricular myocardium
+        assert (myo[case.heart_box.z[0]] & m[case.heart_box.z[0]]).any()
+
+
+def _tissue_means(case):
+    return {t: float(case.volume.hu[case.labels == t].mean())
+            for t in Tissue if (case.labels == t).sum() > 200}
+
+
+@pytest.mark.parametrize('seed', [0, 1, 2, 3, 4, 5])
+def test_tissue_hu_are_plausible(seed):
+    plain = make_phantom(seed, **SMALL, coverage='chest', contrast=False, metal='none', streaks=False,
+                         motion=False)
+    mu = _tissue_means(plain)
+    assert -125 <= mu[Tissue.FAT] <= -70
+    assert 30 <= mu[Tissue.MUSCLE] <= 70
+    assert -960 <= mu[Tissue.LUNG] <= -640
+    assert mu[Tissue.AIR] < -950
+    assert 20 <= mu[Tissue.BLOOD_LEFT] <= 60
+    assert abs(mu[Tissue.BLOOD_LEFT] - mu[Tissue.MYOCARDIUM]) < 30, 'non-contrast: blood ≈ myocardium'
+    assert mu[Tissue.BONE_CORTEX] > 450
+    if Tissue.LIVER in mu:
+        assert 40 <= mu[Tissue.LIVER] <= 75
+    con = make_phantom(seed, **SMALL, coverage='chest', contrast=True, metal='none', streaks=False,
+                       motion=False)
+    mc = _tissue_means(con)
+    blood = max(mc[Tissue.BLOOD_LEFT], mc[Tissue.BLOOD_RIGHT])
+    assert 130 <= blood <= 450
+    assert mc[Tissue.MYOCARDIUM] < blood
+
+
+def test_sample_chest_ct():
+    case = sample_chest_ct()
+    z, y, x = case.volume.shape
+    assert (y, x) == (512, 512)
+    assert 100 <= z <= 160
+    assert 2.0 <= case.volume.spacing[0] <= 3.0
+    assert case.params['contrast'] is True
+    b = case.heart_box
+    assert b.found
+    for (lo, hi), n in zip(b.ranges, case.volume.shape, strict=True):
+        assert 0 < lo and hi < n, 'the heart must be fully in view'
+    lz, ly, lx = b.size_mm
+    assert 70 <= lz <= 130 and 80 <= ly <= 130 and 100 <= lx <= 160
+    again = sample_chest_ct()
+    assert np.array_equal(again.volume.hu, case.volume.hu)
