@@ -14,7 +14,7 @@ from napari_heartbox.phantom import PhantomCase, Tissue, make_phantom, sample_ch
 from napari_heartbox.sector import Sector
 from napari_heartbox.volume import CTVolume
 
-SMALL = dict(matrix=(96, 96), slice_spacing_mm=4.0)
+SMALL = {'matrix': (96, 96), 'slice_spacing_mm': 4.0}
 HEART_TISSUES = (Tissue.BLOOD_LEFT, Tissue.BLOOD_RIGHT, Tissue.MYOCARDIUM, Tissue.EPICARDIAL_FAT,
                  Tissue.PERICARDIUM, Tissue.CALCIUM, Tissue.METAL)
 
@@ -64,7 +64,7 @@ def test_contract_types_and_metadata():
     assert case.heart_box.grid == vol.grid
     assert case.heart_box.series_uid == vol.series_uid
     assert json.loads(json.dumps(case.params)) == case.params
-    assert -1024 <= vol.hu.min() and vol.hu.max() <= 3071
+    assert vol.hu.min() >= -1024 and vol.hu.max() <= 3071
 
 
 def test_overrides_shape_and_spacing():
@@ -97,7 +97,7 @@ def test_coverage_variants(seed):
     z = chest.volume.shape[0]
     assert chest.heart_box.found
     z0, z1 = chest.heart_box.z
-    assert 0 < z0 and z1 < z, 'chest coverage must hold the whole heart with slices to spare'
+    assert z0 > 0 and z1 < z, 'chest coverage must hold the whole heart with slices to spare'
 
     top = make_phantom(seed, **SMALL, coverage='heart_cut_top')
     assert top.heart_box.found and top.heart_box.z[1] == top.volume.shape[0]
@@ -196,7 +196,7 @@ def test_sample_chest_ct():
     b = case.heart_box
     assert b.found
     for (lo, hi), n in zip(b.ranges, case.volume.shape, strict=True):
-        assert 0 < lo and hi < n, 'the heart must be fully in view'
+        assert lo > 0 and hi < n, 'the heart must be fully in view'
     lz, ly, lx = b.size_mm
     assert 70 <= lz <= 130 and 80 <= ly <= 130 and 100 <= lx <= 160
     again = sample_chest_ct()
