@@ -105,7 +105,7 @@ def test_export_writes_a_self_contained_bundle(tmp_path, throwaway_model):
     index = web_export.export_web(tmp_path / 'bundle', model_path=model, card_path=card)
     out = index.parent
     for name in ('index.html', 'speed.html', 'example-host.html', 'worker.js', 'heartbox.js',
-                 'postprocess.js', 'dicom.js', 'serve.py', 'heartbox.config.json',
+                 'postprocess.js', 'dicom.js', 'reader.js', 'serve.py', 'heartbox.config.json', 'README.txt',
                  'vendor/ort/ort-wasm-simd-threaded.wasm', 'vendor/dicom-parser/dicomParser.mjs',
                  'vendor/uplot/uPlot.esm.js'):
         assert (out / name).is_file(), name

@@ -10,6 +10,7 @@ Security Policy forbids any other)::
       vendor/                  # onnxruntime-web, dicom-parser, uPlot (+ manifest.json)
       serve.py                 # standalone 127.0.0.1 server with COOP/COEP
       _headers                 # the same headers for static hosts that read this file
+      README.txt               # how to serve it
       bundle.json              # every file with its size and SHA-256
 
 Runtime files come from the package's ``web/vendor/`` (filled at build time
@@ -45,6 +46,23 @@ HEADERS_FILE = """\
   Cross-Origin-Embedder-Policy: require-corp
   Cross-Origin-Resource-Policy: same-origin
   X-Content-Type-Options: nosniff
+"""
+
+
+README_FILE = """\
+napari-heartbox web app: finds the heart sector of a chest CT in this browser (WebAssembly).
+
+Browsers refuse to run it from file://, so serve this folder over HTTP on this computer:
+
+    python serve.py            (Python 3, no packages needed; or: napari-heartbox serve-web .)
+
+then open http://127.0.0.1:8000/ . serve.py sends the COOP/COEP headers that let the model use
+several threads; `_headers` lists them for static hosts (Netlify, Cloudflare Pages).
+
+index.html         the app (pick or drop an uncompressed DICOM series)
+speed.html         latency per batch size, 1 vs N threads
+example-host.html  how a page embeds it: findHeartSector() from heartbox.js + the heartbox:sector event
+bundle.json        every file with its SHA-256; heartbox.config.json: model hash and post-processing
 """
 
 
@@ -202,6 +220,7 @@ def export_web(outdir, *, model_path=None, card_path=None, overwrite: bool = Tru
         shutil.copyfile(model_path, outdir / 'heartbox.onnx')
         shutil.copyfile(_PKG / 'serve.py', outdir / 'serve.py')
         (outdir / '_headers').write_text(HEADERS_FILE, encoding='utf-8')
+        (outdir / 'README.txt').write_text(README_FILE, encoding='utf-8')
         (outdir / 'heartbox.config.json').write_text(
             json.dumps(config, indent=2) + '\n', encoding='utf-8'
         )

@@ -66,6 +66,18 @@ class BundleRequestHandler(http.server.SimpleHTTPRequestHandler):
             super().log_message(format, *args)
 
 
+class _QuietServer(http.server.ThreadingHTTPServer):
+    """Threading server that ignores clients hanging up mid-response."""
+
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)):
+            return  # the browser cancelled a request (navigation, closed page)
+        super().handle_error(request, client_address)
+
+
 def make_server(
     directory, port: int = 8000, *, isolate: bool = True, quiet: bool = False
 ) -> http.server.ThreadingHTTPServer:
@@ -97,7 +109,7 @@ def make_server(
         'Handler', (BundleRequestHandler,), {'isolate': isolate, 'quiet': quiet}
     )
     handler = functools.partial(handler, directory=str(directory))
-    return http.server.ThreadingHTTPServer(('127.0.0.1', int(port)), handler)
+    return _QuietServer(('127.0.0.1', int(port)), handler)
 
 
 def serve(directory, port: int = 8000, *, isolate: bool = True) -> None:
