@@ -30,6 +30,25 @@ __all__ = [
 ]
 
 
+def snapshot_model(onnx_path, card_path, cache_dir: Path) -> tuple[Path, Path]:
+    """Copy the model (default: the bundled one) and its card into ``cache_dir``."""
+    import shutil
+
+    from napari_heartbox.model.card import CARD_NAME, ONNX_NAME, assets_dir
+
+    src = Path(onnx_path) if onnx_path else assets_dir() / ONNX_NAME
+    card = Path(card_path) if card_path else src.with_name(CARD_NAME)
+    dst = Path(cache_dir) / 'model'
+    dst.mkdir(parents=True, exist_ok=True)
+    for f in (src, card):
+        if not f.is_file():
+            from napari_heartbox.errors import ModelError
+
+            raise ModelError(f'no model bundled yet: {f} not found')
+        shutil.copyfile(f, dst / f.name)
+    return dst / src.name, dst / card.name
+
+
 def load_model(onnx_path=None, card_path=None, threads=None, batch=None):
     """The package's :class:`HeartModel` (raises ModelError when none is bundled)."""
     from napari_heartbox.model import HeartModel

@@ -29,6 +29,7 @@ import shutil
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -106,6 +107,9 @@ def _section(results, name, fn):
         results[name] = fn()
     except (HeartboxError, ImportError, FileNotFoundError) as e:
         results[name] = {'skipped': f'{type(e).__name__}: {e}'}
+    except Exception as e:  # noqa: BLE001 - one broken section must not lose the others
+        traceback.print_exc()
+        results[name] = {'skipped': f'failed: {type(e).__name__}: {e}'}
     print(
         f'[bench] {name}: {time.perf_counter() - t0:.1f} s', file=sys.stderr, flush=True
     )
@@ -184,20 +188,25 @@ def _run(args, sizes, repeats, batches, skip, cache: Path) -> dict:
         },
         'sizes': {},
     }
+    bundled = args.model is None
     base, source = _inputs.base_phantom(0)
     results['settings']['input'] = (
         f'{source}, resampled to N x 512 x 512, uncompressed DICOM (shuffled names)'
     )
     try:
-        model = _pipeline.load_model(args.model, args.card)
+        # benchmark a private copy: the bundled file may be replaced mid-run by a training job
+        model = _pipeline.load_model(
+            *_pipeline.snapshot_model(args.model, args.card, cache)
+        )
         results['model'] = {
-            'path': str(model.onnx_path),
+            'path': str(args.model or 'bundled (napari_heartbox/model/assets)'),
             'sha256': model.sha256,
             'runtime_threads': model.threads,
             'runtime_batch': model.batch,
             'params': model.card.get('params'),
             'bytes': model.onnx_path.stat().st_size,
         }
+        args.model, args.card = model.onnx_path, model.card_path
     except ModelError as e:
         model = None
         results['model'] = {'skipped': str(e)}
@@ -212,7 +221,7 @@ def _run(args, sizes, repeats, batches, skip, cache: Path) -> dict:
         vol = _inputs.volume_with_slices(base, nz)
         folder = _inputs.dicom_folder(vol, cache / f'dicom_{nz}')
         results['sizes'][str(nz)] = _bench_size(
-            model, seed_session, vol, folder, repeats, skip, bundled=args.model is None
+            model, seed_session, vol, folder, repeats, skip, bundled=bundled
         )
         if nz == args.curve_size or curve_volume is None:
             curve_volume = vol
