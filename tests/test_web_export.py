@@ -219,3 +219,27 @@ def test_server_refuses_a_folder_without_a_bundle(tmp_path):
         capture_output=True, text=True, timeout=60,
     )
     assert r.returncode == 2 and 'no index.html' in r.stderr and 'Traceback' not in r.stderr
+
+
+@needs_vendor
+@pytest.mark.parametrize('how', ['standalone serve.py', 'napari-heartbox serve-web'])
+def test_serving_a_bundle_from_the_command_line(tmp_path, throwaway_model, how):
+    model, card = throwaway_model
+    out = web_export.export_web(tmp_path / 'b', model_path=model, card_path=card).parent
+    if how == 'standalone serve.py':  # the copy inside the bundle, run without the package
+        cmd = [sys.executable, '-I', str(out / 'serve.py'), '--port', '0']
+    else:
+        cmd = [sys.executable, '-m', 'napari_heartbox', 'serve-web', str(out), '--port', '0']
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        line = proc.stdout.readline()
+        m = re.search(r'http://127\.0\.0\.1:(\d+)/', line)
+        assert m, line
+        with urllib.request.urlopen(f'http://127.0.0.1:{m.group(1)}/index.html') as resp:
+            assert b'Content-Security-Policy' in resp.read()
+            assert resp.headers['Cross-Origin-Embedder-Policy'] == 'require-corp'
+        with urllib.request.urlopen(f'http://127.0.0.1:{m.group(1)}/heartbox.onnx') as resp:
+            assert resp.read() == model.read_bytes()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
