@@ -946,7 +946,10 @@ _SHORT = {
 
 
 def _fmt(v, spec):
-    return '-' if v is None else format(v, spec)
+    if v is not None:
+        return format(v, spec)
+    m = re.match(r'[+ -]?(\d+)', spec)  # keep table columns aligned
+    return '-'.rjust(int(m.group(1))) if m else '-'
 
 
 def format_table(report: dict) -> str:
