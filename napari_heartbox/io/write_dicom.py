@@ -62,22 +62,34 @@ def _ds_str(v: float) -> str:
     return s
 
 
-def _stored_slice(
-    hu_slice: np.ndarray, slope: float, intercept: float, dtype: np.dtype
-) -> np.ndarray:
-    """Convert one HU slice to stored values; raises if they do not fit."""
+def _ds_fixed(v: float) -> str:
+    """A DS value of exactly 16 characters (sign, zero-padded, 6 decimals).
+
+    pydicom keeps such strings verbatim (it strips padding spaces), so the
+    header template can be patched byte for byte.
+    """
+    text = f'{v:+016.6f}'
+    if len(text) != 16:
+        raise ValueError(f'coordinate {v} is too large for a DICOM DS value')
+    return text
+
+
+def _stored_range(hu: np.ndarray, slope: float, intercept: float, dtype: np.dtype):
+    """Check the whole volume fits ``dtype`` once; return ``k -> stored slice``."""
     info = np.iinfo(dtype)
-    if slope == 1.0 and float(intercept).is_integer():
-        stored = hu_slice.astype(np.int32) - int(intercept)
-    else:
-        stored = np.rint((hu_slice.astype(np.float32) - intercept) / slope)
-    lo, hi = stored.min(), stored.max()
+    lo = (float(hu.min()) - intercept) / slope
+    hi = (float(hu.max()) - intercept) / slope
+    lo, hi = sorted((round(lo), round(hi)))
     if lo < info.min or hi > info.max:
         raise ValueError(
             f'stored values {lo}..{hi} do not fit {dtype.name} with '
             f'slope={slope} intercept={intercept}'
         )
-    return stored.astype(dtype.newbyteorder('<'), copy=False)
+    out = dtype.newbyteorder('<')
+    if slope == 1.0 and float(intercept).is_integer():
+        ic = int(intercept)
+        return lambda k: np.subtract(hu[k], ic, dtype=np.int32).astype(out)
+    return lambda k: np.rint((hu[k].astype(np.float32) - intercept) / slope).astype(out)
 
 
 def write_dicom_series(
@@ -233,20 +245,51 @@ def write_dicom_series(
     else:
         pixel_header = _PIXEL_DATA_TAG + struct.pack('<I', nbytes)
 
+    # Header template: pydicom encodes the header once, with fixed-width
+    # sentinels for the per-slice values, which are then patched as bytes.
+    sop_root = generate_uid(
+        prefix=None, entropy_srcs=['napari-heartbox', str(seed), 'sop', series_uid]
+    )
+    sentinel_uid = f'{sop_root}.9999999'
+    sentinel_ipp = [_ds_fixed(987654.000001 + 0.000001 * i) for i in range(3)]
+    sentinel_loc = _ds_fixed(987654.000009)
+    sentinel_num = f'{987654:+08d}'
+    ds.SOPInstanceUID = sentinel_uid
+    meta.MediaStorageSOPInstanceUID = sentinel_uid
+    ds.InstanceNumber = sentinel_num
+    ds.ImagePositionPatient = sentinel_ipp
+    ds.SliceLocation = sentinel_loc
+    buf = io.BytesIO()
+    pydicom.dcmwrite(buf, ds, enforce_file_format=True)
+    template = buf.getvalue()
+    ipp_bytes = '\\'.join(sentinel_ipp).encode()
+    counts = [
+        template.count(sentinel_uid.encode()),
+        template.count(ipp_bytes),
+        template.count(sentinel_loc.encode()),
+        template.count(sentinel_num.encode()),
+    ]
+    if counts != [2, 1, 1, 1]:  # pragma: no cover - pydicom changed its encoding
+        raise RuntimeError(f'header template sentinels not found as expected: {counts}')
+
+    stored_all = _stored_range(hu, slope, intercept, dtype)
     paths: list[Path] = []
     for k in range(nz):
-        ds.SOPInstanceUID = _uid(seed, 'sop', series_uid, k)
-        meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-        ds.InstanceNumber = int(order[k]) + 1
-        ds.ImagePositionPatient = [_ds_str(v) for v in positions[k]]
-        ds.SliceLocation = _ds_str(float(np.dot(positions[k], normal)))
-        buf = io.BytesIO()
-        pydicom.dcmwrite(buf, ds, enforce_file_format=True)
-        stored = _stored_slice(hu[k], slope, intercept, dtype)
+        pos = positions[k]
+        header = (
+            template.replace(
+                sentinel_uid.encode(), f'{sop_root}.{1000000 + k}'.encode()
+            )
+            .replace(ipp_bytes, '\\'.join(_ds_fixed(v) for v in pos).encode())
+            .replace(
+                sentinel_loc.encode(), _ds_fixed(float(np.dot(pos, normal))).encode()
+            )
+            .replace(sentinel_num.encode(), f'{int(order[k]) + 1:+08d}'.encode())
+        )
         path = folder / f'{file_prefix}{int(order[k]) + 1:05d}.dcm'
         with open(path, 'wb') as f:
-            f.write(buf.getvalue())
+            f.write(header)
             f.write(pixel_header)
-            f.write(stored.tobytes())
+            f.write(stored_all(k).tobytes())
         paths.append(path)
     return paths
