@@ -17,8 +17,12 @@ Conventions
 * Stored values are ``(HU - intercept) / slope``, rounded, as int16
   (``unsigned=False``) or uint16 (``unsigned=True``). Readers recover HU as
   ``stored * slope + intercept``.
-* Files are written with a fast path: pydicom encodes the header only and the
-  PixelData element is appended as raw little-endian bytes.
+* Files are written with a fast path: pydicom encodes the header once, with
+  fixed-width sentinels for the per-slice values (SOPInstanceUID,
+  InstanceNumber, ImagePositionPatient, SliceLocation) that are then patched
+  as bytes; the PixelData element is appended as raw little-endian bytes.
+  Per-slice numbers are therefore written zero-padded with a sign
+  (``+00000012.500000``, ``+0000007``), which is valid DS/IS.
 """
 
 from __future__ import annotations
