@@ -250,6 +250,12 @@ def small_series(tmp_path_factory):
     )
 
 
+@pytest.fixture(scope='module')
+def tiny_series(tmp_path_factory):
+    """8 slices (4 MB): small enough to hand to the page as bytes for a drop."""
+    return _write_series(_blob_volume(8, heart=True), tmp_path_factory.mktemp('tiny'), shuffle_names=True)
+
+
 # ------------------------------------------------------------------- tests
 @pytest.mark.slow
 def test_main_page_matches_python_on_700_slices(web, chest_700, model_files):
@@ -467,4 +473,38 @@ def test_speed_page_completes_and_plots(web):
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / 'web-speed-page.png'), full_page=True)
     shutil.copyfile(path, ARTIFACTS / 'web-speed-results.json')
+    web.assert_local_only()
+
+
+def test_folder_picker_and_drag_and_drop(web, tiny_series, model_files):
+    """The directory input and a drop of files give the same sector as Python."""
+    py = python_sector(tiny_series, model_files)
+    page = web.open('index.html')
+    page.locator('#folder').set_input_files(str(tiny_series))
+    assert web.wait_state() == 'done', page.locator('#status').inner_text()
+    assert_same_sector(json.loads(page.locator('#sector-json').inner_text()), py)
+
+    page = web.open('index.html')
+    files = dicom_files(tiny_series)
+    payload = [[f.name, base64.b64encode(f.read_bytes()).decode()] for f in files]
+    dt = page.evaluate_handle(
+        """(files) => {
+            const dt = new DataTransfer();
+            for (const [name, b64] of files) {
+                const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+                dt.items.add(new File([bytes], name));
+            }
+            return dt;
+        }""",
+        payload,
+    )
+    page.locator('#drop').dispatch_event('drop', {'dataTransfer': dt})
+    assert web.wait_state() == 'done', page.locator('#status').inner_text()
+    assert_same_sector(json.loads(page.locator('#sector-json').inner_text()), py)
+    # Download JSON gives the same object
+    with page.expect_download() as dl:
+        page.locator('#download').click()
+    assert json.loads(Path(dl.value.path()).read_text()) == json.loads(
+        page.locator('#sector-json').inner_text()
+    )
     web.assert_local_only()
