@@ -99,3 +99,12 @@ def test_corrupt_nifti_is_refused(tmp_path):
     path.write_bytes(b'not a nifti at all')
     with pytest.raises(CTLoadError, match=r'junk\.nii\.gz: cannot read'):
         load_ct(path)
+
+
+def test_folder_with_one_nifti_loads_it(tmp_path):
+    vol = CTVolume.from_array(phantom(), spacing=(2.0, 1.0, 1.0))
+    save_as_nifti(vol, tmp_path / 'only.nii.gz')
+    np.testing.assert_array_equal(load_ct(tmp_path).hu, vol.hu)
+    save_as_nifti(vol, tmp_path / 'second.nii')
+    with pytest.raises(CTLoadError, match='holds 2 NIfTI files'):
+        load_ct(tmp_path)

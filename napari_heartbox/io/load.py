@@ -99,6 +99,15 @@ def load_ct_with_series(
                 raise CTLoadError(
                     f'{p}: folder is empty (no files found, searched recursively)'
                 )
+            niftis = [f for f in files if is_nifti(f)]
+            if niftis and len(niftis) == len(files):
+                # a folder holding only NIfTI: fine when there is exactly one
+                if len(niftis) > 1:
+                    raise CTLoadError(
+                        f'{p}: holds {len(niftis)} NIfTI files '
+                        f'({name_list(niftis, 3)}); give the path of one of them'
+                    )
+                return LoadResult(load_nifti(niftis[0], progress=progress))
             return _load_dicom(
                 files, source=str(p), series_uid=series_uid, progress=progress
             )
