@@ -508,3 +508,29 @@ def test_folder_picker_and_drag_and_drop(web, tiny_series, model_files):
         page.locator('#sector-json').inner_text()
     )
     web.assert_local_only()
+
+
+def test_app_in_an_iframe_posts_the_sector_to_its_parent(web, tiny_series, model_files):
+    page = web.open('example-host.html')
+    page.evaluate(
+        """() => {
+            window.addEventListener('message', (e) => {
+                if (e.data && e.data.type === 'heartbox:sector' && e.origin === location.origin) {
+                    const pre = document.createElement('pre');
+                    pre.id = 'from-iframe';
+                    pre.textContent = JSON.stringify(e.data.sector);
+                    document.body.append(pre);
+                }
+            });
+            const f = document.createElement('iframe');
+            f.src = 'index.html';
+            f.width = 800; f.height = 600;
+            document.body.append(f);
+        }"""
+    )
+    frame = page.frame_locator('iframe')
+    frame.locator('input[type=file]').first.set_input_files([str(f) for f in dicom_files(tiny_series)])
+    page.wait_for_selector('#from-iframe', state='attached', timeout=TIMEOUT_MS)
+    posted = json.loads(page.locator('#from-iframe').text_content())
+    assert_same_sector(posted, python_sector(tiny_series, model_files))
+    web.assert_local_only()
