@@ -440,3 +440,26 @@ def test_input_folder_is_not_modified(tmp_path):
         p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in tmp_path.iterdir()
     }
     assert before == after
+
+
+def test_transposed_in_plane_orientation(tmp_path):
+    """Rows running along L and columns along P: the loader transposes."""
+    vol = phantom(nz=4, ny=12, nx=20)
+    a = np.zeros((4, 4))
+    a[:3, 0] = [0, 0, 2.5]  # z -> S
+    a[:3, 1] = [0.7, 0, 0]  # row index -> L
+    a[:3, 2] = [0, 0.8, 0]  # column index -> P
+    a[:, 3] = [5.0, 6.0, 7.0, 1.0]
+    odd = CTVolume(vol.hu, Grid(vol.shape, (2.5, 0.7, 0.8), a))
+    write_dicom_series(odd, tmp_path)
+    loaded = load_ct(tmp_path)
+    assert loaded.shape == (4, 20, 12)
+    assert loaded.spacing == pytest.approx((2.5, 0.8, 0.7))
+    assert loaded.affine[1, 1] == pytest.approx(0.8) and loaded.affine[
+        0, 2
+    ] == pytest.approx(0.7)
+    np.testing.assert_array_equal(loaded.hu, vol.hu.transpose(0, 2, 1))
+    idx = np.array([[0, 0, 0], [3, 19, 11], [2, 5, 7]])
+    src = np.rint(odd.grid.lps_to_index(loaded.grid.index_to_lps(idx))).astype(int)
+    for (z, y, x), (sz, sy, sx) in zip(idx, src, strict=True):
+        assert loaded.hu[z, y, x] == odd.hu[sz, sy, sx]

@@ -90,7 +90,7 @@ def load_ct_with_series(
     Used by ``napari-heartbox info`` to list the series that were not loaded.
     """
     if isinstance(path, (str, os.PathLike)):
-        p = Path(path)
+        p = Path(path).expanduser()
         if not p.exists():
             raise CTLoadError(f'{p}: no such file or folder')
         if p.is_dir():
@@ -114,7 +114,7 @@ def load_ct_with_series(
         if is_nifti(p):
             return LoadResult(load_nifti(p, progress=progress))
         return _load_dicom([p], source=str(p), series_uid=series_uid, progress=progress)
-    files = [Path(f) for f in path]
+    files = [Path(f).expanduser() for f in path]
     if not files:
         raise CTLoadError('load_ct: empty list of files')
     missing = [f for f in files if not f.is_file()]
