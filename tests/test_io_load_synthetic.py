@@ -463,3 +463,15 @@ def test_transposed_in_plane_orientation(tmp_path):
     src = np.rint(odd.grid.lps_to_index(loaded.grid.index_to_lps(idx))).astype(int)
     for (z, y, x), (sz, sy, sx) in zip(idx, src, strict=True):
         assert loaded.hu[z, y, x] == odd.hu[sz, sy, sx]
+
+
+def test_separate_blocks_load_the_largest(tmp_path):
+    vol = phantom(nz=30)
+    paths = write_dicom_series(vol, tmp_path)
+    for p in paths[6:26]:  # blocks of 6 and 4 slices, 20 missing between them
+        p.unlink()
+    loaded = load_ct(tmp_path)
+    np.testing.assert_array_equal(loaded.hu, vol.hu[:6])
+    np.testing.assert_allclose(loaded.affine, vol.affine, atol=1e-4)
+    msg = next(w for w in loaded.warnings if 'separate blocks' in w)
+    assert 'largest block of 6 slices' in msg and '00027.dcm' in msg

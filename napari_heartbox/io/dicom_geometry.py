@@ -141,6 +141,10 @@ def plan_stack(slices: list[SliceHeader]) -> StackPlan:
     else:
         diffs = np.diff(du)
         med = float(np.median(diffs))
+        n_missing = sum(int(round(g / med)) - 1 for g in diffs if g > 1.5 * med)
+        if n_missing > len(ss):
+            # separate blocks rather than a few lost slices: keep the largest
+            return _largest_block(slices, ss, diffs, med, warnings)
         primary_z = [0]
         source_of = [0]
         gap_msgs = []
@@ -226,6 +230,23 @@ def plan_stack(slices: list[SliceHeader]) -> StackPlan:
         affine=affine,
         warnings=warnings,
     )
+
+
+def _largest_block(all_slices, ss, diffs, med, warnings) -> StackPlan:
+    """Plan only the largest gap-free run of ``ss`` (z-sorted, unique)."""
+    cuts = [0, *[i + 1 for i, g in enumerate(diffs) if g > 1.5 * med], len(ss)]
+    runs = [ss[a:b] for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
+    best = max(runs, key=len)
+    keep = {id(h) for h in best}
+    dropped = [h for h in all_slices if id(h) not in keep]
+    plan = plan_stack(best)
+    msg = (
+        f'slices form {len(runs)} separate blocks (gaps of up to {diffs.max():.4g} mm '
+        f'at a median spacing of {med:.4g} mm); loaded the largest block of '
+        f'{len(best)} slices and skipped {len(dropped)}: {name_list(_labels(dropped))}'
+    )
+    plan.warnings[:0] = [*warnings, msg]
+    return plan
 
 
 def _labels(hs: list[SliceHeader]) -> list[str]:
