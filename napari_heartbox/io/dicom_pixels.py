@@ -7,8 +7,9 @@
   integer arithmetic when RescaleSlope is 1, a float32 temporary of one slice
   otherwise.
 * Compressed images (JPEG, JPEG-LS, JPEG 2000, RLE) are decoded by pydicom
-  (pylibjpeg plugins) in a thread pool: the decoders release the GIL, so
-  decoding overlaps with the main thread's reading.
+  (pylibjpeg plugins) in a thread pool, overlapping with the main thread's
+  reading of the uncompressed slices and with each other where the decoder
+  releases the GIL.
 * Peak memory is the volume plus a few slices.
 * An image whose pixels cannot be read is replaced by its nearest readable
   neighbour and named in a warning.
