@@ -125,7 +125,7 @@ def _noise_bank(rng, shape, kernel: str, k: int, px_mm: float) -> np.ndarray:
 def _lung_field(rng, shape, px_mm: float, k: int) -> np.ndarray:
     """Smooth unit-SD fields (scale ~2-3 mm) for lung vessel texture."""
     f = rng.standard_normal((k, *shape), dtype=np.float32)
-    f = gaussian_blur(f, max(0.8, 2.2 / px_mm))
+    f = gaussian_blur(f, max(0.8, 2.8 / px_mm))
     f /= f.std(axis=(1, 2), keepdims=True) + 1e-6
     return f
 
@@ -162,8 +162,8 @@ def compose_hu(label: np.ndarray, p: dict, lay: Layout, an: Anatomy, g: HeartGeo
     field = _lung_field(rng, (ny, nx), d, kf)
     tex = float(p['lung_texture'])
     vessel_hu = float(lut[T.PULM_VESSEL] - lut[T.LUNG])
-    # vessels: the top ~1.5 % of the field, ramping up to blood HU
-    lf = 15.0 * tex * field + np.clip((field - 2.15) * 2.5, 0, 1) * (vessel_hu * tex)
+    # vessels: the top ~3 % of the field, ramping up to blood HU
+    lf = 15.0 * tex * field + np.clip((field - 1.85) * 3.0, 0, 1) * (vessel_hu * (0.5 + 0.5 * tex))
     gravity = 1.0 if p['position'] in ('HFS', 'FFS') else -1.0  # dependent side is posterior when supine
     grad = (gravity * np.clip(lay.py / max(an.D, 1.0), -1, 1) * 40.0).astype(np.float32)
     lf += grad[None, :, None]

@@ -167,5 +167,9 @@ def sample_chest_ct(seed: int = 0) -> PhantomCase:
         streaks=False,
         motion=False,
         cardiomegaly=False,
+        heart_scale=1.05,
+        body_half_width_mm=165.0,
+        body_depth_ratio=0.7,
+        fat_mm=14.0,
         arms='up',
     )

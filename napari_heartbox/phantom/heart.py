@@ -51,6 +51,7 @@ class HeartGeometry:
     z_bottom: float  # lowest ventricular myocardium (anatomy mm)
     z_top: float  # highest atrial wall (anatomy mm)
     origin: np.ndarray  # heart-frame origin in anatomy mm
+    envelope: Chamber  # smooth fat-filled ellipsoid inside the sac
 
     def point(self, a, b, c) -> np.ndarray:
         """Heart-frame offsets from the heart origin → anatomy mm."""
@@ -84,8 +85,8 @@ def heart_geometry(an: Anatomy) -> HeartGeometry:
     f = _frame(p)
     # (centre in heart frame (a, b, c), cavity radii, wall) per chamber, mm at s = 1
     spec = [
-        ('LA', (-23, -12, 12), (20, 24, 21), 2.0, T.BLOOD_LEFT, False),
-        ('LAA', (-12, -33, 24), (13, 8, 8), 1.5, T.BLOOD_LEFT, False),
+        ('LA', (-23, -12, 15), (20, 24, 22), 2.0, T.BLOOD_LEFT, False),
+        ('LAA', (-12, -33, 27), (13, 8, 8), 1.5, T.BLOOD_LEFT, False),
         ('RA', (-25, 27, 4), (25, 21, 27), 2.0, T.BLOOD_RIGHT, False),
         ('RV', (6, 20, 0), (33, 14, 28), 4.0, T.BLOOD_RIGHT, True),
         ('LV', (12, -8, 0), (32, 21, 22), 10.0, T.BLOOD_LEFT, True),
@@ -106,7 +107,9 @@ def heart_geometry(an: Anatomy) -> HeartGeometry:
         sac_lo.append(ch.centre - half)
         sac_hi.append(ch.centre + half)
     sac_lo, sac_hi = np.min(sac_lo, axis=0), np.max(sac_hi, axis=0)
-    zb = min(lo)
+    # the inferior (diaphragmatic) surface is flat: cut the chambers by a
+    # horizontal plane ``heart_flatten_mm`` above their lowest point
+    zb = min(lo) + p['heart_flatten_mm']
     zmid = 0.5 * (max(hi) - zb)
     for _ in range(4):
         a, b, c = an.cavity_profile(zmid)
@@ -124,7 +127,14 @@ def heart_geometry(an: Anatomy) -> HeartGeometry:
         an.D += -room / 2.0 + 0.5
     for ch in chambers:
         ch.centre = ch.centre + shift
-    return HeartGeometry(f, chambers, p['epicardial_fat_mm'], 0.0, max(hi) - min(lo), shift)
+    # a smooth envelope ellipsoid (epicardial fat filling the grooves between
+    # chambers), fitted inside the chambers' extent in the heart frame
+    loc = np.array([f.T @ (ch.centre - shift) for ch in chambers])
+    rad = np.array([ch.radii + ch.wall for ch in chambers])
+    e_lo, e_hi = (loc - rad).min(axis=0), (loc + rad).max(axis=0)
+    env = Chamber('envelope', f @ (0.5 * (e_lo + e_hi)) + shift, 0.5 * (e_hi - e_lo) * 0.82, 0.0,
+                  T.EPICARDIAL_FAT, False)
+    return HeartGeometry(f, chambers, p['epicardial_fat_mm'], 0.0, max(hi) - zb, shift, env)
 
 
 def paint_heart(cv: Canvas, an: Anatomy, g: HeartGeometry) -> np.ndarray:
@@ -136,15 +146,17 @@ def paint_heart(cv: Canvas, an: Anatomy, g: HeartGeometry) -> np.ndarray:
     f = g.frame
     mask = np.zeros(cv.shape, bool)
     zclip = (g.z_bottom, g.z_top)
-    for ch in g.chambers:
+    flat = (g.z_bottom - 1e-6, np.inf)  # the diaphragm flattens the inferior wall
+    env = g.envelope
+    for ch in [env, *g.chambers]:
         r = ch.radii + ch.wall + g.fat + 1.5
-        cv.ellipsoid(ch.centre, r, T.PERICARDIUM, rot=f)
+        cv.ellipsoid(ch.centre, r, T.PERICARDIUM, rot=f, zclip=flat)
         cv.ellipsoid(ch.centre, r, 0, rot=f, zclip=zclip, out=mask)
+    for ch in [env, *g.chambers]:
+        cv.ellipsoid(ch.centre, ch.radii + ch.wall + g.fat, T.EPICARDIAL_FAT, rot=f, zclip=flat)
     for ch in g.chambers:
-        cv.ellipsoid(ch.centre, ch.radii + ch.wall + g.fat, T.EPICARDIAL_FAT, rot=f)
-    for ch in g.chambers:
-        cv.ellipsoid(ch.centre, ch.radii + ch.wall, T.MYOCARDIUM, rot=f)
-        cv.ellipsoid(ch.centre, ch.radii, ch.blood, rot=f)
+        cv.ellipsoid(ch.centre, ch.radii + ch.wall, T.MYOCARDIUM, rot=f, zclip=flat)
+        cv.ellipsoid(ch.centre, ch.radii, ch.blood, rot=f, zclip=flat)
     return mask
 
 

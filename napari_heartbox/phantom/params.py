@@ -85,7 +85,7 @@ class PhantomRanges:
     lung_inflation: tuple = (0.0, 1.0)  # 0 = expiration (dense, high domes)
     lung_texture: tuple = (0.3, 1.0)
     # --- heart -------------------------------------------------------------
-    heart_scale: tuple = (0.9, 1.18)
+    heart_scale: tuple = (0.95, 1.2)
     cardiomegaly_probability: float = 0.12
     cardiomegaly_scale: tuple = (1.15, 1.4)
     heart_yaw_deg: tuple = (40.0, 65.0)  # long axis from anterior towards left
@@ -94,6 +94,7 @@ class PhantomRanges:
     heart_x_mm: tuple = (12.0, 45.0)  # heart (sac) centre left of the midline
     heart_gap_mm: tuple = (-4.0, 14.0)  # sac front behind the anterior chest wall
     epicardial_fat_mm: tuple = (1.0, 6.0)
+    heart_flatten_mm: tuple = (4.0, 16.0)  # inferior wall cut flat by the diaphragm
     calcium_probability: float = 0.35
     calcium_spots: tuple = (1, 14)
     # --- levels above the heart (mm) ---------------------------------------
@@ -104,7 +105,8 @@ class PhantomRanges:
     contrast_probability: float = 0.6
     contrast_phase: Choice = _c('venous', 'arterial', 'pulmonary', w=(0.5, 0.35, 0.15))
     hu_blood_plain: tuple = (28.0, 52.0)
-    hu_blood_contrast: tuple = (130.0, 420.0)
+    hu_blood_venous: tuple = (110.0, 260.0)
+    hu_blood_arterial: tuple = (200.0, 450.0)
     hu_fat: tuple = (-115.0, -80.0)
     hu_muscle: tuple = (38.0, 60.0)
     hu_lung_inspiration: tuple = (-930.0, -820.0)
@@ -214,7 +216,7 @@ def sample_params(seed: int, ranges: PhantomRanges | None = None, **overrides) -
     hs, cs = _u(rng, R.heart_scale), _u(rng, R.cardiomegaly_scale)
     s.get('heart_scale', lambda: cs if cardio else hs)
     for name in ('heart_yaw_deg', 'heart_tilt_deg', 'heart_roll_deg', 'heart_x_mm', 'heart_gap_mm',
-                 'epicardial_fat_mm'):
+                 'epicardial_fat_mm', 'heart_flatten_mm'):
         s.u(name)
     has_ca = rng.uniform() < R.calcium_probability
     n_ca = int(rng.integers(R.calcium_spots[0], R.calcium_spots[1] + 1))
@@ -230,18 +232,21 @@ def sample_params(seed: int, ranges: PhantomRanges | None = None, **overrides) -
         s.out['contrast_phase'] = 'none'
         phase = 'none'
     plain = _u(rng, R.hu_blood_plain)
-    hi = _u(rng, R.hu_blood_contrast)
-    lo = _u(rng, (0.45, 0.85)) * hi
+    u1, u2, u3 = rng.uniform(size=3)
     if phase == 'none':
         left = right = vein = plain
-    elif phase == 'venous':
-        left = hi * 0.55 + plain * 0.45
-        right = left * _u(rng, (0.9, 1.05))
-        vein = left * _u(rng, (0.8, 1.0))
-    elif phase == 'arterial':
-        left, right, vein = hi, max(lo, plain + 60), hi * _u(rng, (0.6, 2.5))
+    elif phase == 'venous':  # portal-venous / delayed: everything moderately bright
+        left = R.hu_blood_venous[0] + u1 * (R.hu_blood_venous[1] - R.hu_blood_venous[0])
+        right = left * (0.9 + 0.15 * u2)
+        vein = left * (0.8 + 0.2 * u3)
+    elif phase == 'arterial':  # systemic arterial: left heart and aorta brightest
+        left = R.hu_blood_arterial[0] + u1 * (R.hu_blood_arterial[1] - R.hu_blood_arterial[0])
+        right = plain + (left - plain) * (0.35 + 0.5 * u2)
+        vein = left * (0.6 + 1.9 * u3)  # dense inflow in the SVC
     else:  # pulmonary arterial phase: right heart brightest
-        left, right, vein = lo, hi, hi * _u(rng, (0.8, 2.0))
+        right = R.hu_blood_arterial[0] + u1 * (R.hu_blood_arterial[1] - R.hu_blood_arterial[0])
+        left = plain + (right - plain) * (0.35 + 0.4 * u2)
+        vein = right * (0.8 + 1.2 * u3)
     s.get('hu_blood_left', lambda: left)
     s.get('hu_blood_right', lambda: right)
     s.get('hu_blood_vein', lambda: vein)

@@ -23,11 +23,17 @@ def paint_lungs(cv: Canvas, an: Anatomy) -> None:
     z = cv.pz[zs]
     ac, bc, cc = an.cavity_profile(z)
     cv.extruded_ellipse(zs, 0.0, cc, ac, bc, T.LUNG, power=2.3, where=(T.FAT, T.MUSCLE))
-    # mediastinum: a band from the sternum to the spine, wider above the heart
+    # mediastinum: a posterior band (oesophagus, aorta, azygos) in front of
+    # the spine at every level, plus the superior mediastinum (great vessels,
+    # trachea, thymic fat) from the sternum to the spine above the heart
     med = an.mediastinum_half_width(z)
     sp = an.spine_y(z)
     front = cc - bc
-    cv.extruded_ellipse(zs, 4.0, (front + sp) / 2, med, (sp - front) / 2 + 5, T.FAT, power=3.0,
+    post_front = sp - 48.0
+    cv.extruded_ellipse(zs, 4.0, (post_front + sp) / 2, 20.0, (sp - post_front) / 2, T.FAT, power=3.0,
+                        where=(T.LUNG,))
+    sup = np.clip((z - (an.heart_top - 15.0)) / 25.0, 0, 1)
+    cv.extruded_ellipse(zs, 4.0, (front + sp) / 2, med * sup, (sp - front) / 2 + 5, T.FAT, power=3.0,
                         where=(T.LUNG,))
     # paraspinal muscles and the spine bulge into the back of the cavity
     cv.extruded_ellipse(zs, 0.0, cc + bc + 5, 42.0, np.maximum(cc + bc + 5 - sp + 18, 0), T.MUSCLE,
