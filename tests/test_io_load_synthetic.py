@@ -475,3 +475,14 @@ def test_separate_blocks_load_the_largest(tmp_path):
     np.testing.assert_allclose(loaded.affine, vol.affine, atol=1e-4)
     msg = next(w for w in loaded.warnings if 'separate blocks' in w)
     assert 'largest block of 6 slices' in msg and '00027.dcm' in msg
+
+
+def test_dicom_without_preamble_is_read(tmp_path):
+    vol = phantom(nz=3)
+    paths = write_dicom_series(vol, tmp_path, transfer_syntax='implicit')
+    for p in paths:  # strip preamble, DICM and the file meta group: a bare dataset
+        raw = p.read_bytes()
+        meta_len = int.from_bytes(raw[140:144], 'little')  # (0002,0000) value
+        p.write_bytes(raw[132 + 12 + meta_len :])
+        assert p.read_bytes()[:2] == b'\x08\x00'
+    assert_same_volume(load_ct(tmp_path), vol)

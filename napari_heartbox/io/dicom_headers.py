@@ -389,8 +389,12 @@ def read_header(path: Path, *, fast: bool = True) -> list[SliceHeader]:
         try:
             ds = pydicom.dcmread(fp, stop_before_pixels=True)
         except InvalidDicomError:
-            # DICOM without the 128-byte preamble: accept only if it parses to
-            # something image-like
+            # DICOM without the 128-byte preamble: try only when the file
+            # starts like a dataset (group 0002 or 0008, little endian), and
+            # accept only if it parses to something image-like
+            fp.seek(0)
+            if fp.read(4)[:2] not in (b'\x02\x00', b'\x08\x00'):
+                raise
             fp.seek(0)
             ds = pydicom.dcmread(fp, stop_before_pixels=True, force=True)
             if 'SOPClassUID' not in ds and 'Rows' not in ds:
@@ -400,6 +404,14 @@ def read_header(path: Path, *, fast: bool = True) -> list[SliceHeader]:
         offset, length = _pixel_element(fp, ds)
     meta = getattr(ds, 'file_meta', None)
     ts_uid = _str(meta.get('TransferSyntaxUID')) if meta is not None else None
+    if ts_uid is None:  # no file meta: the encoding pydicom detected tells
+        implicit, little = getattr(ds, 'original_encoding', (None, None))
+        if little and implicit is not None:
+            ts_uid = '1.2.840.10008.1.2' if implicit else '1.2.840.10008.1.2.1'
+            ds.file_meta = (
+                ds.file_meta if meta is not None else pydicom.dataset.FileMetaDataset()
+            )
+            ds.file_meta.TransferSyntaxUID = ts_uid
     common = _common(_Fast(ds), path, ts_uid)
     if (_Fast(ds).int(0x00280008, 1) or 1) > 1 or 0x52009230 in ds:
         frames = _enhanced_frames(ds, common)
