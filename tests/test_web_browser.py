@@ -534,3 +534,51 @@ def test_app_in_an_iframe_posts_the_sector_to_its_parent(web, tiny_series, model
     posted = json.loads(page.locator('#from-iframe').text_content())
     assert_same_sector(posted, python_sector(tiny_series, model_files))
     web.assert_local_only()
+
+
+@pytest.mark.parametrize(
+    'pixel_rep,bits,slope,intercept',
+    [
+        (1, 16, 1.0, -1024.0),   # signed, random bits: some values overflow and clip
+        (1, 16, 1.0, 24.0),      # signed, CT-like values (set below): the SWAR fast path
+        (1, 16, 1.0, -32000.0),  # overflow: must clip like Python
+        (0, 12, 1.0, -1024.0),   # unsigned 12-bit with garbage in the high bits (masked)
+        (0, 16, 1.0, -1024.0),   # unsigned 16-bit (scalar path)
+        (1, 12, 1.0, 0.0),       # signed 12-bit: sign extension
+        (0, 16, 0.5, -1024.25),  # float slope/intercept: float32 + round-half-even
+        (1, 16, 2.0, 30000.0),   # float path with clipping at +32767
+    ],
+)
+def test_hu_conversion_is_bit_identical_to_python(web, pixel_rep, bits, slope, intercept):
+    from napari_heartbox.io.dicom_headers import SliceHeader
+    from napari_heartbox.io.dicom_pixels import _Clip, stored_to_hu_inplace
+
+    rng = np.random.default_rng(bits + pixel_rep)
+    rows, cols = 37, 61  # odd size: exercises the last-element path
+    raw = rng.integers(0, 65536, size=(rows, cols), dtype=np.uint16)
+    if intercept == 24.0:
+        raw = rng.integers(-1024, 3000, size=(rows, cols)).astype(np.int16).view(np.uint16)
+    else:
+        raw[0, :8] = [0, 1, 0x7FFF, 0x8000, 0xFFFF, 2049, 4095, 4096]
+    expect = raw.view(np.int16).copy()
+    h = SliceHeader(path=Path('x.dcm'), bits_stored=bits, pixel_rep=pixel_rep, slope=slope,
+                    intercept=intercept, rows=rows, cols=cols)
+    clip = _Clip()
+    stored_to_hu_inplace(expect, h, clip)
+    page = web.open('index.html')
+    got = page.evaluate(
+        """async ([b64, rec]) => {
+            const { sliceToHU } = await import('./dicom.js');
+            const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+            const r = { ...rec, name: 'x.dcm', buffer: bytes.buffer, transferSyntax: '1.2.840.10008.1.2.1',
+                        pixel: { offset: 0, length: bytes.length } };
+            const out = new Int16Array(rec.rows * rec.cols);
+            const clipped = sliceToHU(r, out);
+            return { hu: Array.from(out), clipped };
+        }""",
+        [base64.b64encode(raw.tobytes()).decode(),
+         {'rows': rows, 'cols': cols, 'bitsStored': bits, 'pixelRepresentation': pixel_rep,
+          'slope': slope, 'intercept': intercept}],
+    )
+    assert np.array_equal(np.array(got['hu'], np.int16).reshape(rows, cols), expect)
+    assert got['clipped'] == bool(clip.n)

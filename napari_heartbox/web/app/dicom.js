@@ -409,6 +409,43 @@ function rint(v) {
 }
 
 /**
+ * Fast path for slope 1 and an integer intercept: adds the intercept to two
+ * int16 lanes per 32-bit word (SWAR) and detects lane overflow. Applies to
+ * signed 16-bit data and to unsigned data with BitsStored <= 15 (masked, so
+ * every lane is a non-negative int16). Returns false, leaving the work to the
+ * exact scalar loop, when it does not apply or when some value would need
+ * clipping. Bit-identical to the scalar loop otherwise.
+ */
+function fastIntegerHU(r, raw, out, signed, bs, mask) {
+  const n = raw.length;
+  const b = r.intercept;
+  if (!(signed ? bs === 16 : bs <= 15) || b < -32768 || b > 32767) return false;
+  if (raw.byteOffset % 4 !== 0 || out.byteOffset % 4 !== 0) return false;
+  const m = n >> 1;
+  const src = new Uint32Array(raw.buffer, raw.byteOffset, m);
+  const dst = new Uint32Array(out.buffer, out.byteOffset, m);
+  const H = 0x80008000 | 0;
+  const L = 0x7fff7fff;
+  const bb = (b & 0xffff) * 0x10001;
+  const bbL = bb & L;
+  const mm = signed ? -1 : mask * 0x10001;
+  let ov = 0;
+  for (let i = 0; i < m; i++) {
+    const x = src[i] & mm;
+    const y = ((x & L) + bbL) ^ ((x ^ bb) & H); // lane-wise x + b (mod 2^16)
+    dst[i] = y;
+    ov |= ~(x ^ bb) & (x ^ y); // sign bit set: that lane overflowed
+  }
+  if (ov & H) return false;
+  if (n & 1) {
+    const v = (signed ? (raw[n - 1] << 16) >> 16 : raw[n - 1] & mask) + b;
+    if (v < -32768 || v > 32767) return false;
+    out[n - 1] = v;
+  }
+  return true;
+}
+
+/**
  * Write the HU values of one slice into ``out`` (int16, row-major y, x).
  *
  * Exactly like the Python loader (io/dicom_pixels.py): the 16 stored bits are
@@ -437,6 +474,7 @@ export function sliceToHU(r, out) {
   const sh = 32 - bs; // sign extension: (raw << sh) >> sh
   const mask = bs === 16 ? 0xffff : (1 << bs) - 1;
   let clipped = false;
+  if (r.slope === 1 && Number.isInteger(r.intercept) && fastIntegerHU(r, raw, out, signed, bs, mask)) return false;
   if (r.slope === 1 && Number.isInteger(r.intercept)) {
     const b = r.intercept;
     if (signed) {
