@@ -97,7 +97,10 @@ def _human(s: dict) -> str:
     ser = s['series']
     lines = [
         f'{s["path"]}',
-        f'  {z} slices of {y} x {x} ({ser["source_format"]}, {ser["n_source_files"]} file(s))',
+        (
+            f'  {z} slice{"s" if z != 1 else ""} of {y} x {x} '
+            f'({ser["source_format"]}, {ser["n_source_files"]} file(s))'
+        ),
         f'  spacing (z, y, x) mm: {sp}',
     ]
     if ser.get('slice_thickness_mm') is not None:
