@@ -32,8 +32,9 @@ function sigmoid(t) {
  * Largest 6-connected component of the positive cells.
  *
  * @param {Uint8Array} mask [Z*64*64] 1 = positive
- * @returns {{comp: Uint8Array, cells: number}} ties → the component whose first
- *   cell in raster order comes first (strictly-larger replaces the best).
+ * @returns {{cells: Int32Array}} flat indices of the component's cells in raster
+ *   order (empty when no cell is positive). Ties → the component whose first
+ *   cell in raster order comes first (only a strictly larger one replaces it).
  */
 export function largestComponent(mask, nz) {
   const G = CELLS;
@@ -56,7 +57,7 @@ export function largestComponent(mask, nz) {
       const c = i % G;
       const r = ((i - c) / G) % G;
       const z = (i - c - r * G) / (G * G);
-      // 6 neighbours
+      // the 6 face neighbours
       if (c > 0 && mask[i - 1] && !label[i - 1]) { label[i - 1] = next; stack[sp++] = i - 1; }
       if (c < G - 1 && mask[i + 1] && !label[i + 1]) { label[i + 1] = next; stack[sp++] = i + 1; }
       if (r > 0 && mask[i - G] && !label[i - G]) { label[i - G] = next; stack[sp++] = i - G; }
@@ -66,33 +67,37 @@ export function largestComponent(mask, nz) {
     }
     if (size > bestSize) { bestSize = size; best = next; }
   }
-  const comp = new Uint8Array(total);
-  if (best) for (let i = 0; i < total; i++) if (label[i] === best) comp[i] = 1;
-  return { comp, cells: bestSize };
+  const cells = new Int32Array(bestSize);
+  if (best) {
+    let k = 0;
+    for (let i = 0; i < total && k < bestSize; i++) if (label[i] === best) cells[k++] = i;
+  }
+  return { cells };
 }
 
-// (p_in, p_out) of one in-plane face; axis 1 = rows, 2 = columns
-function faceProbs(prob, comp, nz, axis, side, nValid) {
+// (edge, p_in, p_out) of one in-plane face; axis 1 = rows, 2 = columns.
+// p_in = max prob over the component's cells on its outermost row/column;
+// p_out = max prob over the cells one step further out next to them (0 when
+// that step leaves the valid cells).
+function faceProbs(prob, cells, axis, side, nValid) {
   const G = CELLS;
-  const proj = new Uint8Array(G);
-  for (let z = 0; z < nz; z++) for (let r = 0; r < G; r++) for (let c = 0; c < G; c++) {
-    if (comp[(z * G + r) * G + c]) proj[axis === 1 ? r : c] = 1;
+  const coord = (i) => (axis === 1 ? ((i / G) | 0) % G : i % G);
+  let edge = side === 'lo' ? G : -1;
+  for (let k = 0; k < cells.length; k++) {
+    const v = coord(cells[k]);
+    if (side === 'lo' ? v < edge : v > edge) edge = v;
   }
-  let edge = -1;
-  if (side === 'lo') { for (let i = 0; i < G; i++) if (proj[i]) { edge = i; break; } }
-  else { for (let i = G - 1; i >= 0; i--) if (proj[i]) { edge = i; break; } }
-  const nb = edge + (side === 'lo' ? -1 : 1);
+  const step = side === 'lo' ? -1 : 1;
+  const nb = edge + step;
   const hasOut = nb >= 0 && nb < nValid;
+  const offset = step * (axis === 1 ? G : 1);
   let pIn = -Infinity;
   let pOut = hasOut ? -Infinity : 0;
-  for (let z = 0; z < nz; z++) for (let j = 0; j < G; j++) {
-    const idx = axis === 1 ? (z * G + edge) * G + j : (z * G + j) * G + edge;
-    if (!comp[idx]) continue;
-    pIn = Math.max(pIn, prob[idx]);
-    if (hasOut) {
-      const o = axis === 1 ? (z * G + nb) * G + j : (z * G + j) * G + nb;
-      pOut = Math.max(pOut, prob[o]);
-    }
+  for (let k = 0; k < cells.length; k++) {
+    const i = cells[k];
+    if (coord(i) !== edge) continue;
+    pIn = Math.max(pIn, prob[i]);
+    if (hasOut) pOut = Math.max(pOut, prob[i + offset]);
   }
   return [edge, pIn, pOut];
 }
@@ -125,33 +130,29 @@ export function sectorFromProb(prob, shape, spacing, config, marginMm) {
     if (prob[i] >= thr) mask[i] = 1;
   }
   // step 2: largest component
-  const { comp, cells } = largestComponent(mask, nz);
+  const { cells: comp } = largestComponent(mask, nz);
+  const cells = comp.length;
   if (cells === 0) return { found: false, confidence: 0, cells: 0, volume_ml: 0, mean_prob: 0 };
   // step 3: features, confidence, found
   const cellMl = (dz * (kH * dy) * (kW * dx)) / 1000;
   const volumeMl = cells * cellMl;
   let sum = 0;
-  for (let i = 0; i < comp.length; i++) if (comp[i]) sum += prob[i];
+  for (let k = 0; k < cells; k++) sum += prob[comp[k]]; // raster order
   const meanProb = sum / cells;
   const cc = config.confidence;
   const confidence = sigmoid(cc.bias + cc.w_mean_prob * meanProb + cc.w_log_volume_ml * Math.log(Math.max(volumeMl, 1e-3)));
   const feats = { cells, volume_ml: volumeMl, mean_prob: meanProb, confidence };
   if (volumeMl < config.min_heart_volume_ml) return { found: false, ...feats };
   const m = marginMm ?? config.default_margin_mm;
-  // step 4: z faces (whole slices)
-  let zmin = -1;
-  let zmax = -1;
-  for (let z = 0; z < nz; z++) {
-    let any = false;
-    for (let j = 0; j < G * G; j++) if (comp[z * G * G + j]) { any = true; break; }
-    if (any) { if (zmin < 0) zmin = z; zmax = z; }
-  }
+  // step 4: z faces (whole slices); cells are in raster order, so z is sorted
+  const zmin = Math.floor(comp[0] / (G * G));
+  const zmax = Math.floor(comp[cells - 1] / (G * G));
   const zr = toRange(zmin - m / dz, zmax + 1 + m / dz, nz);
   // step 5: in-plane faces with sub-cell precision; step 6: ranges
   const ranges = [];
   for (const [axis, k, n, sp, valid] of [[1, kH, H, dy, rowsValid], [2, kW, W, dx, colsValid]]) {
-    const [cLo, pinLo, poutLo] = faceProbs(prob, comp, nz, axis, 'lo', valid);
-    const [cHi, pinHi, poutHi] = faceProbs(prob, comp, nz, axis, 'hi', valid);
+    const [cLo, pinLo, poutLo] = faceProbs(prob, comp, axis, 'lo', valid);
+    const [cHi, pinHi, poutHi] = faceProbs(prob, comp, axis, 'hi', valid);
     const loCell = (cLo + 1) - (pinLo + poutLo);
     const hiCell = cHi + (pinHi + poutHi);
     const loPx = Math.min(loCell * k, n) - m / sp;
