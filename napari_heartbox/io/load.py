@@ -61,8 +61,11 @@ def load_ct(
         SeriesInstanceUID to load when the input holds several series
         (default: the axial CT series with the most slices).
     progress : callable, optional
-        ``progress(done, total)`` called as files are scanned and read.
-        ``total`` may shrink once the series is chosen.
+        ``progress(done, total)`` called as files are scanned and read:
+        ``done`` runs 1..N over the header pass (N = number of files, with
+        ``total = 2N``), then continues N+1..N+M over the M images read into
+        the volume (``total = N + M``). ``done == N`` therefore marks the end
+        of the header pass (the benchmarks rely on it).
 
     Returns
     -------
