@@ -154,7 +154,7 @@ def plan_stack(slices: list[SliceHeader]) -> StackPlan:
                 z_prev = primary_z[-1]
                 gap_msgs.append(
                     f'{gap:.3g} mm between positions {du[i]:.2f} and {du[i + 1]:.2f} '
-                    f'({missing} slice(s) missing)'
+                    f'({name_list(_labels([ss[i], ss[i + 1]]))}; {missing} slice(s) missing)'
                 )
                 for m in range(1, missing + 1):
                     # nearest neighbour: first half from below, second from above
