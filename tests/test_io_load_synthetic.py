@@ -320,9 +320,8 @@ def test_gap_is_detected_filled_and_named(tmp_path):
     assert np.array_equal(loaded.hu[4], vol.hu[3]) or np.array_equal(
         loaded.hu[4], vol.hu[5]
     )
-    assert any(
-        'missing slices' in w and '1 slice(s) missing' in w for w in loaded.warnings
-    )
+    msg = next(w for w in loaded.warnings if 'missing slices' in w)
+    assert '00004.dcm, 00006.dcm; 1 slice(s) missing' in msg
 
 
 def test_duplicate_positions_are_reported(tmp_path):
