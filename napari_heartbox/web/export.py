@@ -140,7 +140,9 @@ def build_config(model_path: Path, card: dict, vendor_manifest: dict) -> dict:
         raise WebExportError(
             f'the model card for {model_path} has no "postprocess" section'
         )
-    io = card.get('io', {})
+    # input/output names from the card ('inputs'/'outputs' lists), else the contract's
+    inputs = card.get('inputs') or [{}]
+    outputs = card.get('outputs') or [{}]
     return {
         'schema': CONFIG_SCHEMA,
         'sector_schema': SCHEMA_ID,
@@ -148,8 +150,8 @@ def build_config(model_path: Path, card: dict, vendor_manifest: dict) -> dict:
             'file': 'heartbox.onnx',
             'sha256': sha,
             'bytes': model_path.stat().st_size,
-            'input': io.get('input', 'hu'),
-            'output': io.get('output', 'prob'),
+            'input': inputs[0].get('name', 'hu'),
+            'output': outputs[0].get('name', 'prob'),
             'grid': 64,
         },
         'postprocess': card['postprocess'],
