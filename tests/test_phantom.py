@@ -201,3 +201,66 @@ def test_sample_chest_ct():
     assert 70 <= lz <= 130 and 80 <= ly <= 130 and 100 <= lx <= 160
     again = sample_chest_ct()
     assert np.array_equal(again.volume.hu, case.volume.hu)
+
+
+# --------------------------------------------------------------------------
+# side-by-side with the real scans in ../shared/data/ct (label-free statistics)
+def _blur(a, r=2):
+    """In-plane (2r+1)² box mean: cuts kernel noise ~5x so tissue modes are stable."""
+    from napari_heartbox.phantom.filters import box_blur
+
+    return box_blur(box_blur(a.astype(np.float32), r, 1), r, 2)
+
+
+def _hu_stats(hu, box, spacing) -> dict:
+    """HU statistics computed identically on real scans and phantoms.
+
+    ``box`` = half-open (z, y, x) heart box. Tissue modes come from the heart
+    slices, box expanded by 40 mm in-plane (lungs, fat, chest wall, no air
+    outside the body for a normal FOV); heart numbers from inside the box.
+    """
+    (z0, z1), (y0, y1), (x0, x1) = box
+    m = int(round(40 / spacing[1]))
+    Y, X = hu.shape[1:]
+    reg = _blur(hu[z0:z1, max(0, y0 - m):min(Y, y1 + m), max(0, x0 - m):min(X, x1 + m)])
+    h, e = np.histogram(reg, bins=np.arange(-1024, 1500, 8))
+    c = (e[:-1] + e[1:]) / 2
+
+    def mode(lo, hi):
+        s = (c >= lo) & (c < hi)
+        return float(c[s][np.argmax(h[s])])
+
+    b = _blur(hu[z0:z1, y0:y1, x0:x1])
+    return {
+        'lung_mode': mode(-1000, -500),
+        'fat_mode': mode(-190, -40),
+        'soft_mode': mode(-20, 100),
+        'heart_median': float(np.median(b[(b > -30) & (b < 500)])),
+        'box_lung_frac': float((b < -400).mean()),
+    }
+
+
+TOLERANCE = {'lung_mode': 40, 'fat_mode': 25, 'soft_mode': 20, 'heart_median': 15, 'box_lung_frac': 0.05}
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+@pytest.mark.parametrize(('case', 'contrast'), [('cptac-lscc-c3n-00247', True), ('ricord-1a-001012', False)])
+def test_phantom_hu_statistics_cover_the_real_scans(shared_data, case, contrast):
+    """The randomisation must cover each real chest CT: every statistic of the
+    real scan lies within the range spanned by 6 phantoms of the same kind."""
+    from napari_heartbox.io import load_ct
+
+    folder = shared_data / 'ct' / case
+    ref = json.loads((folder / 'reference_box.json').read_text())['voxel_inclusive']
+    vol = load_ct(folder / 'dicom')
+    real = _hu_stats(vol.hu, [(ref[k][0], ref[k][1] + 1) for k in 'zyx'], vol.spacing)
+    rows = []
+    for seed in range(6):
+        ph = make_phantom(seed, matrix=(192, 192), coverage='chest', contrast=contrast,
+                          contrast_phase='venous', metal='none')
+        rows.append(_hu_stats(ph.volume.hu, ph.heart_box.ranges, ph.volume.spacing))
+    for key, tol in TOLERANCE.items():
+        lo = min(r[key] for r in rows) - tol
+        hi = max(r[key] for r in rows) + tol
+        assert lo <= real[key] <= hi, f'{case}: real {key} {real[key]:.2f} outside phantom range [{lo:.2f}, {hi:.2f}]'

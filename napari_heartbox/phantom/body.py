@@ -44,9 +44,9 @@ def paint_breasts(cv: Canvas, an: Anatomy) -> None:
     zc = an.heart_height * 0.45 + 15
     a, b, c = an.body_profile(zc)
     for side in (-1, 1):
-        cx = side * 0.45 * an.W
-        cy = float(c - b) + 12.0
-        r = (40.0 + 28.0 * bs, 14.0 + 42.0 * bs, 38.0 + 28.0 * bs)
+        cx = side * 0.47 * an.W
+        cy = float(c - b) + 14.0
+        r = (45.0 + 30.0 * bs, 14.0 + 30.0 * bs, 40.0 + 25.0 * bs)  # supine: flattened
         cv.ellipsoid((cx, cy, zc), r, T.FAT, where=(T.AIR, T.SKIN))
         cv.ellipsoid((cx + side * 4, cy - r[1] * 0.3, zc), (r[0] * 0.6, r[1] * 0.5, r[2] * 0.6),
                      T.GLAND, where=(T.FAT,))

@@ -88,14 +88,21 @@ def _shoulder_girdle(cv: Canvas, an: Anatomy) -> None:
     zc = an.apex - 55.0
     a, b, c = an.cavity_profile(zc)
     a0, b0, c0 = an.body_profile(an.inlet)
+    ab, bb, cb = (float(v) for v in an.body_profile(zc))
     for side in (-1, 1):
-        # scapula: thin plate behind the posterolateral ribs, facing backwards
-        th = 0.32 * np.pi
-        px = side * (float(a) + 22.0) * np.sin(th)
-        py = float(c) + (float(b) + 22.0) * np.cos(th)
-        rot = rotation(side * -28.0)
-        cv.ellipsoid((px, py, zc), (52.0, 5.5, 75.0), T.BONE_CORTEX, rot=rot)
-        cv.ellipsoid((px, py, zc), (49.0, 2.5, 72.0), T.BONE_MARROW, rot=rot)
+        # scapula: a thin plate on the posterior chest wall, under the
+        # posterior muscles, lying along the body surface (tangent there)
+        t = 0.5
+        x0, y0 = t * ab, bb * np.sqrt(1 - t**2)
+        inset = 2.0 + 0.5 * an.p['fat_mm'] + 22.0
+        ny_, nx_ = y0 / bb**2, x0 / ab**2
+        nrm = np.hypot(nx_, ny_)
+        px = side * (x0 - inset * nx_ / nrm)
+        py = cb + y0 - inset * ny_ / nrm
+        yaw = -side * np.degrees(np.arctan2(nx_, ny_))
+        rot = rotation(yaw)
+        cv.ellipsoid((px, py, zc), (48.0, 5.0, 75.0), T.BONE_CORTEX, rot=rot)
+        cv.ellipsoid((px, py, zc), (45.0, 2.5, 72.0), T.BONE_MARROW, rot=rot)
         # clavicle from the sternal notch to the acromion
         cl = [(side * 18.0, float(c0 - b0) + 22.0, an.inlet + 5), (side * 60.0, float(c0 - b0) + 20.0, an.inlet + 15),
               (side * float(a0) * 0.85, float(c0) + 5.0, an.apex + 10)]

@@ -24,7 +24,7 @@ def paint_devices(cv: Canvas, an: Anatomy, g: HeartGeometry, rng: np.random.Gene
         side = 1 if rng.uniform() < 0.8 else -1
         zc = an.inlet - rng.uniform(20, 45)
         a, b, c = (float(v) for v in an.body_profile(zc))
-        gen = np.array([side * 0.5 * a, c - b + 4 + 0.5 * an.p['fat_mm'], zc])
+        gen = np.array([side * 0.5 * a, c - b + 9 + 0.55 * an.p['fat_mm'], zc])
         cv.ellipsoid(gen, (22.0, 4.0, 20.0), T.METAL)
         sources.append((gen[0], gen[1], zc - 20, zc + 20))
         ra = next(ch for ch in g.chambers if ch.name == 'RA')
@@ -40,7 +40,8 @@ def paint_devices(cv: Canvas, an: Anatomy, g: HeartGeometry, rng: np.random.Gene
             a, b, c = (float(v) for v in an.cavity_profile(zw))
             y = c - b - 9.0
             t = np.linspace(0, 2 * np.pi, 13)
-            loop = np.stack([np.full_like(t, 0.0) + 17 * np.cos(t), y + 10 * np.sin(t), np.full_like(t, zw)], 1)
-            cv.tube(loop, 1.0, T.METAL)
+            for dz in (-1.0, 0.0, 1.0):  # twisted double wire, ~3 mm tall
+                loop = np.stack([17 * np.cos(t), y + 10 * np.sin(t), np.full_like(t, zw + dz)], 1)
+                cv.tube(loop, 0.9, T.METAL)
             sources.append((0.0, y, zw - 2, zw + 2))
     return sources

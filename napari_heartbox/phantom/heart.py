@@ -132,7 +132,7 @@ def heart_geometry(an: Anatomy) -> HeartGeometry:
     loc = np.array([f.T @ (ch.centre - shift) for ch in chambers])
     rad = np.array([ch.radii + ch.wall for ch in chambers])
     e_lo, e_hi = (loc - rad).min(axis=0), (loc + rad).max(axis=0)
-    env = Chamber('envelope', f @ (0.5 * (e_lo + e_hi)) + shift, 0.5 * (e_hi - e_lo) * 0.82, 0.0,
+    env = Chamber('envelope', f @ (0.5 * (e_lo + e_hi)) + shift, 0.5 * (e_hi - e_lo) * 0.88, 0.0,
                   T.EPICARDIAL_FAT, False)
     return HeartGeometry(f, chambers, p['epicardial_fat_mm'], 0.0, max(hi) - zb, shift, env)
 
