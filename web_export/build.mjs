@@ -82,6 +82,20 @@ for (const [pkg, src, dest, optional] of COPIES) {
   record(dest, 'dicom-parser', Buffer.from(esm));
 }
 
+// Third-party notice: what is redistributed, its version and licence (from each package.json)
+{
+  const lines = ['Third-party runtime files in this folder (copied by web_export/build.mjs from npm):', ''];
+  for (const pkg of ['onnxruntime-web', 'dicom-parser', 'uplot']) {
+    const pj = JSON.parse(readFileSync(join(nm, pkg, 'package.json'), 'utf8'));
+    const repo = typeof pj.repository === 'string' ? pj.repository : pj.repository?.url || '';
+    lines.push(`${pkg} ${pj.version}  licence: ${pj.license}  ${repo}`.trim());
+  }
+  lines.push('', 'onnxruntime-web: Copyright (c) Microsoft Corporation, MIT License.',
+    'dicom-parser: Copyright (c) 2017 Chris Hafey, MIT License (see dicom-parser/LICENSE).',
+    'uPlot: Copyright (c) Leon Sorokin, MIT License (see uplot/LICENSE).', '');
+  writeFileSync(join(out, 'NOTICE.txt'), lines.join('\n'));
+}
+
 const manifest = {
   generated_by: 'web_export/build.mjs',
   onnxruntime_web: pkgVersion('onnxruntime-web').version,
