@@ -51,7 +51,7 @@ async function start({ files, chunkSlices, previewSize }) {
   const BATCH = 128;
   for (let i = 0; i < files.length; i += BATCH) {
     const part = files.slice(i, i + BATCH);
-    records.push(...await Promise.all(part.map((f) => readHeader(f, f.webkitRelativePath || f.name))));
+    records.push(...await Promise.all(part.map((f) => readHeader(f, f.name)))); // file names in messages, like Python
     postMessage({ type: 'progress', phase: 'read', done: Math.min(i + BATCH, files.length), total: files.length });
   }
   const series = assembleSeries(records);

@@ -122,9 +122,11 @@ async function run(msg) {
   const { id, options = {} } = msg;
   const timings = {};
   const tStart = now();
-  const { session, config, initMs } = await getSession(options.numThreads);
-  timings.init_ms = initMs;
-  timings.threads = threadsUsed;
+  // the model session (first run only) loads while the reader parses the headers
+  const fresh = sessionPromise === null;
+  const sessionP = getSession(options.numThreads);
+  sessionP.catch(() => {}); // a failure is reported where it is awaited
+  const config = await loadConfig();
   const chunk = Math.max(1, options.chunkSlices || config.runtime?.chunk_slices || 32);
   const previewSize = options.previewSize || 160;
   const wantPreview = options.previews !== false;
@@ -141,6 +143,7 @@ async function run(msg) {
   };
   const onChunk = async (c) => {
     const [, H, W] = meta.shape;
+    const { session } = await sessionP;
     if (tFirst === null) tFirst = now();
     const t = now();
     prob.set(await runChunk(session, config, c.data, c.n, H, W), c.z0 * CELLS * CELLS);
@@ -182,6 +185,9 @@ async function run(msg) {
     done = await streamFromReader(files, id, chunk, previewSize, onMeta, onChunk);
   }
   const tEnd = now();
+  const { initMs } = await sessionP;
+  timings.init_ms = fresh ? initMs : 0; // model load, overlapped with reading the headers
+  timings.threads = threadsUsed;
   timings.read_parse_ms = meta.header_ms; // headers of all files + series selection and geometry
   timings.hu_ms = done.hu_ms; // pixel reads excluded: HU conversion (in the reader, overlapped)
   timings.run_ms = inferMs; // onnxruntime-web runs only
