@@ -45,10 +45,21 @@ def paint_abdomen(cv: Canvas, an: Anatomy, rng: np.random.Generator) -> None:
         zz = cv.pz[zs]
         r = np.clip((an.dome_r - 150 - zz) / 8.0, 0, 22)
         cv.extruded_ellipse(zs, side * 38.0, an.spine_y(zz), r, r * 0.9, T.MUSCLE, where=only)
-    # bowel loops and gas below the liver
-    for _ in range(int(rng.integers(10, 22))):
-        bz = an.dome_r - rng.uniform(120, 420)
-        bx, by = rng.uniform(-0.8, 0.8) * a, c + rng.uniform(-0.8, 0.5) * b
-        r = rng.uniform(12, 30)
-        tissue = T.GAS if rng.uniform() < 0.3 else T.BOWEL
-        cv.ellipsoid((bx, by, bz), (r, r * rng.uniform(0.6, 1.2), r * rng.uniform(0.6, 1.5)), tissue, where=only)
+    # bowel: the visceral cavity below the liver is filled with bowel loops
+    # (textured in the image formation: mottled wall/content, gas, fat septa)
+    zb = cv.zslab(an.body_bottom, an.dome_r - 70.0)
+    if zb.stop > zb.start:
+        zz = cv.pz[zb]
+        ab, bb, cb = an.body_profile(zz)
+        wall = 2.0 + an.p['fat_mm'] + an.p['muscle_mm']
+        k = np.clip((an.dome_r - 70.0 - zz) / 60.0, 0, 1)  # bowel grows in below the liver
+        cv.extruded_ellipse(zb, 0.0, cb - 0.15 * bb, (ab - wall - 12) * (0.5 + 0.5 * k),
+                            (bb - wall) * 0.72 * (0.5 + 0.5 * k), T.BOWEL, where=only)
+    for _ in range(int(rng.integers(4, 10))):  # larger gas pockets (colon)
+        bz = an.dome_r - rng.uniform(90, 380)
+        bx, by = rng.uniform(-0.75, 0.75) * a, c + rng.uniform(-0.9, 0.3) * b
+        r = rng.uniform(10, 26)
+        cv.ellipsoid((bx, by, bz), (r, r * rng.uniform(0.6, 1.2), r * rng.uniform(0.8, 1.8)), T.GAS,
+                     where=(T.BOWEL, T.FAT))
+    # urinary bladder low in the pelvis
+    cv.ellipsoid((0.0, c - 0.35 * b, an.dome_r - 470.0), (50.0, 40.0, 40.0), T.WATER, where=only + (T.BOWEL,))

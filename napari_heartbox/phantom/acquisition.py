@@ -177,6 +177,22 @@ def compose_hu(label: np.ndarray, p: dict, lay: Layout, an: Anatomy, g: HeartGeo
         lf2 = lf.reshape(kf, ny * nx)
         vals = (1 - w[zk]) * lf2[i0[zk], yx] + w[zk] * lf2[i1[zk], yx]
         hu.reshape(-1)[idx] += np.rint(vals).astype(np.int16)
+    # bowel: loops ~2 cm across with gas bubbles and fat between them, from a
+    # coarser field bank blended along z like the lung texture
+    idx = np.flatnonzero(label == T.BOWEL)
+    if idx.size:
+        coarse = _lung_field(rng, (ny, nx), d / 2.5, kf).reshape(kf, ny * nx)
+        zk, yx = np.divmod(idx, ny * nx)
+        t = (np.arange(nz) * lay.spacing[0] / 12.0) % kf
+        i0 = t.astype(np.int64)
+        w = (t - i0).astype(np.float32)
+        i1 = (i0 + 1) % kf
+        fz = (1 - w[zk]) * coarse[i0[zk], yx] + w[zk] * coarse[i1[zk], yx]
+        fine = field.reshape(kf, ny * nx)[(i0[zk] + 3) % kf, yx]
+        vals = 15.0 * fine
+        vals = np.where(fz < -0.8, float(lut[T.FAT] - lut[T.BOWEL]), vals)  # mesenteric fat
+        vals = np.where(fz + 0.6 * fine > 1.7, -980.0 - float(lut[T.BOWEL]), vals)  # gas
+        hu.reshape(-1)[idx] += np.rint(vals).astype(np.int16)
     # beam-hardening streaks: a few dark/bright lines through the body
     if p['streaks']:
         amp = float(p['streak_hu'])

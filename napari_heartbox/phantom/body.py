@@ -29,6 +29,10 @@ def paint_body(cv: Canvas, an: Anatomy) -> None:
     # the part inside the muscle ring is visceral/mediastinal fat by default
     inner_a = a - 2 - fat - mus
     inner_b = b - 2 - fat - mus
+    # paraspinal muscles along the whole back (erector spinae)
+    yb = c + b - 2 - 0.5 * fat
+    cv.extruded_ellipse(zs, 0.0, yb - 32.0, np.minimum(48.0, 0.32 * a), 34.0, T.MUSCLE, power=2.5,
+                        where=(T.FAT,))
     inner = np.where(z > an.rib_bottom + 40, T.MUSCLE, T.FAT)  # chest wall vs abdominal fat
     for tissue in (T.MUSCLE, T.FAT):
         sel = inner == tissue

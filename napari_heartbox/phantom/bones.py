@@ -115,8 +115,8 @@ def _pelvis(cv: Canvas, an: Anatomy) -> None:
     for side in (-1, 1):
         rot = rotation(side * 35.0)
         c = (side * 95.0, 35.0, top - 60.0)
-        cv.ellipsoid(c, (55.0, 8.0, 65.0), T.BONE_CORTEX, rot=rot)
-        cv.ellipsoid(c, (52.0, 5.0, 62.0), T.BONE_MARROW, rot=rot)
+        cv.ellipsoid(c, (55.0, 11.0, 65.0), T.BONE_CORTEX, rot=rot)
+        cv.ellipsoid(c, (52.0, 7.5, 62.0), T.BONE_MARROW, rot=rot)
 
 
 def paint_bones(cv: Canvas, an: Anatomy, rng: np.random.Generator) -> None:
