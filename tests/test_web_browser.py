@@ -582,3 +582,25 @@ def test_hu_conversion_is_bit_identical_to_python(web, pixel_rep, bits, slope, i
     )
     assert np.array_equal(np.array(got['hu'], np.int16).reshape(rows, cols), expect)
     assert got['clipped'] == bool(clip.n)
+
+
+def test_api_accepts_a_volume(web, tiny_series, model_files):
+    """findHeartSector({hu, shape, spacing, affine, seriesUid}) == Python on the same volume."""
+    from napari_heartbox.io import load_ct
+
+    vol = load_ct(tiny_series)
+    page = web.open('example-host.html')
+    got = page.evaluate(
+        """async ([b64, shape, spacing, affine, uid]) => {
+            const { findHeartSector } = await import('./heartbox.js');
+            const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+            const hu = new Int16Array(bytes.buffer);
+            return await findHeartSector({ hu, shape, spacing, affine, seriesUid: uid });
+        }""",
+        [base64.b64encode(vol.hu.tobytes()).decode(), list(vol.shape), list(vol.spacing),
+         vol.grid.matrix.tolist(), vol.series_uid],
+    )
+    assert_same_sector(got, python_sector(tiny_series, model_files))
+    # the event reached the page too
+    page.wait_for_selector('#event-result:not(:empty)', state='attached', timeout=TIMEOUT_MS)
+    assert json.loads(page.locator('#event-result').inner_text()) == got
