@@ -241,4 +241,14 @@ def compose_hu(label: np.ndarray, p: dict, lay: Layout, an: Anatomy, g: HeartGeo
     for k in range(nz):
         hu[k] += nb[order[k]]
     np.clip(hu, -1024, 3071, out=hu)
+    if p['fov_circle']:
+        # outside the reconstruction circle (diameter = FOV) the scanner
+        # writes padding; stored here as air (-1024), cutting a large body
+        r = float(p['fov_mm']) / 2.0
+        fy = 0.5 * (lay.py[0] + lay.py[-1])
+        fx = 0.5 * (lay.px[0] + lay.px[-1])
+        out = ((lay.py - fy)[:, None] ** 2 + (lay.px - fx)[None, :] ** 2) > r * r
+        rows = np.flatnonzero(out.any(axis=1))
+        for j in rows:
+            hu[:, j, out[j]] = -1024
     return hu

@@ -27,7 +27,7 @@ from .canvas import Canvas
 from .devices import paint_devices
 from .heart import heart_geometry, paint_calcium, paint_heart
 from .params import PhantomRanges, sample_params
-from .thorax import paint_airways, paint_lungs
+from .thorax import paint_airways, paint_lung_disease, paint_lungs
 from .vessels import paint_outflow, paint_vessels
 
 __all__ = ['PhantomCase', 'make_phantom', 'sample_chest_ct']
@@ -118,6 +118,7 @@ def make_phantom(seed: int, *, ranges: PhantomRanges | None = None, keep_labels:
     paint_breasts(cv, an)
     paint_arms(cv, an)
     paint_lungs(cv, an)
+    paint_lung_disease(cv, an, rng, prone=p['position'] in ('HFP', 'FFP'))
     paint_abdomen(cv, an, rng)
     paint_airways(cv, an)
     paint_vessels(cv, an, g)
@@ -172,4 +173,6 @@ def sample_chest_ct(seed: int = 0) -> PhantomCase:
         body_depth_ratio=0.7,
         fat_mm=14.0,
         arms='up',
+        pleural_effusion_mm=0.0,
+        lung_opacities=0,
     )

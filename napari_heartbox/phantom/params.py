@@ -84,6 +84,12 @@ class PhantomRanges:
     # --- lungs -------------------------------------------------------------
     lung_inflation: tuple = (0.0, 1.0)  # 0 = expiration (dense, high domes)
     lung_texture: tuple = (0.3, 1.0)
+    effusion_probability: float = 0.15
+    effusion_mm: tuple = (8.0, 50.0)
+    opacity_probability: float = 0.3
+    opacities: tuple = (1, 10)  # lung opacity patches (pneumonia, GGO)
+    hu_opacity: tuple = (-650.0, 20.0)
+    fov_circle_probability: float = 0.7  # air outside the reconstruction circle
     # --- heart -------------------------------------------------------------
     heart_scale: tuple = (0.95, 1.2)
     cardiomegaly_probability: float = 0.12
@@ -211,6 +217,12 @@ def sample_params(seed: int, ranges: PhantomRanges | None = None, **overrides) -
     # lungs
     infl = s.u('lung_inflation')
     s.u('lung_texture')
+    eff = _u(rng, R.effusion_mm) if rng.uniform() < R.effusion_probability else 0.0
+    s.get('pleural_effusion_mm', lambda: eff)
+    n_op = int(rng.integers(R.opacities[0], R.opacities[1] + 1)) if rng.uniform() < R.opacity_probability else 0
+    s.get('lung_opacities', lambda: n_op)
+    s.u('hu_opacity')
+    s.p('fov_circle', R.fov_circle_probability)
     # heart
     cardio = s.p('cardiomegaly', R.cardiomegaly_probability)
     hs, cs = _u(rng, R.heart_scale), _u(rng, R.cardiomegaly_scale)

@@ -8,7 +8,7 @@ from .anatomy import Anatomy
 from .canvas import Canvas
 from .tissues import T
 
-__all__ = ['paint_airways', 'paint_lungs']
+__all__ = ['paint_airways', 'paint_lung_disease', 'paint_lungs']
 
 
 def paint_lungs(cv: Canvas, an: Anatomy) -> None:
@@ -72,3 +72,33 @@ def paint_airways(cv: Canvas, an: Anatomy) -> None:
         far = end + np.array([side * 25.0, 15.0, -35.0])
         cv.tube([car, end, far], 7.0, T.MUSCLE, where=(T.LUNG, T.FAT, T.MUSCLE))
         cv.tube([car, end, far], 5.0, T.AIRWAY, where=(T.LUNG, T.FAT, T.MUSCLE))
+
+
+def paint_lung_disease(cv: Canvas, an: Anatomy, rng: np.random.Generator, prone: bool) -> None:
+    """Pleural effusions (dependent fluid layers at the lung bases) and patchy
+    opacities (ground glass or consolidation, e.g. pneumonia)."""
+    p = an.p
+    depth = p['pleural_effusion_mm']
+    if depth > 0:
+        # fluid lies on the dependent side: posterior when supine, anterior when prone
+        zs = cv.zslab(an.rib_bottom, an.dome_r + 60.0)
+        z = cv.pz[zs]
+        ac, bc, cc = an.cavity_profile(z)
+        fade = np.clip((an.dome_r + 60.0 - z) / 60.0, 0, 1)
+        h = depth * fade
+        sign = -1.0 if prone else 1.0
+        for side in (-1, 1):
+            if rng.uniform() < 0.3:
+                continue  # unilateral effusion
+            yc = cc + sign * (bc - h / 2)
+            cv.extruded_ellipse(zs, side * 0.55 * ac, yc, 0.5 * ac, np.maximum(h / 2 + 8, 0) * (h > 1),
+                                T.WATER, power=3.0, where=(T.LUNG,))
+    for _ in range(int(p['lung_opacities'])):
+        side = rng.choice([-1.0, 1.0])
+        z = rng.uniform(an.dome_r - 20.0, an.apex - 30.0)
+        ac, bc, cc = (float(v) for v in an.cavity_profile(z))
+        if ac < 20:
+            continue
+        c = (side * rng.uniform(0.35, 0.8) * ac, cc + rng.uniform(-0.6, 0.8) * bc, z)
+        r = rng.uniform(8, 35, 3)
+        cv.ellipsoid(c, r, T.OPACITY, where=(T.LUNG,))

@@ -48,6 +48,7 @@ class T(IntEnum):
     MATTRESS = 28
     PULM_VESSEL = 29  # intrapulmonary vessels (follow the blood pool)
     WATER = 30  # pleural / pericardial effusion, bladder
+    OPACITY = 31  # lung disease: ground glass / consolidation
 
 
 N_TISSUES = max(T) + 1
@@ -94,4 +95,5 @@ def tissue_hu(p: dict) -> np.ndarray:
     lut[T.MATTRESS] = -850
     lut[T.PULM_VESSEL] = (p['hu_blood_right'] + p['hu_blood_left']) / 2
     lut[T.WATER] = 8
+    lut[T.OPACITY] = p['hu_opacity']
     return lut
