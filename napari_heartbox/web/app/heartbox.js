@@ -77,8 +77,8 @@ export class HeartboxWorker {
   }
 
   /** Speed benchmark: median latency per batch size (see speed.html). */
-  bench({ batches, size = 512, reps = 3, onPoint } = {}) {
-    return this._call({ type: 'bench', batches, size, reps }, onPoint);
+  bench({ batches, size = 512, reps = 3, onPoint, modelUrl, inputName } = {}) {
+    return this._call({ type: 'bench', batches, size, reps, modelUrl, inputName }, onPoint);
   }
 
   terminate() { this.worker.terminate(); }

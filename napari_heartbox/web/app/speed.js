@@ -1,6 +1,8 @@
 // Speed page: latency per batch and per frame vs batch size, 1 thread vs N threads.
 // URL parameters preset the controls and ?auto=1 starts immediately, e.g.
 // speed.html?size=64&batches=2,4,8&reps=1&auto=1 (used by the tests).
+// ?model=other.onnx[&input=NAME] times another same-origin ONNX file with an
+// int16 [N, H, W] input instead of the bundled model (comparisons).
 // Automation hooks: body[data-state] idle|running|done|error; window.heartboxSpeedResults.
 
 import uPlot from './vendor/uplot/uPlot.esm.js';
@@ -52,7 +54,7 @@ async function start() {
       const w = new HeartboxWorker({ numThreads: n });
       $('status').textContent = `Running ${n} thread(s)…`;
       const r = await w.bench({
-        batches, size, reps,
+        batches, size, reps, modelUrl: params.get('model') || undefined, inputName: params.get('input') || undefined,
         onPoint: (m) => { done += 1; $('progress').value = done / total; addRow(m.threads, m.point); },
       });
       w.terminate();
@@ -61,7 +63,7 @@ async function start() {
     results = {
       schema: 'heartbox.speed/1', created: new Date().toISOString(), user_agent: navigator.userAgent,
       hardware_concurrency: navigator.hardwareConcurrency, cross_origin_isolated: self.crossOriginIsolated,
-      slice_size: [size, size], repeats: reps, batches, runs,
+      slice_size: [size, size], repeats: reps, batches, runs, model: params.get('model') || 'heartbox.onnx',
     };
     window.heartboxSpeedResults = results;
     charts.push(plot($('chart-batch'), 'Latency per batch', 'ms / batch', 'ms_per_batch', runs, batches));

@@ -64,12 +64,12 @@ async function getSession(numThreads) {
   return sessionPromise;
 }
 
-async function runChunk(session, config, data, n, H, W) {
+async function runChunk(session, config, data, n, H, W, checkShape = true) {
   const input = new ort.Tensor('int16', data.subarray(0, n * H * W), [n, H, W]);
   const out = await session.run({ [config.model.input]: input });
   const prob = out[config.model.output];
   const values = prob.data;
-  if (prob.dims[0] !== n || prob.dims[1] !== CELLS || prob.dims[2] !== CELLS) {
+  if (checkShape && (prob.dims[0] !== n || prob.dims[1] !== CELLS || prob.dims[2] !== CELLS)) {
     throw new Error(`model output has shape [${prob.dims}], expected [${n},${CELLS},${CELLS}]`);
   }
   const copy = Float32Array.from(values);
@@ -223,9 +223,26 @@ function syntheticHU(n, H, W, seed) {
   return a;
 }
 
+// Another same-origin ONNX file with an int16 [N, H, W] input, for comparisons
+// on the speed page (?model=other.onnx&input=NAME); timing only, output unchecked.
+async function otherSession(url, inputName, numThreads) {
+  const base = await getSession(numThreads); // fixes wasm paths and threads first
+  const t0 = now();
+  const resp = await fetch(new URL(url, CONFIG_URL));
+  if (!resp.ok) throw new Error(`cannot load ${url} (HTTP ${resp.status})`);
+  const session = await ort.InferenceSession.create(new Uint8Array(await resp.arrayBuffer()), {
+    executionProviders: ['wasm'], graphOptimizationLevel: 'all',
+  });
+  const config = { model: { input: inputName || session.inputNames[0], output: session.outputNames[0] } };
+  return { session, config, initMs: now() - t0, base };
+}
+
 async function bench(msg) {
   const { id, batches, size, reps } = msg;
-  const { session, config, initMs } = await getSession(msg.numThreads);
+  const { session, config, initMs } = msg.modelUrl
+    ? await otherSession(msg.modelUrl, msg.inputName, msg.numThreads)
+    : await getSession(msg.numThreads);
+  const check = !msg.modelUrl;
   const H = size;
   const W = size;
   const maxB = Math.max(...batches);
@@ -237,11 +254,11 @@ async function bench(msg) {
       data = new Int16Array(b * H * W);
       const nb = base.length / (H * W);
       for (let k = 0; k < b; k++) data.set(base.subarray((k % nb) * H * W, ((k % nb) + 1) * H * W), k * H * W);
-      await runChunk(session, config, data, b, H, W); // warm-up
+      await runChunk(session, config, data, b, H, W, check); // warm-up
       const times = [];
       for (let r = 0; r < reps; r++) {
         const t0 = now();
-        await runChunk(session, config, data, b, H, W);
+        await runChunk(session, config, data, b, H, W, check);
         times.push(now() - t0);
       }
       times.sort((x, y) => x - y);
@@ -256,7 +273,7 @@ async function bench(msg) {
     }
     data = null;
   }
-  postMessage({ type: 'result', id, threads: threadsUsed, init_ms: initMs, size, reps, points });
+  postMessage({ type: 'result', id, threads: threadsUsed, init_ms: initMs, size, reps, points, model: msg.modelUrl || config.model.file });
 }
 
 self.onmessage = async (ev) => {
