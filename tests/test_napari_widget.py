@@ -263,7 +263,9 @@ def test_helper_layers_share_the_ct_transform_and_keep_dims(ct):
         np.testing.assert_allclose(helper.scale, layer.scale)
         np.testing.assert_allclose(helper.translate, layer.translate)
     assert editor.handles_layer.name == 'chest heart sector'
-    assert editor.handles_layer.bounding_box.visible
+    assert not editor.handles_layer.bounding_box.visible  # 2D: the rectangle
+    viewer.dims.ndisplay = 3
+    assert editor.handles_layer.bounding_box.visible  # 3D: the wireframe
     # the wireframe (handles' extent padded by half a voxel) is on the box edges
     lo, hi = editor.handles_layer.extent.data
     np.testing.assert_allclose(lo - 0.5, [7.5, 11.5, 19.5])
@@ -332,3 +334,20 @@ def test_sample_data_and_widget_contributions(make_napari_viewer):
     assert viewer.layers[-1].name == 'Synthetic chest CT'
     dw, widget = viewer.window.add_plugin_dock_widget('napari-heartbox', 'Heart sector')
     assert widget.ct.value is viewer.layers['Synthetic chest CT']
+
+
+def test_view_buttons_centre_on_the_box(ct):
+    viewer, layer, widget, vol = ct
+    editor = attach_box_editor(viewer, layer, _box(vol))
+    widget.view_btns['Coronal'].clicked()
+    # coronal plane through the box centre (y = 20.5 → slice 20), superior up
+    assert editor.current_plane() == ((0, 2), 20)
+    from napari_heartbox._napari.sector_widget import camera_of
+
+    assert tuple(map(str, camera_of(viewer).orientation2d)) == ('up', 'right')
+    assert len(editor.rect_layer.data) == 1
+    widget.view_btns['Axial'].clicked()
+    assert editor.current_plane() == ((1, 2), 14)
+    widget.view_btns['3D'].clicked()
+    assert viewer.dims.ndisplay == 3 and editor.current_plane() is None
+    assert len(editor.rect_layer.data) == 0 and editor.handles_layer.bounding_box.visible

@@ -9,9 +9,10 @@ Two helper layers are *views* of it and write edits back to it:
   boundary voxel of its face (low face: voxel ``start``, high face: voxel
   ``stop - 1``) and at the box centre on the other two axes. Dragging a
   handle (in 2D or 3D) moves only its own face along its own axis; the
-  off-axis part of the drag is discarded. The layer's **bounding-box
-  overlay** is the wireframe: napari pads the handles' extent by half a
-  voxel, which puts it exactly on the voxel edges of the box.
+  off-axis part of the drag is discarded. In 3D the layer's
+  **bounding-box overlay** is the wireframe: napari pads the handles'
+  extent by half a voxel, which puts it exactly on the voxel edges of the
+  box.
 * ``"<image> heart sector 2D"`` — a Shapes layer holding **one rectangle**
   in the displayed plane (axial, coronal or sagittal, from
   ``viewer.dims.order``), drawn at voxel edges (``start - 0.5`` to
@@ -224,11 +225,19 @@ class BoxEditor:
                 ]
             elif not np.array_equal(self.handles_layer.data, pts):
                 self.handles_layer.data = pts
-            self.handles_layer.bounding_box.visible = True
+            self._update_wireframe()
         finally:
             self._updating = False
 
+    def _update_wireframe(self):
+        # the wireframe is the 3D view of the box; in 2D the rectangle is
+        # (a projected wireframe would also show on slices outside the box)
+        self.handles_layer.bounding_box.visible = bool(
+            self.model.has_box and self.viewer.dims.ndisplay == 3
+        )
+
     def _refresh_rect(self, event=None):
+        self._update_wireframe()
         s = self.model.sector
         plane = self.current_plane()
         rect = None

@@ -27,7 +27,17 @@ from .layers import ct_layer_problem, layer_data_from_volume, volume_from_layer
 if TYPE_CHECKING:  # pragma: no cover
     import napari
 
-__all__ = ['HeartSectorWidget', 'describe_sector', 'run_propose']
+__all__ = ['VIEWS', 'HeartSectorWidget', 'camera_of', 'describe_sector', 'run_propose']
+
+#: view name -> (dims.order, vertical screen orientation, ndisplay); the
+#: vertical orientation makes superior (coronal, sagittal) or anterior
+#: (axial) point up on screen
+VIEWS = {
+    'Axial': ((0, 1, 2), 'down', 2),
+    'Coronal': ((1, 0, 2), 'up', 2),
+    'Sagittal': ((2, 0, 1), 'up', 2),
+    '3D': ((0, 1, 2), 'down', 3),
+}
 
 
 def run_propose(volume, margin_mm):
@@ -39,6 +49,12 @@ def run_propose(volume, margin_mm):
             f'no model bundled yet: napari_heartbox.model is not available ({e})'
         ) from None
     return propose(volume, margin_mm=margin_mm)
+
+
+def camera_of(viewer):
+    """The viewer's camera (``viewer.scene.camera`` since napari 0.9)."""
+    scene = getattr(viewer, 'scene', None)
+    return scene.camera if scene is not None else viewer.camera
 
 
 def describe_sector(sector) -> str:
@@ -96,6 +112,7 @@ class HeartSectorWidget(Container):
         self.reset_btn = PushButton(text='Reset to proposal', enabled=False)
         self.draw_btn = PushButton(text='Draw box', enabled=False)
         self.crop_btn = PushButton(text='Crop', enabled=False)
+        self.view_btns = {v: PushButton(text=v) for v in VIEWS}
         self.save_btn = PushButton(text='Save sector…', enabled=False)
         self.load_btn = PushButton(text='Load sector…', enabled=False)
 
@@ -104,6 +121,7 @@ class HeartSectorWidget(Container):
             [
                 Container(widgets=[self.ct, self.margin]),
                 self.hint,
+                row(*self.view_btns.values()),
                 row(self.propose_btn, self.cancel_btn),
                 self.status,
                 self.info,
@@ -121,6 +139,8 @@ class HeartSectorWidget(Container):
         self.reset_btn.changed.connect(lambda: self.model and self.model.reset())
         self.draw_btn.changed.connect(lambda: self.model and self.model.start_box())
         self.crop_btn.changed.connect(self.crop)
+        for v, b in self.view_btns.items():
+            b.changed.connect(lambda _=None, v=v: self.show_view(v))
         self.save_btn.changed.connect(self._save_dialog)
         self.load_btn.changed.connect(self._load_dialog)
         for axis, s in enumerate(self.sliders):
@@ -299,6 +319,27 @@ class HeartSectorWidget(Container):
                         s.value = sector.ranges[axis]
         finally:
             self._syncing = False
+
+    # -------------------------------------------------------------- views
+    def show_view(self, view: str):
+        """Show the CT axial, coronal, sagittal or in 3D, centred on the box.
+
+        2D views put patient superior up (coronal, sagittal) and anterior up
+        (axial), with patient left on the screen's right (radiological).
+        """
+        order, vertical, ndisplay = VIEWS[view]
+        viewer = self.viewer
+        viewer.dims.ndisplay = ndisplay
+        viewer.dims.order = order
+        if ndisplay == 2:
+            camera_of(viewer).orientation2d = (vertical, 'right')
+        layer, model = self.ct.value, self.model
+        if layer is not None and model is not None and model.has_box:
+            centre = [(a + b - 1) / 2 for a, b in model.sector.ranges]
+            world = layer.data_to_world(centre)
+            for axis in range(3):
+                viewer.dims.set_point(axis, world[axis])
+        viewer.reset_view()
 
     # -------------------------------------------------- crop / save / load
     def crop(self):
