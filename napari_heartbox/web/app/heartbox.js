@@ -30,6 +30,7 @@ export class HeartboxWorker {
     this.numThreads = numThreads;
     this.worker = new Worker(WORKER_URL, { type: 'module', name: 'heartbox' });
     this.pending = new Map();
+    this.queue = Promise.resolve();
     this.worker.onmessage = (ev) => this._onMessage(ev.data);
     this.worker.onerror = (ev) => {
       const err = new Error(`heartbox worker failed: ${ev.message || 'script error'}`);
@@ -54,12 +55,15 @@ export class HeartboxWorker {
     }
   }
 
+  // one job at a time per worker (one model session): later calls wait their turn
   _call(message, onProgress, transfer = []) {
-    const id = nextId++;
-    return new Promise((resolve, reject) => {
+    const job = this.queue.then(() => new Promise((resolve, reject) => {
+      const id = nextId++;
       this.pending.set(id, { resolve, reject, onProgress });
       this.worker.postMessage({ ...message, id, numThreads: this.numThreads }, transfer);
-    });
+    }));
+    this.queue = job.catch(() => {});
+    return job;
   }
 
   /** Full result: {sector, warnings, timings, info, features, preview}. */
