@@ -26,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from test_web_export import (
     BUNDLED_CARD,
     BUNDLED_MODEL,
@@ -37,8 +36,14 @@ from test_web_export import (
 
 CHROMIUM = '/usr/bin/chromium'
 ARGS = [
-    '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    '--headless',
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
 ]
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / 'test-artifacts'
@@ -51,9 +56,17 @@ except ImportError:  # pragma: no cover - playwright is in the testing extra
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(sync_playwright is None, reason='python playwright is not installed'),
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f'{CHROMIUM} not found (apt-get install chromium)'),
-    pytest.mark.skipif(not vendor_available(), reason='browser runtime files absent: run "make web-vendor"'),
+    pytest.mark.skipif(
+        sync_playwright is None, reason='python playwright is not installed'
+    ),
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists(),
+        reason=f'{CHROMIUM} not found (apt-get install chromium)',
+    ),
+    pytest.mark.skipif(
+        not vendor_available(),
+        reason='browser runtime files absent: run "make web-vendor"',
+    ),
 ]
 
 USE_BUNDLED = BUNDLED_MODEL.is_file() and BUNDLED_CARD.is_file()
@@ -75,7 +88,9 @@ def bundle(tmp_path_factory, model_files):
     from napari_heartbox.web.export import export_web
 
     onnx_path, card, _ = model_files
-    return export_web(tmp_path_factory.mktemp('web') / 'bundle', model_path=onnx_path, card_path=card).parent
+    return export_web(
+        tmp_path_factory.mktemp('web') / 'bundle', model_path=onnx_path, card_path=card
+    ).parent
 
 
 @pytest.fixture(scope='module')
@@ -122,8 +137,9 @@ class Page:
     def assert_local_only(self):
         assert self.requests, 'no request was logged'
         foreign = [
-            u for u in self.requests
-            if not (u.startswith(self.base) or u.startswith('data:') or u.startswith('blob:'))
+            u
+            for u in self.requests
+            if not (u.startswith((self.base, 'data:', 'blob:')))
         ]
         assert not foreign, f'requests left 127.0.0.1: {foreign}'
 
@@ -151,7 +167,10 @@ def python_sector(path, model_files) -> dict:
 
     sess = ort.InferenceSession(str(onnx_path), providers=['CPUExecutionProvider'])
     prob = np.concatenate(
-        [sess.run(None, {'hu': volume.hu[i : i + 32]})[0] for i in range(0, volume.shape[0], 32)]
+        [
+            sess.run(None, {'hu': volume.hu[i : i + 32]})[0]
+            for i in range(0, volume.shape[0], 32)
+        ]
     )
     sha = hashlib.sha256(Path(onnx_path).read_bytes()).hexdigest()
     return sector_from_prob(
@@ -178,7 +197,9 @@ def assert_same_sector(web_sector: dict, py: dict):
     assert web_sector['confidence'] == pytest.approx(py['confidence'], abs=1e-3)
     if py['found']:
         for k in ('min', 'max'):
-            assert np.allclose(web_sector['patient_mm'][k], py['patient_mm'][k], atol=0.01), k
+            assert np.allclose(
+                web_sector['patient_mm'][k], py['patient_mm'][k], atol=0.01
+            ), k
     else:
         assert web_sector['patient_mm'] is None
 
@@ -189,7 +210,9 @@ def save_artifact(name, data):
 
 
 def dicom_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob('*') if p.is_file() and p.suffix.lower() != '.json')
+    return sorted(
+        p for p in folder.rglob('*') if p.is_file() and p.suffix.lower() != '.json'
+    )
 
 
 # ------------------------------------------------------------ synthetic data
@@ -209,9 +232,13 @@ def _blob_volume(nz, heart: bool):
     body = ((xx - 256) / 200.0) ** 2 + ((yy - 256) / 150.0) ** 2 < 1
     hu[np.broadcast_to(body, hu.shape)] = 40
     if heart:
-        blob = ((xx - 290) / 60.0) ** 2 + ((yy - 230) / 50.0) ** 2 + ((zz - nz * 0.55) / (nz * 0.15)) ** 2 < 1
+        blob = ((xx - 290) / 60.0) ** 2 + ((yy - 230) / 50.0) ** 2 + (
+            (zz - nz * 0.55) / (nz * 0.15)
+        ) ** 2 < 1
         hu[blob] = 250
-    return CTVolume.from_array(hu, spacing=(0.5, 0.7, 0.7), origin_lps=(-180.0, -170.0, -400.0))
+    return CTVolume.from_array(
+        hu, spacing=(0.5, 0.7, 0.7), origin_lps=(-180.0, -170.0, -400.0)
+    )
 
 
 @pytest.fixture(scope='module')
@@ -221,7 +248,12 @@ def chest_700(tmp_path_factory):
         from napari_heartbox.phantom import make_phantom
 
         vol = make_phantom(
-            3, matrix=(512, 512), n_slices=700, slice_spacing_mm=0.5, coverage='chest', keep_labels=False
+            3,
+            matrix=(512, 512),
+            n_slices=700,
+            slice_spacing_mm=0.5,
+            coverage='chest',
+            keep_labels=False,
         ).volume
     else:
         vol = _blob_volume(700, heart=True)
@@ -234,10 +266,14 @@ def heart_free(tmp_path_factory):
     if USE_BUNDLED:
         from napari_heartbox.phantom import make_phantom
 
-        vol = make_phantom(4, matrix=(512, 512), n_slices=80, coverage='abdomen', keep_labels=False).volume
+        vol = make_phantom(
+            4, matrix=(512, 512), n_slices=80, coverage='abdomen', keep_labels=False
+        ).volume
     else:
         vol = _blob_volume(80, heart=False)
-    return _write_series(vol, tmp_path_factory.mktemp('noheart'), transfer_syntax='implicit')
+    return _write_series(
+        vol, tmp_path_factory.mktemp('noheart'), transfer_syntax='implicit'
+    )
 
 
 @pytest.fixture(scope='module')
@@ -245,15 +281,22 @@ def small_series(tmp_path_factory):
     """A 48-slice series with unsigned storage, slope 0.5 and implicit VR."""
     vol = _blob_volume(48, heart=True)
     return _write_series(
-        vol, tmp_path_factory.mktemp('small'), unsigned=True, slope=0.5, intercept=-1024.0,
-        transfer_syntax='implicit', shuffle_names=True,
+        vol,
+        tmp_path_factory.mktemp('small'),
+        unsigned=True,
+        slope=0.5,
+        intercept=-1024.0,
+        transfer_syntax='implicit',
+        shuffle_names=True,
     )
 
 
 @pytest.fixture(scope='module')
 def tiny_series(tmp_path_factory):
     """8 slices (4 MB): small enough to hand to the page as bytes for a drop."""
-    return _write_series(_blob_volume(8, heart=True), tmp_path_factory.mktemp('tiny'), shuffle_names=True)
+    return _write_series(
+        _blob_volume(8, heart=True), tmp_path_factory.mktemp('tiny'), shuffle_names=True
+    )
 
 
 # ------------------------------------------------------------------- tests
@@ -263,10 +306,15 @@ def test_main_page_matches_python_on_700_slices(web, chest_700, model_files):
     assert len(files) == 700
     sector, extra = run_main_page(web, files)
     py = python_sector(chest_700, model_files)
-    assert py['found'], 'the synthetic chest must contain a heart for this test to mean anything'
+    assert py['found'], (
+        'the synthetic chest must contain a heart for this test to mean anything'
+    )
     assert_same_sector(sector, py)
     assert sector['shape'] == [700, 512, 512]
-    save_artifact('web-timings-700.json', {'model': 'bundled' if USE_BUNDLED else 'throwaway', **extra})
+    save_artifact(
+        'web-timings-700.json',
+        {'model': 'bundled' if USE_BUNDLED else 'throwaway', **extra},
+    )
     web.page.screenshot(path=str(ARTIFACTS / 'web-main-700.png'), full_page=True)
     web.assert_local_only()
     assert not web.errors
@@ -307,7 +355,9 @@ def _variant_series(folder: Path, variant: str) -> Path:
     vol = _blob_volume(16, heart=True)
     if variant == 'flipped':
         # rows run right->left and columns anterior<-posterior: Python flips both axes
-        _write_series(vol, folder, image_orientation=(-1, 0, 0, 0, -1, 0), shuffle_names=True)
+        _write_series(
+            vol, folder, image_orientation=(-1, 0, 0, 0, -1, 0), shuffle_names=True
+        )
         return folder
     from napari_heartbox.io import write_dicom_series
 
@@ -320,18 +370,27 @@ def _variant_series(folder: Path, variant: str) -> Path:
         from napari_heartbox.volume import CTVolume
 
         other = CTVolume.from_array(vol.hu[:6], spacing=(2.0, 0.7, 0.7))
-        _write_series(other, folder, seed=9, file_prefix='b', series_description='Other')
+        _write_series(
+            other, folder, seed=9, file_prefix='b', series_description='Other'
+        )
     elif variant == 'localizer_and_text':
         from napari_heartbox.volume import CTVolume
 
         scout = CTVolume.from_array(vol.hu[:1], spacing=(1.0, 0.7, 0.7))
-        _write_series(scout, folder, seed=5, file_prefix='scout',
-                      image_type=('ORIGINAL', 'PRIMARY', 'LOCALIZER'))
+        _write_series(
+            scout,
+            folder,
+            seed=5,
+            file_prefix='scout',
+            image_type=('ORIGINAL', 'PRIMARY', 'LOCALIZER'),
+        )
         (folder / 'readme.txt').write_text('not an image')
     return folder
 
 
-@pytest.mark.parametrize('variant', ['gap', 'duplicate', 'two_series', 'localizer_and_text', 'flipped'])
+@pytest.mark.parametrize(
+    'variant', ['gap', 'duplicate', 'two_series', 'localizer_and_text', 'flipped']
+)
 def test_loader_situations_match_python(web, tmp_path, variant, model_files):
     """Series selection, sorting, gap filling, flips and warnings as in Python's load_ct."""
     from napari_heartbox.io import load_ct
@@ -342,8 +401,12 @@ def test_loader_situations_match_python(web, tmp_path, variant, model_files):
     assert sector['shape'] == list(py_vol.shape)
     assert np.allclose(sector['affine_lps'], py_vol.grid.matrix, atol=1e-5)
     assert sector['spacing_mm'] == pytest.approx(list(py_vol.spacing), abs=1e-6)
-    py_warn = [w.replace('(choose one with series_uid=...)', '(the browser app loads the largest)')
-               for w in py_vol.warnings]
+    py_warn = [
+        w.replace(
+            '(choose one with series_uid=...)', '(the browser app loads the largest)'
+        )
+        for w in py_vol.warnings
+    ]
     assert extra['warnings'] == py_warn
     if variant != 'flipped':
         assert py_vol.warnings, 'this situation must produce a warning'
@@ -352,7 +415,9 @@ def test_loader_situations_match_python(web, tmp_path, variant, model_files):
 
 def test_host_page_api_and_event(web, small_series, model_files):
     page = web.open('example-host.html')
-    page.locator('input[type=file]').first.set_input_files([str(f) for f in dicom_files(small_series)])
+    page.locator('input[type=file]').first.set_input_files(
+        [str(f) for f in dicom_files(small_series)]
+    )
     assert web.wait_state() == 'done', page.locator('#host-status').inner_text()
     from_api = json.loads(page.locator('#api-result').inner_text())
     from_event = json.loads(page.locator('#event-result').inner_text())
@@ -399,7 +464,11 @@ def test_compressed_dicom_is_refused_naming_the_syntax(web, shared_data):
     page.locator('input[type=file]').first.set_input_files([str(f)])
     assert web.wait_state() == 'error'
     msg = page.locator('#status').inner_text()
-    assert 'JPEG Lossless' in msg and '1.2.840.10008.1.2.4.70' in msg and 'uncompressed' in msg
+    assert (
+        'JPEG Lossless' in msg
+        and '1.2.840.10008.1.2.4.70' in msg
+        and 'uncompressed' in msg
+    )
 
 
 def test_postprocess_port_matches_python(web, model_files):
@@ -419,9 +488,17 @@ def test_postprocess_port_matches_python(web, model_files):
         for _ in range(int(rng.integers(0, 4))):  # blobs of various sizes
             cz, cr, ccol = rng.integers(0, nz), rng.integers(0, 64), rng.integers(0, 64)
             rad = rng.uniform(1, 14)
-            d = ((zz - cz) / max(rad / 3, 0.5)) ** 2 + ((rr - cr) / rad) ** 2 + ((cc - ccol) / rad) ** 2
+            d = (
+                ((zz - cz) / max(rad / 3, 0.5)) ** 2
+                + ((rr - cr) / rad) ** 2
+                + ((cc - ccol) / rad) ** 2
+            )
             prob = np.maximum(prob, np.clip(1.2 - 0.5 * d, 0, 1).astype(np.float32))
-        spacing = (float(rng.uniform(0.5, 5)), float(rng.uniform(0.3, 1)), float(rng.uniform(0.3, 1)))
+        spacing = (
+            float(rng.uniform(0.5, 5)),
+            float(rng.uniform(0.3, 1)),
+            float(rng.uniform(0.3, 1)),
+        )
         margin = [None, 0.0, 7.5][i % 3]
         grid = Grid.axis_aligned((nz, h, w), spacing)
         py = sector_from_prob(prob, grid, post, margin_mm=margin)
@@ -436,7 +513,10 @@ def test_postprocess_port_matches_python(web, model_files):
             });
         }""",
         [
-            [[base64.b64encode(p.tobytes()).decode(), list(s), list(sp), m] for p, s, sp, m, _ in cases],
+            [
+                [base64.b64encode(p.tobytes()).decode(), list(s), list(sp), m]
+                for p, s, sp, m, _ in cases
+            ],
             post,
         ],
     )
@@ -469,7 +549,9 @@ def test_speed_page_completes_and_plots(web):
     for run in results['runs']:
         for p in run['points']:
             assert 'error' not in p, p
-            assert p['ms_per_batch'] > 0 and p['ms_per_frame'] == pytest.approx(p['ms_per_batch'] / p['batch'])
+            assert p['ms_per_batch'] > 0 and p['ms_per_frame'] == pytest.approx(
+                p['ms_per_batch'] / p['batch']
+            )
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / 'web-speed-page.png'), full_page=True)
     shutil.copyfile(path, ARTIFACTS / 'web-speed-results.json')
@@ -529,7 +611,9 @@ def test_app_in_an_iframe_posts_the_sector_to_its_parent(web, tiny_series, model
         }"""
     )
     frame = page.frame_locator('iframe')
-    frame.locator('input[type=file]').first.set_input_files([str(f) for f in dicom_files(tiny_series)])
+    frame.locator('input[type=file]').first.set_input_files(
+        [str(f) for f in dicom_files(tiny_series)]
+    )
     page.wait_for_selector('#from-iframe', state='attached', timeout=TIMEOUT_MS)
     posted = json.loads(page.locator('#from-iframe').text_content())
     assert_same_sector(posted, python_sector(tiny_series, model_files))
@@ -539,17 +623,19 @@ def test_app_in_an_iframe_posts_the_sector_to_its_parent(web, tiny_series, model
 @pytest.mark.parametrize(
     'pixel_rep,bits,slope,intercept',
     [
-        (1, 16, 1.0, -1024.0),   # signed, random bits: some values overflow and clip
-        (1, 16, 1.0, 24.0),      # signed, CT-like values (set below): the SWAR fast path
+        (1, 16, 1.0, -1024.0),  # signed, random bits: some values overflow and clip
+        (1, 16, 1.0, 24.0),  # signed, CT-like values (set below): the SWAR fast path
         (1, 16, 1.0, -32000.0),  # overflow: must clip like Python
-        (0, 12, 1.0, -1024.0),   # unsigned 12-bit with garbage in the high bits (masked)
-        (0, 16, 1.0, -1024.0),   # unsigned 16-bit (scalar path)
-        (1, 12, 1.0, 0.0),       # signed 12-bit: sign extension
+        (0, 12, 1.0, -1024.0),  # unsigned 12-bit with garbage in the high bits (masked)
+        (0, 16, 1.0, -1024.0),  # unsigned 16-bit (scalar path)
+        (1, 12, 1.0, 0.0),  # signed 12-bit: sign extension
         (0, 16, 0.5, -1024.25),  # float slope/intercept: float32 + round-half-even
-        (1, 16, 2.0, 30000.0),   # float path with clipping at +32767
+        (1, 16, 2.0, 30000.0),  # float path with clipping at +32767
     ],
 )
-def test_hu_conversion_is_bit_identical_to_python(web, pixel_rep, bits, slope, intercept):
+def test_hu_conversion_is_bit_identical_to_python(
+    web, pixel_rep, bits, slope, intercept
+):
     from napari_heartbox.io.dicom_headers import SliceHeader
     from napari_heartbox.io.dicom_pixels import _Clip, stored_to_hu_inplace
 
@@ -557,12 +643,23 @@ def test_hu_conversion_is_bit_identical_to_python(web, pixel_rep, bits, slope, i
     rows, cols = 37, 61  # odd size: exercises the last-element path
     raw = rng.integers(0, 65536, size=(rows, cols), dtype=np.uint16)
     if intercept == 24.0:
-        raw = rng.integers(-1024, 3000, size=(rows, cols)).astype(np.int16).view(np.uint16)
+        raw = (
+            rng.integers(-1024, 3000, size=(rows, cols))
+            .astype(np.int16)
+            .view(np.uint16)
+        )
     else:
         raw[0, :8] = [0, 1, 0x7FFF, 0x8000, 0xFFFF, 2049, 4095, 4096]
     expect = raw.view(np.int16).copy()
-    h = SliceHeader(path=Path('x.dcm'), bits_stored=bits, pixel_rep=pixel_rep, slope=slope,
-                    intercept=intercept, rows=rows, cols=cols)
+    h = SliceHeader(
+        path=Path('x.dcm'),
+        bits_stored=bits,
+        pixel_rep=pixel_rep,
+        slope=slope,
+        intercept=intercept,
+        rows=rows,
+        cols=cols,
+    )
     clip = _Clip()
     stored_to_hu_inplace(expect, h, clip)
     page = web.open('index.html')
@@ -576,9 +673,17 @@ def test_hu_conversion_is_bit_identical_to_python(web, pixel_rep, bits, slope, i
             const clipped = sliceToHU(r, out);
             return { hu: Array.from(out), clipped };
         }""",
-        [base64.b64encode(raw.tobytes()).decode(),
-         {'rows': rows, 'cols': cols, 'bitsStored': bits, 'pixelRepresentation': pixel_rep,
-          'slope': slope, 'intercept': intercept}],
+        [
+            base64.b64encode(raw.tobytes()).decode(),
+            {
+                'rows': rows,
+                'cols': cols,
+                'bitsStored': bits,
+                'pixelRepresentation': pixel_rep,
+                'slope': slope,
+                'intercept': intercept,
+            },
+        ],
     )
     assert np.array_equal(np.array(got['hu'], np.int16).reshape(rows, cols), expect)
     assert got['clipped'] == bool(clip.n)
@@ -597,10 +702,17 @@ def test_api_accepts_a_volume(web, tiny_series, model_files):
             const hu = new Int16Array(bytes.buffer);
             return await findHeartSector({ hu, shape, spacing, affine, seriesUid: uid });
         }""",
-        [base64.b64encode(vol.hu.tobytes()).decode(), list(vol.shape), list(vol.spacing),
-         vol.grid.matrix.tolist(), vol.series_uid],
+        [
+            base64.b64encode(vol.hu.tobytes()).decode(),
+            list(vol.shape),
+            list(vol.spacing),
+            vol.grid.matrix.tolist(),
+            vol.series_uid,
+        ],
     )
     assert_same_sector(got, python_sector(tiny_series, model_files))
     # the event reached the page too
-    page.wait_for_selector('#event-result:not(:empty)', state='attached', timeout=TIMEOUT_MS)
+    page.wait_for_selector(
+        '#event-result:not(:empty)', state='attached', timeout=TIMEOUT_MS
+    )
     assert json.loads(page.locator('#event-result').inner_text()) == got

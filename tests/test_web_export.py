@@ -64,7 +64,9 @@ def write_throwaway_model(folder: Path, size: int = 512) -> tuple[Path, Path]:
     nodes = [
         helper.make_node('Cast', ['hu'], ['f'], to=TensorProto.FLOAT),
         helper.make_node('Unsqueeze', ['f', 'ax1'], ['f4']),
-        helper.make_node('AveragePool', ['f4'], ['pool'], kernel_shape=[k, k], strides=[k, k]),
+        helper.make_node(
+            'AveragePool', ['f4'], ['pool'], kernel_shape=[k, k], strides=[k, k]
+        ),
         helper.make_node('Squeeze', ['pool', 'ax1'], ['cell']),
         helper.make_node('Sub', ['cell', 't'], ['d']),
         helper.make_node('Div', ['d', 's'], ['z']),
@@ -104,10 +106,22 @@ def test_export_writes_a_self_contained_bundle(tmp_path, throwaway_model):
     model, card = throwaway_model
     index = web_export.export_web(tmp_path / 'bundle', model_path=model, card_path=card)
     out = index.parent
-    for name in ('index.html', 'speed.html', 'example-host.html', 'worker.js', 'heartbox.js',
-                 'postprocess.js', 'dicom.js', 'reader.js', 'serve.py', 'heartbox.config.json', 'README.txt',
-                 'vendor/ort/ort-wasm-simd-threaded.wasm', 'vendor/dicom-parser/dicomParser.mjs',
-                 'vendor/uplot/uPlot.esm.js'):
+    for name in (
+        'index.html',
+        'speed.html',
+        'example-host.html',
+        'worker.js',
+        'heartbox.js',
+        'postprocess.js',
+        'dicom.js',
+        'reader.js',
+        'serve.py',
+        'heartbox.config.json',
+        'README.txt',
+        'vendor/ort/ort-wasm-simd-threaded.wasm',
+        'vendor/dicom-parser/dicomParser.mjs',
+        'vendor/uplot/uPlot.esm.js',
+    ):
         assert (out / name).is_file(), name
     # the exact model bytes
     assert (out / 'heartbox.onnx').read_bytes() == model.read_bytes()
@@ -129,9 +143,7 @@ def test_pages_forbid_other_origins(tmp_path, throwaway_model):
         html = (out / page).read_text()
         m = re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', html)
         assert m, page
-        csp = dict(
-            (d.split()[0], d.split()[1:]) for d in m.group(1).split(';') if d.strip()
-        )
+        csp = {d.split()[0]: d.split()[1:] for d in m.group(1).split(';') if d.strip()}
         assert csp['default-src'] == ["'self'"]
         assert csp['connect-src'] == ["'self'"]
         assert "'unsafe-inline'" not in csp['script-src']
@@ -147,7 +159,9 @@ def test_export_refuses_a_model_that_does_not_match_its_card(tmp_path, throwaway
     bad['sha256'] = '0' * 64
     bad_card = tmp_path / 'card.json'
     bad_card.write_text(json.dumps(bad))
-    with pytest.raises(web_export.WebExportError, match='does not match its model card'):
+    with pytest.raises(
+        web_export.WebExportError, match='does not match its model card'
+    ):
         web_export.export_web(tmp_path / 'b', model_path=model, card_path=bad_card)
 
 
@@ -162,9 +176,17 @@ def test_missing_runtime_files_give_one_clear_line(tmp_path, monkeypatch):
 
 def test_cli_export_web_error_is_one_line(tmp_path):
     r = subprocess.run(
-        [sys.executable, '-m', 'napari_heartbox', 'export-web', str(tmp_path / 'o'),
-         '--model', str(tmp_path / 'missing.onnx')],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            '-m',
+            'napari_heartbox',
+            'export-web',
+            str(tmp_path / 'o'),
+            '--model',
+            str(tmp_path / 'missing.onnx'),
+        ],
+        capture_output=True,
+        text=True,
     )
     assert r.returncode == 2
     assert r.stderr.strip().count('\n') == 0
@@ -175,9 +197,19 @@ def test_cli_export_web_error_is_one_line(tmp_path):
 def test_cli_export_web_writes_bundle(tmp_path, throwaway_model):
     model, card = throwaway_model
     r = subprocess.run(
-        [sys.executable, '-m', 'napari_heartbox', 'export-web', str(tmp_path / 'o'),
-         '--model', str(model), '--card', str(card)],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            '-m',
+            'napari_heartbox',
+            'export-web',
+            str(tmp_path / 'o'),
+            '--model',
+            str(model),
+            '--card',
+            str(card),
+        ],
+        capture_output=True,
+        text=True,
     )
     assert r.returncode == 0, r.stderr
     assert 'serve-web' in r.stdout
@@ -215,10 +247,24 @@ def test_server_refuses_a_folder_without_a_bundle(tmp_path):
     with pytest.raises(FileNotFoundError, match='export-web'):
         make_server(tmp_path, 0)
     r = subprocess.run(
-        [sys.executable, '-m', 'napari_heartbox', 'serve-web', str(tmp_path), '--port', '0'],
-        capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            '-m',
+            'napari_heartbox',
+            'serve-web',
+            str(tmp_path),
+            '--port',
+            '0',
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
-    assert r.returncode == 2 and 'no index.html' in r.stderr and 'Traceback' not in r.stderr
+    assert (
+        r.returncode == 2
+        and 'no index.html' in r.stderr
+        and 'Traceback' not in r.stderr
+    )
 
 
 @needs_vendor
@@ -226,19 +272,35 @@ def test_server_refuses_a_folder_without_a_bundle(tmp_path):
 def test_serving_a_bundle_from_the_command_line(tmp_path, throwaway_model, how):
     model, card = throwaway_model
     out = web_export.export_web(tmp_path / 'b', model_path=model, card_path=card).parent
-    if how == 'standalone serve.py':  # the copy inside the bundle, run without the package
+    if (
+        how == 'standalone serve.py'
+    ):  # the copy inside the bundle, run without the package
         cmd = [sys.executable, '-I', str(out / 'serve.py'), '--port', '0']
     else:
-        cmd = [sys.executable, '-m', 'napari_heartbox', 'serve-web', str(out), '--port', '0']
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        cmd = [
+            sys.executable,
+            '-m',
+            'napari_heartbox',
+            'serve-web',
+            str(out),
+            '--port',
+            '0',
+        ]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
     try:
         line = proc.stdout.readline()
         m = re.search(r'http://127\.0\.0\.1:(\d+)/', line)
         assert m, line
-        with urllib.request.urlopen(f'http://127.0.0.1:{m.group(1)}/index.html') as resp:
+        with urllib.request.urlopen(
+            f'http://127.0.0.1:{m.group(1)}/index.html'
+        ) as resp:
             assert b'Content-Security-Policy' in resp.read()
             assert resp.headers['Cross-Origin-Embedder-Policy'] == 'require-corp'
-        with urllib.request.urlopen(f'http://127.0.0.1:{m.group(1)}/heartbox.onnx') as resp:
+        with urllib.request.urlopen(
+            f'http://127.0.0.1:{m.group(1)}/heartbox.onnx'
+        ) as resp:
             assert resp.read() == model.read_bytes()
     finally:
         proc.terminate()

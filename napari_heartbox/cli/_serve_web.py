@@ -35,5 +35,7 @@ def run(args) -> int:
     except FileNotFoundError as e:
         raise HeartboxError(str(e)) from None
     except OSError as e:
-        raise HeartboxError(f'cannot serve {args.outdir} on port {args.port}: {e}') from None
+        raise HeartboxError(
+            f'cannot serve {args.outdir} on port {args.port}: {e}'
+        ) from None
     return 0

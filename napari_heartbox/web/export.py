@@ -165,7 +165,9 @@ def build_config(model_path: Path, card: dict, vendor_manifest: dict) -> dict:
     }
 
 
-def export_web(outdir, *, model_path=None, card_path=None, overwrite: bool = True) -> Path:
+def export_web(
+    outdir, *, model_path=None, card_path=None, overwrite: bool = True
+) -> Path:
     """Write a self-contained static browser bundle into ``outdir``.
 
     Parameters
@@ -227,7 +229,10 @@ def export_web(outdir, *, model_path=None, card_path=None, overwrite: bool = Tru
             json.dumps(config, indent=2) + '\n', encoding='utf-8'
         )
         files = {
-            p.relative_to(outdir).as_posix(): {'bytes': p.stat().st_size, 'sha256': _sha256(p)}
+            p.relative_to(outdir).as_posix(): {
+                'bytes': p.stat().st_size,
+                'sha256': _sha256(p),
+            }
             for p in sorted(outdir.rglob('*'))
             if p.is_file() and p.name != 'bundle.json'
         }
@@ -237,7 +242,9 @@ def export_web(outdir, *, model_path=None, card_path=None, overwrite: bool = Tru
             'total_bytes': sum(f['bytes'] for f in files.values()),
             'files': files,
         }
-        (outdir / 'bundle.json').write_text(json.dumps(bundle, indent=2) + '\n', encoding='utf-8')
+        (outdir / 'bundle.json').write_text(
+            json.dumps(bundle, indent=2) + '\n', encoding='utf-8'
+        )
     except OSError as e:
         raise WebExportError(f'cannot write the web bundle to {outdir}: {e}') from None
     return outdir / 'index.html'

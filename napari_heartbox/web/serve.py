@@ -73,7 +73,9 @@ class _QuietServer(http.server.ThreadingHTTPServer):
 
     def handle_error(self, request, client_address):
         exc = sys.exc_info()[1]
-        if isinstance(exc, (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)):
+        if isinstance(
+            exc, (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
+        ):
             return  # the browser cancelled a request (navigation, closed page)
         super().handle_error(request, client_address)
 
@@ -117,8 +119,11 @@ def serve(directory, port: int = 8000, *, isolate: bool = True) -> None:
     server = make_server(directory, port, isolate=isolate)
     url = f'http://127.0.0.1:{server.server_port}/'
     print(f'Serving {Path(directory).resolve()} at {url}  (Ctrl-C to stop)')
-    print(f'  app: {url}index.html   speed test: {url}speed.html   '
-          f'embedding example: {url}example-host.html', flush=True)
+    print(
+        f'  app: {url}index.html   speed test: {url}speed.html   '
+        f'embedding example: {url}example-host.html',
+        flush=True,
+    )
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -132,8 +137,11 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description='Serve a heartbox web bundle on 127.0.0.1.')
     p.add_argument('directory', nargs='?', default=str(Path(__file__).resolve().parent))
     p.add_argument('--port', type=int, default=8000)
-    p.add_argument('--no-isolation', action='store_true',
-                   help='do not send COOP/COEP (onnxruntime-web then uses 1 thread)')
+    p.add_argument(
+        '--no-isolation',
+        action='store_true',
+        help='do not send COOP/COEP (onnxruntime-web then uses 1 thread)',
+    )
     a = p.parse_args(argv)
     try:
         serve(a.directory, a.port, isolate=not a.no_isolation)

@@ -317,7 +317,7 @@ function planStack(slices, warnings) {
       const missing = gap > 1.5 * med ? Math.round(gap / med) - 1 : 0;
       if (missing > 0) {
         const zPrev = primaryZ[primaryZ.length - 1];
-        gapMsgs.push(`${Number(gap.toPrecision(3))} mm between positions ${du[i].toFixed(2)} and ${du[i + 1].toFixed(2)} (${missing} slice(s) missing)`);
+        gapMsgs.push(`${Number(gap.toPrecision(3))} mm between positions ${du[i].toFixed(2)} and ${du[i + 1].toFixed(2)} (${listNames([ss[i].name, ss[i + 1].name])}; ${missing} slice(s) missing)`);
         for (let m = 1; m <= missing; m++) sourceOf.push(m <= missing / 2 ? i : i + 1);
         primaryZ.push(zPrev + missing + 1);
       } else {
