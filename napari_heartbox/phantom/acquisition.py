@@ -28,7 +28,7 @@ from .filters import gaussian_blur
 from .heart import HeartGeometry
 from .tissues import T, tissue_hu
 
-__all__ = ['Layout', 'compose_hu', 'layout']
+__all__ = ['Layout', 'compose_hu', 'layout', 'outside_fov_circle']
 
 _DIRS = {'HFS': (1.0, 1.0), 'FFS': (-1.0, 1.0), 'HFP': (-1.0, -1.0), 'FFP': (1.0, -1.0)}
 
@@ -108,6 +108,18 @@ def layout(p: dict, an: Anatomy, g: HeartGeometry) -> Layout:
     a[:3, 3] = (px[0] + off[0], py[0] + off[1], pz[0] + off[2])
     a[3, 3] = 1.0
     return Layout(pz, py, px, (dz, d, d), a, (float(pz[0]), float(pz[-1])))
+
+
+def outside_fov_circle(p: dict, lay: Layout) -> np.ndarray | None:
+    """``(Y, X)`` bool: pixels outside the reconstruction circle (diameter =
+    FOV), or None when the case keeps the full square (``fov_circle`` off)."""
+    if not p['fov_circle']:
+        return None
+    r = float(p['fov_mm']) / 2.0
+    fy = 0.5 * (lay.py[0] + lay.py[-1])
+    fx = 0.5 * (lay.px[0] + lay.px[-1])
+    out = ((lay.py - fy)[:, None] ** 2 + (lay.px - fx)[None, :] ** 2) > r * r
+    return out if out.any() else None
 
 
 # ----------------------------------------------------------------- imaging
@@ -241,14 +253,8 @@ def compose_hu(label: np.ndarray, p: dict, lay: Layout, an: Anatomy, g: HeartGeo
     for k in range(nz):
         hu[k] += nb[order[k]]
     np.clip(hu, -1024, 3071, out=hu)
-    if p['fov_circle']:
-        # outside the reconstruction circle (diameter = FOV) the scanner
-        # writes padding; stored here as air (-1024), cutting a large body
-        r = float(p['fov_mm']) / 2.0
-        fy = 0.5 * (lay.py[0] + lay.py[-1])
-        fx = 0.5 * (lay.px[0] + lay.px[-1])
-        out = ((lay.py - fy)[:, None] ** 2 + (lay.px - fx)[None, :] ** 2) > r * r
-        rows = np.flatnonzero(out.any(axis=1))
-        for j in rows:
+    out = outside_fov_circle(p, lay)
+    if out is not None:  # scanner padding outside the reconstruction circle
+        for j in np.flatnonzero(out.any(axis=1)):
             hu[:, j, out[j]] = -1024
     return hu

@@ -19,7 +19,7 @@ from ..grid import Grid
 from ..sector import Sector
 from ..volume import CTVolume, SeriesInfo
 from .abdomen import paint_abdomen
-from .acquisition import compose_hu, layout
+from .acquisition import compose_hu, layout, outside_fov_circle
 from .anatomy import Anatomy
 from .body import paint_arms, paint_body, paint_breasts, paint_table
 from .bones import paint_bones
@@ -128,6 +128,11 @@ def make_phantom(seed: int, *, ranges: PhantomRanges | None = None, keep_labels:
     paint_bones(cv, an, rng)
     metal = paint_devices(cv, an, g, rng)
     paint_table(cv, an, prone=p['position'] in ('HFP', 'FFP'))
+    out = outside_fov_circle(p, lay)
+    if out is not None:  # nothing is imaged outside the reconstruction circle
+        for j in np.flatnonzero(out.any(axis=1)):
+            cv.label[:, j, out[j]] = 0
+            mask[:, j, out[j]] = False
     hu = compose_hu(cv.label, p, lay, an, g, metal, rng)
     uid = _series_uid(p)
     grid = Grid(hu.shape, lay.spacing, lay.affine)

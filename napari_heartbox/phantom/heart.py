@@ -88,8 +88,8 @@ def heart_geometry(an: Anatomy) -> HeartGeometry:
         ('LA', (-23, -12, 15), (20, 24, 22), 2.0, T.BLOOD_LEFT, False),
         ('LAA', (-12, -33, 27), (13, 8, 8), 1.5, T.BLOOD_LEFT, False),
         ('RA', (-25, 27, 4), (25, 21, 27), 2.0, T.BLOOD_RIGHT, False),
-        ('RV', (6, 20, 0), (33, 14, 28), 4.0, T.BLOOD_RIGHT, True),
-        ('LV', (12, -8, 0), (32, 21, 22), 10.0, T.BLOOD_LEFT, True),
+        ('RV', (6, 20, 0), (31, 15, 29), 4.0, T.BLOOD_RIGHT, True),
+        ('LV', (12, -8, 0), (30, 22, 23), 10.0, T.BLOOD_LEFT, True),
     ]
     chambers = []
     for i, (name, c, r, w, blood, vent) in enumerate(spec):
@@ -132,7 +132,7 @@ def heart_geometry(an: Anatomy) -> HeartGeometry:
     loc = np.array([f.T @ (ch.centre - shift) for ch in chambers])
     rad = np.array([ch.radii + ch.wall for ch in chambers])
     e_lo, e_hi = (loc - rad).min(axis=0), (loc + rad).max(axis=0)
-    env = Chamber('envelope', f @ (0.5 * (e_lo + e_hi)) + shift, 0.5 * (e_hi - e_lo) * 0.88, 0.0,
+    env = Chamber('envelope', f @ (0.5 * (e_lo + e_hi)) + shift, 0.5 * (e_hi - e_lo) * 0.93, 0.0,
                   T.EPICARDIAL_FAT, False)
     return HeartGeometry(f, chambers, p['epicardial_fat_mm'], 0.0, max(hi) - zb, shift, env)
 

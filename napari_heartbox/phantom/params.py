@@ -95,10 +95,10 @@ class PhantomRanges:
     cardiomegaly_probability: float = 0.12
     cardiomegaly_scale: tuple = (1.15, 1.4)
     heart_yaw_deg: tuple = (40.0, 65.0)  # long axis from anterior towards left
-    heart_tilt_deg: tuple = (20.0, 45.0)  # long axis below the axial plane
+    heart_tilt_deg: tuple = (12.0, 38.0)  # long axis below the axial plane
     heart_roll_deg: tuple = (-20.0, 20.0)
     heart_x_mm: tuple = (12.0, 45.0)  # heart (sac) centre left of the midline
-    heart_gap_mm: tuple = (-4.0, 14.0)  # sac front behind the anterior chest wall
+    heart_gap_mm: tuple = (-6.0, 6.0)  # sac front behind the anterior chest wall
     epicardial_fat_mm: tuple = (1.0, 6.0)
     heart_flatten_mm: tuple = (4.0, 16.0)  # inferior wall cut flat by the diaphragm
     calcium_probability: float = 0.35
