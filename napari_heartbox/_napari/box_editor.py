@@ -163,7 +163,8 @@ class BoxEditor:
             name=f'{name} 2D',
             edge_color=WIRE_COLOR,
             face_color='transparent',
-            edge_width=max(1.0, 1.5 / vox),
+            # data units: thin enough on the coarse (slice) axis of coronal views
+            edge_width=1.0,
             metadata={'heartbox_role': 'rectangle'},
             **tf,
         )

@@ -131,6 +131,10 @@ class HeartSectorWidget(Container):
                 row(self.save_btn, self.load_btn),
             ]
         )
+        for label in (self.hint, self.status, self.info):
+            label.native.setWordWrap(True)
+        for slider in self.sliders:  # the min/max edge labels only add noise
+            _hide_edge_labels(slider)
         self.ct.changed.connect(self._on_ct_changed)
         self.propose_btn.changed.connect(self.propose)
         self.cancel_btn.changed.connect(self.cancel)
@@ -413,6 +417,16 @@ class HeartSectorWidget(Container):
         from napari.utils import notifications
 
         getattr(notifications, f'show_{level}')(msg)
+
+
+def _hide_edge_labels(slider) -> None:
+    try:
+        from superqt import QLabeledRangeSlider
+
+        mode = QLabeledRangeSlider.EdgeLabelMode.NoLabel
+        slider.native.setEdgeLabelMode(mode)
+    except (ImportError, AttributeError):
+        pass
 
 
 def _default_margin() -> float:

@@ -82,6 +82,8 @@ class WorklistWidget(Container):
         self.agree_btn = PushButton(text='Agreement (table + plot)', enabled=False)
         self.summary = Label(value='')
 
+        for label in (self.hint, self.info, self.summary):
+            label.native.setWordWrap(True)
         row = lambda *ws: Container(widgets=ws, layout='horizontal', labels=False)  # noqa: E731
         self.extend(
             [
@@ -132,6 +134,8 @@ class WorklistWidget(Container):
             )
             return False
         self.worklist = wl
+        if input_folder is not None:  # called from code: show the folders too
+            self.input_dir.value, self.output_dir.value = wl.input, wl.output
         self.hint.value = f'{len(wl)} cases; corrections go to {wl.output}'
         self.refresh_table()
         self.agree_btn.enabled = True
