@@ -93,9 +93,10 @@ def paint_table(cv: Canvas, an: Anatomy, prone: bool) -> None:
         surface = float(np.max(c + b))
         sign = 1.0
     gap = p['table_gap_mm']
-    mat = 25.0
+    mat = p['mattress_mm']
     y_mat = surface + sign * (gap + mat / 2)
     y_tab = surface + sign * (gap + mat + 14.0)
-    cv.extruded_ellipse(zs, 0.0, y_mat, 230.0, mat / 2, T.MATTRESS, power=8, where=(T.AIR,))
+    if mat > 0:
+        cv.extruded_ellipse(zs, 0.0, y_mat, 230.0, mat / 2, T.MATTRESS, power=8, where=(T.AIR,))
     cv.extruded_ellipse(zs, 0.0, y_tab, 240.0, 14.0, T.TABLE, power=8, where=(T.AIR,))
     cv.extruded_ellipse(zs, 0.0, y_tab, 234.0, 10.0, T.AIR, power=8, where=(T.TABLE,))

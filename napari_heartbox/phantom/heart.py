@@ -127,12 +127,12 @@ def heart_geometry(an: Anatomy) -> HeartGeometry:
         an.D += -room / 2.0 + 0.5
     for ch in chambers:
         ch.centre = ch.centre + shift
-    # a smooth envelope ellipsoid (epicardial fat filling the grooves between
-    # chambers), fitted inside the chambers' extent in the heart frame
+    # a smooth envelope ellipsoid inside the chambers' extent (heart frame):
+    # fills the gaps between the chamber ellipsoids (see paint_heart)
     loc = np.array([f.T @ (ch.centre - shift) for ch in chambers])
     rad = np.array([ch.radii + ch.wall for ch in chambers])
     e_lo, e_hi = (loc - rad).min(axis=0), (loc + rad).max(axis=0)
-    env = Chamber('envelope', f @ (0.5 * (e_lo + e_hi)) + shift, 0.5 * (e_hi - e_lo) * 0.93, 0.0,
+    env = Chamber('envelope', f @ (0.5 * (e_lo + e_hi)) + shift, 0.5 * (e_hi - e_lo) * 0.9, 0.0,
                   T.EPICARDIAL_FAT, False)
     return HeartGeometry(f, chambers, p['epicardial_fat_mm'], 0.0, max(hi) - zb, shift, env)
 
@@ -154,6 +154,10 @@ def paint_heart(cv: Canvas, an: Anatomy, g: HeartGeometry) -> np.ndarray:
         cv.ellipsoid(ch.centre, r, 0, rot=f, zclip=zclip, out=mask)
     for ch in [env, *g.chambers]:
         cv.ellipsoid(ch.centre, ch.radii + ch.wall + g.fat, T.EPICARDIAL_FAT, rot=f, zclip=flat)
+    # chambers are pressed together: the envelope's core is heart wall
+    # (atrial/ventricular walls, septa), fat remains on the surface and in
+    # the grooves that reach it
+    cv.ellipsoid(env.centre, env.radii, T.MYOCARDIUM, rot=f, zclip=flat)
     for ch in g.chambers:
         cv.ellipsoid(ch.centre, ch.radii + ch.wall, T.MYOCARDIUM, rot=f, zclip=flat)
         cv.ellipsoid(ch.centre, ch.radii, ch.blood, rot=f, zclip=flat)

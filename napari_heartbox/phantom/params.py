@@ -72,6 +72,7 @@ class PhantomRanges:
     motion_px: tuple = (0.5, 2.5)
     table_probability: float = 0.9
     table_gap_mm: tuple = (0.0, 15.0)
+    mattress_mm: tuple = (0.0, 35.0)
     patient_origin_lps_mm: tuple = ((-30.0, 30.0), (-260.0, 40.0), (-900.0, 200.0))
     # --- body --------------------------------------------------------------
     female_probability: float = 0.5
@@ -204,6 +205,7 @@ def sample_params(seed: int, ranges: PhantomRanges | None = None, **overrides) -
     s.u('motion_px')
     s.p('table', R.table_probability)
     s.u('table_gap_mm')
+    s.u('mattress_mm')
     s.get('patient_origin_lps_mm', lambda: [_u(rng, r) for r in R.patient_origin_lps_mm])
     # body
     female = s.p('female', R.female_probability)

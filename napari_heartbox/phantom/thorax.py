@@ -36,7 +36,7 @@ def paint_lungs(cv: Canvas, an: Anatomy) -> None:
     cv.extruded_ellipse(zs, 4.0, (front + sp) / 2, med * sup, (sp - front) / 2 + 5, T.FAT, power=3.0,
                         where=(T.LUNG,))
     # paraspinal muscles and the spine bulge into the back of the cavity
-    cv.extruded_ellipse(zs, 0.0, cc + bc + 5, 42.0, np.maximum(cc + bc + 5 - sp + 18, 0), T.MUSCLE,
+    cv.extruded_ellipse(zs, 0.0, cc + bc + 5, 30.0, np.maximum(cc + bc + 5 - sp + 18, 0), T.MUSCLE,
                         power=2.5, where=(T.LUNG,))
     # diaphragm domes: everything below the dome surfaces is abdomen (fat,
     # organs painted later). Each dome is the top of an ellipsoid continued

@@ -92,7 +92,7 @@ def tissue_hu(p: dict) -> np.ndarray:
     lut[T.ESOPHAGUS] = p['hu_muscle'] - 5
     lut[T.METAL] = 3071
     lut[T.TABLE] = p['hu_table']
-    lut[T.MATTRESS] = -850
+    lut[T.MATTRESS] = -900
     lut[T.PULM_VESSEL] = (p['hu_blood_right'] + p['hu_blood_left']) / 2
     lut[T.WATER] = 8
     lut[T.OPACITY] = p['hu_opacity']
