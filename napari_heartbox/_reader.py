@@ -60,9 +60,9 @@ def get_reader(path):
 def _read_ct(path):
     from napari.utils.notifications import show_error
 
+    from ._napari.layers import layer_data_from_volume
     from .errors import HeartboxError
     from .io import load_ct
-    from ._napari.layers import layer_data_from_volume
 
     try:
         volume = load_ct(list(path) if isinstance(path, (list, tuple)) else path)

@@ -14,8 +14,6 @@ the one the user chose in the save dialog.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 __all__ = ['nifti_affine', 'write_nifti', 'write_sector']
@@ -53,7 +51,7 @@ def write_nifti(path: str, data, meta: dict) -> list[str]:
     """Write a 3D CT image layer as NIfTI; returns ``[path]``."""
     import nibabel as nib
 
-    from ._napari.layers import META_KEY, _LPS_TO_WORLD
+    from ._napari.layers import _LPS_TO_WORLD, META_KEY
     from .errors import HeartboxError
     from .grid import Grid
 
@@ -75,7 +73,9 @@ def write_nifti(path: str, data, meta: dict) -> list[str]:
     p = str(path)
     if not p.lower().endswith(('.nii', '.nii.gz')):
         p += '.nii.gz'
-    img = nib.Nifti1Image(np.ascontiguousarray(arr.transpose(2, 1, 0)), nifti_affine(lps))
+    img = nib.Nifti1Image(
+        np.ascontiguousarray(arr.transpose(2, 1, 0)), nifti_affine(lps)
+    )
     img.header.set_xyzt_units('mm')
     nib.save(img, p)
     return [p]

@@ -181,7 +181,9 @@ class BoxModel:
         self.changed.emit(sector)
         return True
 
-    def set_range(self, axis: int, start: int, stop: int, *, coalesce: str | None = None) -> bool:
+    def set_range(
+        self, axis: int, start: int, stop: int, *, coalesce: str | None = None
+    ) -> bool:
         """Set the half-open range of one axis (clamped to the grid, non-empty).
 
         Parameters
@@ -199,7 +201,9 @@ class BoxModel:
         ranges[axis] = (start, stop)
         return self.set_sector(base.with_ranges(*ranges), coalesce=coalesce)
 
-    def set_face(self, axis: int, side: int, boundary: int, *, coalesce: str | None = None) -> bool:
+    def set_face(
+        self, axis: int, side: int, boundary: int, *, coalesce: str | None = None
+    ) -> bool:
         """Move one face to a voxel boundary, keeping the box non-empty.
 
         Parameters

@@ -198,7 +198,9 @@ def parse_sector_file(d, grid: Grid | None = None) -> SectorFile:
         s = Sector.from_dict(d, grid)
         return SectorFile(corrected=s, status='corrected', series_uid=s.series_uid)
     if schema != FILE_SCHEMA_ID:
-        raise ValueError(f'schema is {schema!r}, expected {FILE_SCHEMA_ID!r} or {SCHEMA_ID!r}')
+        raise ValueError(
+            f'schema is {schema!r}, expected {FILE_SCHEMA_ID!r} or {SCHEMA_ID!r}'
+        )
 
     def _get(key):
         v = d.get(key)

@@ -31,6 +31,7 @@ Statuses: ``not opened`` (no case file yet), ``proposed`` (box = proposal),
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -146,7 +147,7 @@ def agreement_row(case_id: str, sf: SectorFile) -> dict | None:
         iou, errs, worst = m['iou'], m['face_error_mm'], m['max_abs_face_error_mm']
     else:  # "no heart" on one or both sides: no faces to compare
         iou = 1.0 if p.found == c.found else 0.0
-        errs, worst = {f: math.nan for f in FACES}, math.nan
+        errs, worst = dict.fromkeys(FACES, math.nan), math.nan
     return {
         'case': case_id,
         'status': sf.status,
@@ -218,10 +219,9 @@ class Worklist:
         for c in self.cases:
             p = self.case_file(c.id)
             if p.is_file():
-                try:
+                # unreadable earlier work: the case starts afresh
+                with contextlib.suppress(HeartboxError):
                     self._files[c.id] = read_sector_file(p)
-                except HeartboxError:
-                    pass  # unreadable earlier work: the case starts afresh
 
     # ------------------------------------------------------------- access
     def __len__(self) -> int:
@@ -323,7 +323,13 @@ class Worklist:
     def write_agreement(self, plot: bool = True) -> dict[str, Path]:
         """Write ``agreement.csv`` (and ``agreement.png``); returns the paths."""
         rows, summary = self.agreement()
-        fields = ['case', 'status', 'iou', *[f'{f}_mm' for f in FACES], 'max_abs_face_mm']
+        fields = [
+            'case',
+            'status',
+            'iou',
+            *[f'{f}_mm' for f in FACES],
+            'max_abs_face_mm',
+        ]
         buf = io.StringIO()
         w = csv.DictWriter(buf, fieldnames=fields)
         w.writeheader()
@@ -371,7 +377,9 @@ def plot_agreement(rows: list[dict], summary: dict, path) -> Path:
         a2.scatter([i] * len(vals), vals, color='#f0504a', alpha=0.7, s=18)
     a2.axhline(0, color='grey', lw=0.8)
     a2.set_xticks(range(len(FACES)), FACES, rotation=30, fontsize=8)
-    a2.set_ylabel('proposal face outside (+) / inside (−) the corrected box (mm)', fontsize=8)
+    a2.set_ylabel(
+        'proposal face outside (+) / inside (−) the corrected box (mm)', fontsize=8
+    )
     a2.set_title('face errors of the proposal')
     fig.tight_layout()
     path = Path(path)

@@ -83,7 +83,9 @@ def _sector_views(viewer, volume, box, how, name, out, prefix):
     from napari_heartbox import add_ct_layer
 
     layer = add_ct_layer(viewer, volume, name=name)
-    _dock, widget = viewer.window.add_plugin_dock_widget('napari-heartbox', 'Heart sector')
+    _dock, widget = viewer.window.add_plugin_dock_widget(
+        'napari-heartbox', 'Heart sector'
+    )
     widget.ct.value = layer
     widget.editor.model.set_proposal(box)
     widget.status.value = f'Showing the {how}.'
@@ -99,7 +101,9 @@ def phantom_views(out: Path):
     box, how = _box_for(case.volume, case.heart_box, 'synthetic chest CT')
     viewer = napari.Viewer(show=True)
     viewer.window.resize(1400, 900)
-    paths = _sector_views(viewer, case.volume, box, how, 'Synthetic chest CT', out, 'napari')
+    paths = _sector_views(
+        viewer, case.volume, box, how, 'Synthetic chest CT', out, 'napari'
+    )
     viewer.close()
     return paths
 
@@ -111,7 +115,9 @@ def real_views(out: Path):
 
     volume = load_ct(CPTAC / 'dicom')
     ref = json.loads((CPTAC / 'reference_box.json').read_text())
-    known = Sector.from_inclusive(volume.grid, *(ref['voxel_inclusive'][k] for k in 'zyx'))
+    known = Sector.from_inclusive(
+        volume.grid, *(ref['voxel_inclusive'][k] for k in 'zyx')
+    )
     box, how = _box_for(volume, known, 'CPTAC')
     viewer = napari.Viewer(show=True)
     viewer.window.resize(1400, 900)
@@ -171,7 +177,11 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('--out', type=Path, default=REPO / 'docs' / 'images')
     p.add_argument('--real', action='store_true', help='also render the real CPTAC CT')
-    p.add_argument('--real-out', type=Path, default=Path(tempfile.gettempdir()) / 'heartbox-screenshots-real')
+    p.add_argument(
+        '--real-out',
+        type=Path,
+        default=Path(tempfile.gettempdir()) / 'heartbox-screenshots-real',
+    )
     args = p.parse_args(argv)
     if args.real and REPO in args.real_out.resolve().parents:
         p.error('--real-out must be outside the repository (no patient pixels in git)')

@@ -18,7 +18,9 @@ def grid():
 
 @pytest.fixture
 def proposal(grid):
-    return Sector(grid, (10, 30), (20, 50), (30, 60), confidence=0.9, series_uid='1.2.3')
+    return Sector(
+        grid, (10, 30), (20, 50), (30, 60), confidence=0.9, series_uid='1.2.3'
+    )
 
 
 def test_proposal_becomes_current_and_emits(grid, proposal):

@@ -11,7 +11,9 @@ import pytest
 
 
 def _env(**kw):
-    env = {k: v for k, v in os.environ.items() if k not in ('DISPLAY', 'WAYLAND_DISPLAY')}
+    env = {
+        k: v for k, v in os.environ.items() if k not in ('DISPLAY', 'WAYLAND_DISPLAY')
+    }
     env.update(kw)
     return env
 
@@ -36,8 +38,16 @@ def test_demo_under_xvfb_saves_a_screenshot_and_exits(tmp_path):
         pytest.skip('needs an X display: run under xvfb-run')
     shot = tmp_path / 'demo.png'
     r = subprocess.run(
-        [sys.executable, '-m', 'napari_heartbox', 'demo', '--screenshot', str(shot),
-         '--exit-after', '0'],
+        [
+            sys.executable,
+            '-m',
+            'napari_heartbox',
+            'demo',
+            '--screenshot',
+            str(shot),
+            '--exit-after',
+            '0',
+        ],
         env=_env(DISPLAY=os.environ['DISPLAY']),
         capture_output=True,
         text=True,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,7 +25,9 @@ from napari_heartbox.volume import CTVolume
 def volume():
     rng = np.random.default_rng(1)
     hu = rng.integers(-1000, 1000, size=(7, 24, 20)).astype(np.int16)
-    return CTVolume.from_array(hu, spacing=(2.5, 0.8, 0.7), origin_lps=(-30.0, -60.0, -200.0))
+    return CTVolume.from_array(
+        hu, spacing=(2.5, 0.8, 0.7), origin_lps=(-30.0, -60.0, -200.0)
+    )
 
 
 @pytest.fixture
@@ -101,19 +104,27 @@ def test_nifti_writer_round_trip(volume, tmp_path):
 
 
 def test_sector_writer_and_reader(volume, tmp_path):
-    prop = Sector(volume.grid, (1, 5), (3, 20), (2, 11), confidence=0.7, series_uid='9.8')
+    prop = Sector(
+        volume.grid, (1, 5), (3, 20), (2, 11), confidence=0.7, series_uid='9.8'
+    )
     corr = prop.with_ranges(z=(2, 5))
     meta = {
         'name': 'ct heart sector',
         'metadata': {
-            'heartbox_sector_file': {'corrected': corr.to_dict(), 'proposal': prop.to_dict()}
+            'heartbox_sector_file': {
+                'corrected': corr.to_dict(),
+                'proposal': prop.to_dict(),
+            }
         },
     }
     [path] = write_sector(str(tmp_path / 'box'), None, meta)
     assert path.endswith('box.json')
     sf = read_sector_file(path)
     assert sf.corrected.ranges == corr.ranges and sf.proposal.ranges == prop.ranges
-    assert sf.status == 'corrected' and json.loads(open(path).read())['series_uid'] == '9.8'
+    assert (
+        sf.status == 'corrected'
+        and json.loads(Path(path).read_text())['series_uid'] == '9.8'
+    )
 
     reader = get_reader(path)
     [(pts, pmeta, kind)] = reader(path)
@@ -127,7 +138,9 @@ def test_sector_writer_refuses_other_points_layers(tmp_path):
     from napari_heartbox.errors import HeartboxError
 
     with pytest.raises(HeartboxError, match='not a heart-sector layer'):
-        write_sector(str(tmp_path / 'x.json'), np.zeros((2, 3)), {'name': 'pts', 'metadata': {}})
+        write_sector(
+            str(tmp_path / 'x.json'), np.zeros((2, 3)), {'name': 'pts', 'metadata': {}}
+        )
 
 
 def test_not_found_sector_file_gives_no_layer(volume, tmp_path):

@@ -25,7 +25,9 @@ def _volume():
     rng = np.random.default_rng(0)
     hu = rng.integers(-900, -700, size=(30, 48, 56)).astype(np.int16)
     hu[8:20, 12:30, 20:40] = 60 + np.arange(12, dtype=np.int16)[:, None, None]
-    return CTVolume.from_array(hu, spacing=(3.0, 0.75, 0.6), origin_lps=(-20.0, -150.0, -210.0))
+    return CTVolume.from_array(
+        hu, spacing=(3.0, 0.75, 0.6), origin_lps=(-20.0, -150.0, -210.0)
+    )
 
 
 @pytest.fixture
@@ -43,7 +45,9 @@ def ct(make_napari_viewer):
 
 
 def _box(vol):
-    return Sector(vol.grid, (8, 20), (12, 30), (20, 40), confidence=0.9, series_uid='1.2.840.1')
+    return Sector(
+        vol.grid, (8, 20), (12, 30), (20, 40), confidence=0.9, series_uid='1.2.840.1'
+    )
 
 
 def _wait_propose(qtbot, widget):
@@ -163,8 +167,8 @@ def _drag(layer, start, end, **kw):
     )
 
     class Event:
-        def __init__(self, type, position, is_dragging=False):
-            self.type = type
+        def __init__(self, kind, position, is_dragging=False):
+            self.type = kind
             self.position = tuple(float(v) for v in position)
             self.is_dragging = is_dragging
             self.modifiers = []
@@ -350,4 +354,6 @@ def test_view_buttons_centre_on_the_box(ct):
     assert editor.current_plane() == ((1, 2), 14)
     widget.view_btns['3D'].clicked()
     assert viewer.dims.ndisplay == 3 and editor.current_plane() is None
-    assert len(editor.rect_layer.data) == 0 and editor.handles_layer.bounding_box.visible
+    assert (
+        len(editor.rect_layer.data) == 0 and editor.handles_layer.bounding_box.visible
+    )

@@ -23,7 +23,9 @@ def _bright_box(volume, margin_mm=None):
     if not len(idx):
         return Sector.not_found(volume.grid, 0.0)
     lo, hi = idx.min(axis=0), idx.max(axis=0) + 1
-    return Sector(volume.grid, *zip(lo.tolist(), hi.tolist(), strict=True), confidence=0.8)
+    return Sector(
+        volume.grid, *zip(lo.tolist(), hi.tolist(), strict=True), confidence=0.8
+    )
 
 
 @pytest.fixture
@@ -34,7 +36,9 @@ def studies(tmp_path):
     for i, name in enumerate(('case_a', 'case_b', 'case_c')):
         hu = rng.integers(-900, -800, size=(12, 20, 24)).astype(np.int16)
         hu[2 + i : 8, 4:14, 5 + i : 18] = 50
-        vol = CTVolume.from_array(hu, spacing=(2.0, 0.8, 0.8), origin_lps=(0, 0, -50.0 * i))
+        vol = CTVolume.from_array(
+            hu, spacing=(2.0, 0.8, 0.8), origin_lps=(0, 0, -50.0 * i)
+        )
         data, meta, _ = layer_data_from_volume(vol)
         write_nifti(str(root / f'{name}.nii.gz'), data, meta)
     return root
@@ -60,7 +64,9 @@ def _wait(qtbot, widget, worker):
 def _open(qtbot, widget, studies, out):
     with qtbot.waitSignal(widget.viewer.layers.events.inserted, timeout=60_000):
         assert widget.open_worklist(studies, out)
-    qtbot.waitUntil(lambda: widget.editor is not None and widget.editor.model.sector is not None)
+    qtbot.waitUntil(
+        lambda: widget.editor is not None and widget.editor.model.sector is not None
+    )
 
 
 def test_worklist_on_three_cases(wl_widget, studies, tmp_path, qtbot):
@@ -91,7 +97,9 @@ def test_worklist_on_three_cases(wl_widget, studies, tmp_path, qtbot):
     qtbot.waitUntil(lambda: widget.current == 1 and widget.editor is not None)
     assert wl.status('case_a') == 'accepted'
     assert [layer.name for layer in viewer.layers][0] == 'case_b'
-    assert 'case_a' not in [layer.name for layer in viewer.layers]  # previous case closed
+    assert 'case_a' not in [
+        layer.name for layer in viewer.layers
+    ]  # previous case closed
     assert widget.editor.model.sector.ranges == ((3, 8), (4, 14), (6, 18))
 
     # next / previous; a reopened case comes back with its saved box
@@ -111,7 +119,9 @@ def test_worklist_on_three_cases(wl_widget, studies, tmp_path, qtbot):
     assert summary['n_cases'] == 3
     a = next(r for r in rows if r['case'] == 'case_a')
     assert a['iou'] == pytest.approx(6 / 7)
-    assert a['superior_mm'] == pytest.approx(-2.0)  # proposal 2 mm inside the corrected box
+    assert a['superior_mm'] == pytest.approx(
+        -2.0
+    )  # proposal 2 mm inside the corrected box
     assert 'mean IoU' in widget.summary.value
 
     # nothing was written into the input folder

@@ -19,12 +19,19 @@ def test_notebook_runs(tmp_path):
         pytest.skip('needs an X display for napari: run under xvfb-run')
     nb = nbformat.read(NOTEBOOK, as_version=4)
     client = nbclient.NotebookClient(
-        nb, timeout=600, kernel_name='python3', resources={'metadata': {'path': str(tmp_path)}}
+        nb,
+        timeout=600,
+        kernel_name='python3',
+        resources={'metadata': {'path': str(tmp_path)}},
     )
     client.execute()
-    outputs = [o for c in nb.cells if c.cell_type == 'code' for o in c.get('outputs', [])]
+    outputs = [
+        o for c in nb.cells if c.cell_type == 'code' for o in c.get('outputs', [])
+    ]
     assert not [o for o in outputs if o.get('output_type') == 'error']
-    text = ''.join(o.get('text', '') for o in outputs if o.get('output_type') == 'stream')
+    text = ''.join(
+        o.get('text', '') for o in outputs if o.get('output_type') == 'stream'
+    )
     assert 'slices of 512x512' in text
     assert 'edited box:' in text and 'corrected: True' in text
     assert 'heart_sector.json corrected' in text

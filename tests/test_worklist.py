@@ -14,12 +14,12 @@ from napari_heartbox.grid import Grid
 from napari_heartbox.sector import Sector, sector_schema
 from napari_heartbox.sector_file import (
     FILE_SCHEMA_ID,
+    SectorFile,
     read_sector_file,
     sector_file_schema,
     write_sector_file,
 )
 from napari_heartbox.worklist import Worklist, agreement_row, discover_cases
-from napari_heartbox.sector_file import SectorFile
 
 
 def _write_nifti(path, shape=(6, 8, 10)):
@@ -96,7 +96,11 @@ def test_record_status_index_and_resume(studies, tmp_path, grid):
     assert not list(studies.rglob('*.json'))
     index = json.loads((out / 'index.json').read_text())
     assert index['schema'] == 'heartbox.corrections/1'
-    assert [r['status'] for r in index['cases']] == ['proposed', 'corrected', 'accepted']
+    assert [r['status'] for r in index['cases']] == [
+        'proposed',
+        'corrected',
+        'accepted',
+    ]
     with open(out / 'index.csv', newline='') as f:
         rows = list(csv.DictReader(f))
     assert rows[1]['case'] == 'b_case' and rows[1]['file'] == 'cases/b_case.json'
@@ -146,8 +150,15 @@ def test_sector_file_round_trip_and_schema(tmp_path, grid):
     jsonschema = pytest.importorskip('jsonschema')
     from referencing import Registry, Resource
 
-    prop = Sector(grid, (1, 5), (2, 6), (2, 8), confidence=0.9, series_uid='1.2.3',
-                  model_sha256='a' * 64)
+    prop = Sector(
+        grid,
+        (1, 5),
+        (2, 6),
+        (2, 8),
+        confidence=0.9,
+        series_uid='1.2.3',
+        model_sha256='a' * 64,
+    )
     corr = prop.with_ranges(y=(3, 7))
     p = write_sector_file(tmp_path / 'deep' / 's.json', corr, prop)
     d = json.loads(p.read_text())
@@ -159,7 +170,9 @@ def test_sector_file_round_trip_and_schema(tmp_path, grid):
     jsonschema.Draft202012Validator(sector_file_schema(), registry=registry).validate(d)
     bad = dict(d, corrected={'schema': 'heartbox.sector/1'})
     with pytest.raises(jsonschema.ValidationError):
-        jsonschema.Draft202012Validator(sector_file_schema(), registry=registry).validate(bad)
+        jsonschema.Draft202012Validator(
+            sector_file_schema(), registry=registry
+        ).validate(bad)
     sf = read_sector_file(p)
     assert sf.corrected.ranges == corr.ranges and sf.proposal.ranges == prop.ranges
     # a bare heartbox.sector/1 object is read as the corrected box

@@ -66,6 +66,7 @@ def editor_for_layer(viewer, image_layer, *, create: bool = True):
     _EDITORS[id(image_layer)] = ed
     return ed
 
+
 #: face-handle colours per axis (z, y, x); the wireframe is yellow
 HANDLE_COLORS = ('#3d8bfd', '#35c46a', '#f0504a')
 WIRE_COLOR = 'yellow'
@@ -136,15 +137,15 @@ class BoxEditor:
         self.closed = False
         self._updating = False
         name = f'{image_layer.name} heart sector'
-        tf = dict(
-            scale=image_layer.scale,
-            translate=image_layer.translate,
-            rotate=image_layer.rotate,
-            shear=image_layer.shear,
-            affine=image_layer.affine,
-            units=image_layer.units,
-            axis_labels=image_layer.axis_labels,
-        )
+        tf = {
+            'scale': image_layer.scale,
+            'translate': image_layer.translate,
+            'rotate': image_layer.rotate,
+            'shear': image_layer.shear,
+            'affine': image_layer.affine,
+            'units': image_layer.units,
+            'axis_labels': image_layer.axis_labels,
+        }
         vox = float(min(image_layer.scale))
         self.handles_layer = viewer.add_points(
             np.empty((0, 3)),
@@ -333,7 +334,9 @@ class BoxEditor:
     def _bind_keys(self):
         layer = self.handles_layer
         for key, delta in ((']', 1), ('[', -1), ('Shift-]', 5), ('Shift-[', -5)):
-            layer.bind_key(key, lambda _l, d=delta: self.nudge_selected(d), overwrite=True)
+            layer.bind_key(
+                key, lambda _l, d=delta: self.nudge_selected(d), overwrite=True
+            )
         layer.bind_key('Control-z', lambda _l: self.model.undo(), overwrite=True)
         layer.bind_key('Control-Shift-z', lambda _l: self.model.redo(), overwrite=True)
 

@@ -16,7 +16,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from magicgui.widgets import ComboBox, Container, FloatSpinBox, Label, PushButton, RangeSlider
+from magicgui.widgets import (
+    ComboBox,
+    Container,
+    FloatSpinBox,
+    Label,
+    PushButton,
+    RangeSlider,
+)
 
 from ..box_model import AXES
 from ..errors import HeartboxError, ModelError
@@ -69,8 +76,10 @@ def describe_sector(sector) -> str:
     return '\n'.join(
         [
             f'voxels  z [{z0}, {z1})  y [{y0}, {y1})  x [{x0}, {x1})',
-            f'size    {sz[0]:.1f} × {sz[1]:.1f} × {sz[2]:.1f} mm (z, y, x)'
-            f'  ·  {sector.volume_ml:.0f} mL',
+            (
+                f'size    {sz[0]:.1f} × {sz[1]:.1f} × {sz[2]:.1f} mm (z, y, x)'
+                f'  ·  {sector.volume_ml:.0f} mL'
+            ),
             'LPS min ({:.1f}, {:.1f}, {:.1f}) mm'.format(*lo),
             'LPS max ({:.1f}, {:.1f}, {:.1f}) mm'.format(*hi),
         ]
@@ -104,7 +113,9 @@ class HeartSectorWidget(Container):
         self.status = Label(value='')
         self.info = Label(value='')
         self.sliders = [
-            RangeSlider(label=f'{a} [start, stop)', min=0, max=1, value=(0, 1), enabled=False)
+            RangeSlider(
+                label=f'{a} [start, stop)', min=0, max=1, value=(0, 1), enabled=False
+            )
             for a in AXES
         ]
         self.undo_btn = PushButton(text='Undo', enabled=False)
@@ -161,7 +172,8 @@ class HeartSectorWidget(Container):
         return [
             (layer.name, layer)
             for layer in self.viewer.layers
-            if ct_layer_problem(layer) is None and layer.metadata.get('heartbox_role') is None
+            if ct_layer_problem(layer) is None
+            and layer.metadata.get('heartbox_role') is None
         ]
 
     def _refresh_choices(self, event=None):
@@ -307,7 +319,9 @@ class HeartSectorWidget(Container):
         self.save_btn.enabled = sector is not None
         self.undo_btn.enabled = bool(model and model.can_undo)
         self.redo_btn.enabled = bool(model and model.can_redo)
-        self.reset_btn.enabled = bool(model and model.proposal is not None and model.is_corrected)
+        self.reset_btn.enabled = bool(
+            model and model.proposal is not None and model.is_corrected
+        )
         self.info.value = describe_sector(sector) if has_ct else ''
         if model is not None and model.is_corrected and model.proposal is not None:
             self.status.value = 'Edited (differs from the proposal).'
@@ -434,6 +448,8 @@ def _default_margin() -> float:
     try:
         from ..model.card import CARD_NAME, assets_dir, load_card
 
-        return float(load_card(assets_dir() / CARD_NAME)['postprocess']['default_margin_mm'])
+        return float(
+            load_card(assets_dir() / CARD_NAME)['postprocess']['default_margin_mm']
+        )
     except (ImportError, HeartboxError, KeyError, TypeError, ValueError):
         return 0.0

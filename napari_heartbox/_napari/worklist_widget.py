@@ -102,9 +102,13 @@ class WorklistWidget(Container):
         self.prev_btn.changed.connect(self.previous_case)
         self.next_btn.changed.connect(self.next_case)
         self.accept_btn.changed.connect(self.accept)
-        self.draw_btn.changed.connect(lambda: self.editor and self.editor.model.start_box())
+        self.draw_btn.changed.connect(
+            lambda: self.editor and self.editor.model.start_box()
+        )
         self.undo_btn.changed.connect(lambda: self.editor and self.editor.model.undo())
-        self.reset_btn.changed.connect(lambda: self.editor and self.editor.model.reset())
+        self.reset_btn.changed.connect(
+            lambda: self.editor and self.editor.model.reset()
+        )
         self.agree_btn.changed.connect(self.write_agreement)
         self.table.native.cellDoubleClicked.connect(lambda r, _c: self.open_case(r))
         for key, fn in (
@@ -120,7 +124,9 @@ class WorklistWidget(Container):
         inp = Path(input_folder or self.input_dir.value)
         out = Path(output_folder or self.output_dir.value)
         if str(inp) in ('', '.') or str(out) in ('', '.'):
-            self.hint.value = 'Choose both a folder of studies and a corrections folder.'
+            self.hint.value = (
+                'Choose both a folder of studies and a corrections folder.'
+            )
             return False
         try:
             wl = Worklist(inp, out)
@@ -245,7 +251,9 @@ class WorklistWidget(Container):
         model = self.editor.model
         if model.sector is None:
             return
-        self.worklist.record(self.worklist.cases[self.current].id, model.sector, model.proposal)
+        self.worklist.record(
+            self.worklist.cases[self.current].id, model.sector, model.proposal
+        )
         self.refresh_table()
 
     def _on_box_changed(self, sector=None):
@@ -254,7 +262,9 @@ class WorklistWidget(Container):
         has = model is not None
         self.draw_btn.enabled = has and not model.has_box
         self.undo_btn.enabled = has and model.can_undo
-        self.reset_btn.enabled = has and model.proposal is not None and model.is_corrected
+        self.reset_btn.enabled = (
+            has and model.proposal is not None and model.is_corrected
+        )
         self.accept_btn.enabled = has and model.sector is not None
 
     def _set_nav_enabled(self, on: bool):
@@ -320,7 +330,11 @@ class WorklistWidget(Container):
         return paths
 
     def _on_error(self, case_id, exc):
-        msg = str(exc) if isinstance(exc, HeartboxError) else f'{type(exc).__name__}: {exc}'
+        msg = (
+            str(exc)
+            if isinstance(exc, HeartboxError)
+            else f'{type(exc).__name__}: {exc}'
+        )
         self.hint.value = f'{case_id}: could not open ({msg})'
         self._notify(self.hint.value, 'error')
 

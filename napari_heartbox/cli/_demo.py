@@ -41,12 +41,22 @@ def add_parser(subparsers) -> None:
         help='open napari on the built-in synthetic chest CT with the box editor',
         description=__doc__.split('\n\n', 1)[1].split('When it ends')[0].strip(),
     )
-    p.add_argument('--screenshot', metavar='PNG', default=None,
-                   help='save a screenshot of the window (with the dock widget) once the box is shown')
-    p.add_argument('--exit-after', metavar='SECONDS', type=float, default=None,
-                   help='close napari this many seconds after the box is shown')
-    p.add_argument('--3d', dest='three_d', action='store_true',
-                   help='start in the 3D view')
+    p.add_argument(
+        '--screenshot',
+        metavar='PNG',
+        default=None,
+        help='save a screenshot of the window (with the dock widget) once the box is shown',
+    )
+    p.add_argument(
+        '--exit-after',
+        metavar='SECONDS',
+        type=float,
+        default=None,
+        help='close napari this many seconds after the box is shown',
+    )
+    p.add_argument(
+        '--3d', dest='three_d', action='store_true', help='start in the 3D view'
+    )
     p.set_defaults(run=run)
 
 
@@ -92,7 +102,9 @@ def run(args) -> int:
 
     viewer = napari.Viewer(title='napari-heartbox demo')
     viewer.open_sample('napari-heartbox', 'synthetic_chest_ct')
-    _dock, widget = viewer.window.add_plugin_dock_widget('napari-heartbox', 'Heart sector')
+    _dock, widget = viewer.window.add_plugin_dock_widget(
+        'napari-heartbox', 'Heart sector'
+    )
     if args.three_d:
         viewer.dims.ndisplay = 3
     print('napari-heartbox demo: ' + WHAT_IT_SHOWS)
