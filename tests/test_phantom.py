@@ -49,6 +49,15 @@ def test_pinning_one_parameter_keeps_the_others():
     assert diff == {'noise_sd'}
 
 
+def test_params_alone_regenerate_the_case():
+    a = make_phantom(42, **SMALL)
+    params = json.loads(json.dumps(a.params))  # as stored in a JSON file
+    seed = params.pop('seed')
+    b = make_phantom(seed, **params)
+    assert np.array_equal(a.volume.hu, b.volume.hu)
+    assert np.array_equal(a.heart_mask, b.heart_mask)
+
+
 def test_contract_types_and_metadata():
     case = make_phantom(3, **SMALL, coverage='chest')
     vol = case.volume
