@@ -173,3 +173,16 @@ def test_sample_data_is_a_ct_layer():
     assert kind == 'image' and data.ndim == 3 and data.dtype == np.int16
     assert data.shape[1:] == (512, 512)
     assert meta['name'] == 'Synthetic chest CT' and len(meta['scale']) == 3
+
+
+@pytest.mark.realdata
+def test_reader_on_real_cptac(shared_data):
+    folder = shared_data / 'ct' / 'cptac-lscc-c3n-00247' / 'dicom'
+    [(data, meta, kind)] = get_reader(str(folder))(str(folder))
+    assert kind == 'image' and data.shape == (99, 512, 512)
+    np.testing.assert_allclose(meta['scale'], (3.0, 0.564453125, 0.564453125))
+    # world (S, P, L) of the first voxel centre = the lowest slice's IPP (z, y, x)
+    np.testing.assert_allclose(
+        meta['translate'], (-288.0, -287.2178, -143.2178), atol=1e-3
+    )
+    assert meta['name'] == 'cptac-lscc-c3n-00247'

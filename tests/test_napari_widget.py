@@ -218,6 +218,20 @@ def test_keyboard_nudge_of_selected_face(ct):
     editor.handles_layer.selected_data = {2, 3}  # both y faces
     editor.nudge_selected(5)
     assert editor.model.sector.y == (17, 35)
+    # the same through the layer's key bindings
+    from napari.utils.key_bindings import KeyBinding
+
+    press = lambda key: editor.handles_layer.keymap[KeyBinding.from_str(key)](  # noqa: E731
+        editor.handles_layer
+    )
+    editor.handles_layer.selected_data = {1}  # z high face
+    press(']')
+    press('Shift-]')
+    assert editor.model.sector.z == (8, 26)
+    press('Control-Z')
+    assert editor.model.sector.z == (8, 21)
+    press('Control-Shift-Z')
+    assert editor.model.sector.z == (8, 26)
 
 
 def _rect_bounds(editor, axes):
@@ -357,3 +371,21 @@ def test_view_buttons_centre_on_the_box(ct):
     assert (
         len(editor.rect_layer.data) == 0 and editor.handles_layer.bounding_box.visible
     )
+
+
+def test_viewer_open_uses_the_plugin_reader(make_napari_viewer, tmp_path):
+    from napari_heartbox.io import write_dicom_series
+    from napari_heartbox.sector_file import write_sector_file
+
+    vol = _volume()
+    write_dicom_series(vol, tmp_path / 'study', shuffle_names=True)
+    viewer = make_napari_viewer()
+    [layer] = viewer.open(str(tmp_path / 'study'), plugin='napari-heartbox')
+    np.testing.assert_array_equal(layer.data, vol.hu)
+    np.testing.assert_allclose(layer.scale, vol.spacing)
+    assert layer.contrast_limits == [-160.0, 240.0]
+    path = write_sector_file(tmp_path / 'box.json', _box(vol))
+    [handles] = viewer.open(str(path), plugin='napari-heartbox')
+    # the handles of a saved box land on the box faces in the CT's world
+    lo = handles.data_to_world(handles.data.min(axis=0))
+    np.testing.assert_allclose(lo, layer.data_to_world([8, 12, 20]), atol=1e-6)
