@@ -389,3 +389,20 @@ def test_viewer_open_uses_the_plugin_reader(make_napari_viewer, tmp_path):
     # the handles of a saved box land on the box faces in the CT's world
     lo = handles.data_to_world(handles.data.min(axis=0))
     np.testing.assert_allclose(lo, layer.data_to_world([8, 12, 20]), atol=1e-6)
+
+
+def test_opening_a_sector_file_loads_it_onto_the_ct(ct, qtbot, tmp_path):
+    from napari_heartbox.sector_file import write_sector_file
+
+    viewer, layer, widget, vol = ct
+    corrected = _box(vol).with_ranges(z=(9, 19))
+    path = write_sector_file(tmp_path / 'box.json', corrected, _box(vol))
+    viewer.open(str(path), plugin='napari-heartbox')
+    qtbot.waitUntil(
+        lambda: widget.model is not None and widget.model.sector is not None
+    )
+    assert widget.model.sector.ranges == corrected.ranges
+    assert widget.model.proposal.ranges == _box(vol).ranges
+    qtbot.waitUntil(
+        lambda: 'box heart sector (file)' not in [ly.name for ly in viewer.layers]
+    )

@@ -163,7 +163,7 @@ class HeartSectorWidget(Container):
             released = getattr(s.native, 'sliderReleased', None)
             if released is not None:
                 released.connect(lambda: self.model and self.model.end_coalesce())
-        viewer.layers.events.inserted.connect(self._refresh_choices)
+        viewer.layers.events.inserted.connect(self._on_inserted)
         viewer.layers.events.removed.connect(self._on_layer_removed)
         self._refresh_choices()
 
@@ -182,6 +182,21 @@ class HeartSectorWidget(Container):
             self.ct.value = self.ct.choices[-1]
         self._update_hint()
         self._update_ui()
+
+    def _on_inserted(self, event):
+        self._refresh_choices()
+        md = event.value.metadata if isinstance(event.value.metadata, dict) else {}
+        path = md.get('heartbox_sector_path')
+        if path and self.ct.value is not None:
+            # a sector file opened with the reader: load it onto the chosen
+            # CT (after napari has finished inserting the layer)
+            from qtpy.QtCore import QTimer
+
+            QTimer.singleShot(0, lambda: self._adopt_sector_layer(event.value, path))
+
+    def _adopt_sector_layer(self, layer, path):
+        if self.load_sector(path) and layer in self.viewer.layers:
+            self.viewer.layers.remove(layer)
 
     def _on_layer_removed(self, event):
         self.editors.pop(id(event.value), None)
