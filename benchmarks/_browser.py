@@ -21,6 +21,8 @@ import tempfile
 import threading
 from pathlib import Path
 
+import numpy as np
+
 __all__ = ['run']
 
 CHROMIUM = '/usr/bin/chromium'
@@ -72,8 +74,48 @@ def _stats_ms(times_ms):
     return stats([t / 1000.0 for t in times_ms])
 
 
+def _speed_page(page, url: str, batches, repeats: int, extra: str = '') -> dict:
+    """Run the bundle's speed page (1 and 2 wasm threads) and return its results object."""
+    q = (
+        f'speed.html?size=512&batches={",".join(map(str, batches))}'
+        f'&reps={max(1, repeats)}&threads=2&auto=1{extra}'
+    )
+    page.goto(url + q)
+    page.wait_for_function(
+        "() => ['done', 'error'].includes(document.body.dataset.state)", timeout=900_000
+    )
+    return page.evaluate('window.heartboxSpeedResults')
+
+
+def _ratio_d(ours: dict, seed: dict) -> dict:
+    """Per thread count and batch: our ms/frame ÷ the seed-style graph's ms/frame."""
+    out = {}
+    for ro in (ours or {}).get('runs', []):
+        rs = next(
+            (r for r in (seed or {}).get('runs', []) if r['threads'] == ro['threads']),
+            None,
+        )
+        if rs is None:
+            continue
+        seed_pf = {
+            p['batch']: p['ms_per_frame'] for p in rs['points'] if 'error' not in p
+        }
+        out[f'{ro["threads"]}t'] = {
+            str(p['batch']): round(p['ms_per_frame'] / seed_pf[p['batch']], 3)
+            for p in ro['points']
+            if 'error' not in p and seed_pf.get(p['batch'])
+        }
+    return out
+
+
 def run(
-    volume, batches, repeats: int, python: dict, model_path=None, card_path=None
+    volume,
+    batches,
+    repeats: int,
+    python: dict,
+    model_path=None,
+    card_path=None,
+    seed_path=None,
 ) -> dict:
     """Run the browser benchmarks; ``python`` = the results so far (for ratio c).
 
@@ -97,6 +139,8 @@ def run(
         except HeartboxError as e:
             return {'skipped': f'web export failed: {e}'}
         (bundle / 'bench_volume.i16').write_bytes(volume.hu.tobytes())
+        if seed_path is not None:
+            shutil.copyfile(seed_path, bundle / 'seed_style.onnx')
         server = make_server(bundle, 0, isolate=True, quiet=True)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         url = f'http://127.0.0.1:{server.server_port}/'
@@ -105,16 +149,17 @@ def run(
             browser = p.chromium.launch(
                 executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS
             )
-            page = browser.new_page(
-                bypass_csp=True
-            )  # lets playwright evaluate its helper scripts
-            q = f'speed.html?size=512&batches={",".join(map(str, batches))}&reps={max(1, repeats)}&threads=2&auto=1'
-            page.goto(url + q)
-            page.wait_for_function(
-                "() => ['done', 'error'].includes(document.body.dataset.state)",
-                timeout=600_000,
-            )
-            out['speed_page'] = page.evaluate('window.heartboxSpeedResults')
+            # bypass_csp lets playwright evaluate its helper scripts on the strict page
+            page = browser.new_page(bypass_csp=True)
+            out['speed_page'] = _speed_page(page, url, batches, repeats)
+            if seed_path is not None:
+                # ratio (d) in the browser: the seed-style graph through the same page
+                out['speed_page_seed'] = _speed_page(
+                    page, url, batches, repeats, '&model=seed_style.onnx&input=hu'
+                )
+                out['ratio_d_per_batch'] = _ratio_d(
+                    out['speed_page'], out['speed_page_seed']
+                )
             out['coi'] = page.evaluate('self.crossOriginIsolated')
             vol_runs = {}
             for threads in (1, 2):
@@ -144,6 +189,11 @@ def run(
         out['summary'] = {
             'in_memory_s': {k: v['in_memory_s']['median'] for k, v in vol_runs.items()},
             'ratio_c': out.get('ratio_c'),
+            'ratio_d_browser_median_over_batches': {
+                k: round(float(np.median(list(v.values()))), 3)
+                for k, v in out.get('ratio_d_per_batch', {}).items()
+                if v
+            },
             'cross_origin_isolated': out['coi'],
         }
         return out

@@ -13,6 +13,8 @@ _STYLE = {
     'seed_2t': ('seed-style graph, Python ORT, 2 threads', '#7f7f7f', '--'),
     'browser_1t': ('heartbox graph, browser wasm, 1 thread', '#d62728', '-'),
     'browser_2t': ('heartbox graph, browser wasm, 2 threads', '#d62728', '--'),
+    'browser_seed_1t': ('seed-style graph, browser wasm, 1 thread', '#ff9896', '-'),
+    'browser_seed_2t': ('seed-style graph, browser wasm, 2 threads', '#ff9896', '--'),
 }
 
 
@@ -25,11 +27,13 @@ def _series(results: dict) -> dict:
                 [r['per_batch_s']['median'] * 1000 for r in rows],
                 [r['per_frame_ms']['median'] for r in rows],
             )
-    speed = (results.get('browser') or {}).get('speed_page') or {}
-    for run in speed.get('runs', []):
-        pts = [p for p in run.get('points', []) if 'error' not in p]
-        if pts:
-            out[f'browser_{run["threads"]}t'] = (
+    browser = results.get('browser') or {}
+    for key, prefix in (('speed_page', 'browser'), ('speed_page_seed', 'browser_seed')):
+        for run in (browser.get(key) or {}).get('runs', []):
+            pts = [p for p in run.get('points', []) if 'error' not in p]
+            if not pts:
+                continue
+            out[f'{prefix}_{run["threads"]}t'] = (
                 [p['batch'] for p in pts],
                 [p['ms_per_batch'] for p in pts],
                 [p['ms_per_frame'] for p in pts],

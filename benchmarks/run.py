@@ -210,7 +210,7 @@ def _run(args, sizes, repeats, batches, skip, cache: Path) -> dict:
     except ModelError as e:
         model = None
         results['model'] = {'skipped': str(e)}
-    seed_session = None
+    seed_session = seed_path = None
     if 'seed' not in skip:
         seed_path, n_params = _seed.seed_model_path(cache)
         results['seed_model'] = {'params': n_params, 'bytes': seed_path.stat().st_size}
@@ -286,6 +286,7 @@ def _run(args, sizes, repeats, batches, skip, cache: Path) -> dict:
                 python=results,
                 model_path=args.model,
                 card_path=args.card,
+                seed_path=seed_path if seed_session is not None else None,
             ),
         )
     return results
