@@ -74,6 +74,8 @@ def layout(p: dict, an: Anatomy, g: HeartGeometry) -> Layout:
     if n is None:
         n = int(np.floor((hi - lo) / dz)) + 1
         n = max(2, min(n, int(p['max_slices'])))
+        if p['coverage'] == 'chest':  # 'chest' promises the whole heart: exceed the cap if needed
+            n = max(n, int(np.ceil(g.z_top / dz)) + 4)
     n = int(n)
     ext = (n - 1) * dz
     if p['n_slices'] is not None or ext < hi - lo - 1e-6:
