@@ -461,5 +461,24 @@ def format_report(res: dict) -> str:
         if 'skipped' in br:
             lines.append(f'\nbrowser: skipped ({br["skipped"]})')
         else:
-            lines.append(f'\nbrowser: {json.dumps(br.get("summary", br))[:400]}')
+            sm = br.get('summary', {})
+            vol = br.get('volume', {})
+            lines.append(
+                f'\n== browser (chromium, onnxruntime-web wasm, cross-origin isolated: '
+                f'{sm.get("cross_origin_isolated")}) =='
+            )
+            for k, v in vol.get('runs', {}).items():
+                lines.append(
+                    f'in-memory -> Sector, {vol.get("shape", ["?"])[0]} slices, {k}: '
+                    f'{_fmt(v["in_memory_s"])} (worker: {json.dumps(v.get("worker_timings"))})'
+                )
+            if sm.get('ratio_c') is not None:
+                lines.append(
+                    f'  (c) browser / Python in-memory -> Sector = {sm["ratio_c"]:.2f}'
+                )
+            for k, per_b in (br.get('ratio_d_per_batch') or {}).items():
+                cells = ', '.join(f'B={b}: {r:.2f}' for b, r in per_b.items())
+                lines.append(
+                    f'  (d) in the browser, {k}: ours / seed-style ms per frame: {cells}'
+                )
     return '\n'.join(lines)
