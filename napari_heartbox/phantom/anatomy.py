@@ -35,10 +35,8 @@ class Anatomy:
         infl = p['lung_inflation']
         self.dome_r = p['dome_above_heart_bottom_mm'] - 25.0 * (infl - 0.5)
         self.dome_l = self.dome_r - 12.0
-        self.sternum_bottom = -5.0 + 0.15 * self.heart_height
         self.rib_bottom = self.dome_r - 150.0  # lowest costal margin
         self.body_bottom = self.dome_r - 650.0
-        self.wall = p['fat_mm'] + p['muscle_mm'] + 2.0  # skin + fat + muscle
 
     def set_heart_top(self, z_top: float) -> None:
         """Set the heart's top (LA roof, mm above its inferior wall) and the
@@ -50,6 +48,7 @@ class Anatomy:
         self.apex = self.carina + p['apex_above_carina_mm']  # lung apex
         self.inlet = self.apex - 25.0  # sternal notch / thoracic inlet
         self.neck_top = self.apex + 220.0
+        self.sternum_bottom = -5.0 + 0.15 * self.heart_height  # xiphoid
 
     # ------------------------------------------------------------ profile
     def body_profile(self, z):

@@ -9,10 +9,16 @@ Geometry lives in a *heart frame* (unit vectors in LPS):
 * ``e3 = e2 × e1``, towards the base's superior side.
 
 Every chamber is an ellipsoid (cavity) inside a slightly larger one
-(myocardium); the pericardial sac is the union of all chambers grown by the
-epicardial fat thickness. The **heart label** is that sac, cut to the slices
-between the lowest ventricular myocardium and the roof of the atria / left
-atrial appendage — the definition used by the reference boxes in
+(myocardium). A smooth *envelope* ellipsoid, 0.9 × the chambers' extent in
+the heart frame, is filled with wall tissue so the chambers form one organ.
+The pericardial sac is the union of the envelope and the chambers grown by
+the epicardial fat thickness (+1.5 mm pericardium). The diaphragm flattens
+the inferior wall: everything of the heart lies above the plane z = 0
+(anatomy mm), ``heart_flatten_mm`` above the chambers' natural lowest point.
+
+The **heart label** is that sac, cut to the slices between the lowest
+ventricular myocardium (z = 0) and the roof of the atria / left atrial
+appendage — the definition used by the reference boxes in
 ``../shared/data/ct/*/reference_box.json``.
 """
 
@@ -51,7 +57,7 @@ class HeartGeometry:
     z_bottom: float  # lowest ventricular myocardium (anatomy mm)
     z_top: float  # highest atrial wall (anatomy mm)
     origin: np.ndarray  # heart-frame origin in anatomy mm
-    envelope: Chamber  # smooth fat-filled ellipsoid inside the sac
+    envelope: Chamber  # smooth wall-tissue core joining the chambers
 
     def point(self, a, b, c) -> np.ndarray:
         """Heart-frame offsets from the heart origin → anatomy mm."""
@@ -78,7 +84,11 @@ def _frame(p) -> np.ndarray:
 
 
 def heart_geometry(an: Anatomy) -> HeartGeometry:
-    """Place the chambers for one patient (heart bottom at z = 0)."""
+    """Place the chambers for one patient (flat heart bottom at z = 0).
+
+    May deepen the chest (``an.D``) when the heart would not leave room for the
+    oesophagus and aorta in front of the spine.
+    """
     p = an.p
     s = p['heart_scale']
     j = np.asarray(p['chamber_jitter'], float)
@@ -140,8 +150,10 @@ def heart_geometry(an: Anatomy) -> HeartGeometry:
 def paint_heart(cv: Canvas, an: Anatomy, g: HeartGeometry) -> np.ndarray:
     """Paint the heart and return its label mask (bool, canvas shape).
 
-    Order: pericardium, epicardial fat, then per chamber (atria first, LV
-    last) myocardium and cavity, so the LV wall forms the septum.
+    Order: pericardium, epicardial fat, the envelope's wall core, then per
+    chamber (atria first, LV last) myocardium and cavity, so the LV wall
+    forms the septum. The mask is geometric: the sac cut to
+    ``[z_bottom, z_top]``, whatever is painted inside it later.
     """
     f = g.frame
     mask = np.zeros(cv.shape, bool)
