@@ -176,7 +176,7 @@ def _tissue_means(case):
 @pytest.mark.parametrize('seed', [0, 1, 2, 3, 4, 5])
 def test_tissue_hu_are_plausible(seed):
     plain = make_phantom(seed, **SMALL, coverage='chest', contrast=False, metal='none', streaks=False,
-                         motion=False)
+                         motion=False, slice_overlap=0.0)
     mu = _tissue_means(plain)
     assert -125 <= mu[Tissue.FAT] <= -70
     assert 30 <= mu[Tissue.MUSCLE] <= 70
@@ -188,7 +188,7 @@ def test_tissue_hu_are_plausible(seed):
     if Tissue.LIVER in mu:
         assert 40 <= mu[Tissue.LIVER] <= 75
     con = make_phantom(seed, **SMALL, coverage='chest', contrast=True, metal='none', streaks=False,
-                       motion=False)
+                       motion=False, slice_overlap=0.0)
     mc = _tissue_means(con)
     blood = max(mc[Tissue.BLOOD_LEFT], mc[Tissue.BLOOD_RIGHT])
     assert 100 <= blood <= 460
@@ -273,3 +273,13 @@ def test_phantom_hu_statistics_cover_the_real_scans(shared_data, case, contrast)
         lo = min(r[key] for r in rows) - tol
         hi = max(r[key] for r in rows) + tol
         assert lo <= real[key] <= hi, f'{case}: real {key} {real[key]:.2f} outside phantom range [{lo:.2f}, {hi:.2f}]'
+
+
+def test_slice_overlap_mixes_each_slice_with_its_neighbours():
+    """Thickness > spacing: slice k = (1-2a)·k + a·(k-1 + k+1) of the sharp volume."""
+    kw = dict(SMALL, n_slices=40, noise_sd=0.0, coverage='chest', metal='none', streaks=False)
+    sharp = make_phantom(8, **kw, slice_overlap=0.0).volume.hu.astype(float)
+    mixed = make_phantom(8, **kw, slice_overlap=0.2).volume.hu.astype(float)
+    inner = 0.6 * sharp[1:-1] + 0.2 * (sharp[:-2] + sharp[2:])
+    assert np.abs(mixed[1:-1] - np.clip(inner, -1024, 3071)).max() <= 0.5
+    assert np.abs(mixed - sharp).max() > 50

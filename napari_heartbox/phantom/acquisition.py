@@ -248,6 +248,18 @@ def compose_hu(label: np.ndarray, p: dict, lay: Layout, an: Anatomy, g: HeartGeo
                 box = (slice(zi[0], zi[-1] + 1), slice(yi[0], yi[-1] + 1), slice(xi[0], xi[-1] + 1))
                 sub = hu[box].astype(np.float32)
                 hu[box] = np.rint(0.5 * (sub + np.roll(sub, (sy, sx), axis=(1, 2))))
+    # slice thickness larger than the spacing: each slice mixes in a little
+    # of its neighbours (partial volume along z), done in slabs to bound memory
+    a = float(p['slice_overlap'])
+    if a > 0 and nz > 2:
+        prev = hu[0].astype(np.float32)
+        for k0 in range(0, nz, 32):
+            k1 = min(nz, k0 + 32)
+            cur = hu[k0:k1].astype(np.float32)
+            below = np.concatenate([prev[None], cur[:-1]]) if k0 > 0 else np.concatenate([cur[:1], cur[:-1]])
+            above = np.concatenate([cur[1:], hu[k1:k1 + 1].astype(np.float32) if k1 < nz else cur[-1:]])
+            prev = cur[-1].copy()
+            hu[k0:k1] = np.rint((1 - 2 * a) * cur + a * (below + above))
     # reconstruction kernel noise: a small bank of unit-SD slices, scaled once
     nb = _noise_bank(rng, (ny, nx), p['kernel'], 5, d)
     nb = np.rint(nb * float(p['noise_sd'])).astype(np.int16)

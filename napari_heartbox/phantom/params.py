@@ -68,6 +68,8 @@ class PhantomRanges:
     streaks_probability: float = 0.4
     streak_hu: tuple = (20.0, 160.0)
     metal: Choice = _c('none', 'pacemaker', 'sternal_wires', 'both', w=(0.74, 0.1, 0.11, 0.05))
+    slice_overlap_probability: float = 0.5
+    slice_overlap: tuple = (0.05, 0.22)  # weight of each neighbour slice (thickness > spacing)
     motion_probability: float = 0.3
     motion_px: tuple = (0.5, 2.5)
     table_probability: float = 0.9
@@ -201,6 +203,8 @@ def sample_params(seed: int, ranges: PhantomRanges | None = None, **overrides) -
     s.p('streaks', R.streaks_probability)
     s.u('streak_hu')
     s.c('metal')
+    ov = _u(rng, R.slice_overlap) if rng.uniform() < R.slice_overlap_probability else 0.0
+    s.get('slice_overlap', lambda: ov)
     s.p('motion', R.motion_probability)
     s.u('motion_px')
     s.p('table', R.table_probability)
@@ -280,6 +284,7 @@ def sample_params(seed: int, ranges: PhantomRanges | None = None, **overrides) -
     s.get('hu_stomach', lambda: _u(rng, (-20.0, 40.0)))
     s.get('hu_bowel', lambda: _u(rng, (-40.0, 60.0)))
     s.get('hu_gland', lambda: _u(rng, (-40.0, 40.0)))
+    s.get('hu_thyroid', lambda: _u(rng, (70.0, 120.0)) + (0.0 if phase == 'none' else _u(rng, (20.0, 80.0))))
     s.u('hu_cortex')
     s.u('hu_marrow')
     s.get('hu_cartilage', lambda: _u(rng, (60.0, 180.0)))

@@ -60,7 +60,8 @@ def paint_lungs(cv: Canvas, an: Anatomy) -> None:
 
 
 def paint_airways(cv: Canvas, an: Anatomy) -> None:
-    """Trachea from the neck to the carina, and the two main bronchi."""
+    """Trachea from the neck to the carina, the two main bronchi, and the neck's
+    thyroid lobes and internal jugular veins."""
     y_tr = float(an.spine_y(an.carina)) - 35.0
     top = an.neck_top
     car = np.array([2.0, y_tr, an.carina])
@@ -72,6 +73,13 @@ def paint_airways(cv: Canvas, an: Anatomy) -> None:
         far = end + np.array([side * 25.0, 15.0, -35.0])
         cv.tube([car, end, far], 7.0, T.MUSCLE, where=(T.LUNG, T.FAT, T.MUSCLE))
         cv.tube([car, end, far], 5.0, T.AIRWAY, where=(T.LUNG, T.FAT, T.MUSCLE))
+    # neck: thyroid lobes beside the trachea, internal jugular veins
+    yt = y_tr - 6.0
+    for side in (-1, 1):
+        cv.ellipsoid((side * 17.0, yt, an.inlet + 38.0), (11.0, 9.0, 24.0), T.THYROID,
+                     where=(T.FAT, T.MUSCLE))
+        cv.tube([(side * 32.0, yt - 4.0, an.neck_top), (side * 30.0, yt - 2.0, an.inlet + 5.0)], 6.5,
+                T.BLOOD_VEIN, where=(T.FAT, T.MUSCLE))
 
 
 def paint_lung_disease(cv: Canvas, an: Anatomy, rng: np.random.Generator, prone: bool) -> None:

@@ -49,6 +49,7 @@ class T(IntEnum):
     PULM_VESSEL = 29  # intrapulmonary vessels (follow the blood pool)
     WATER = 30  # pleural / pericardial effusion, bladder
     OPACITY = 31  # lung disease: ground glass / consolidation
+    THYROID = 32
 
 
 N_TISSUES = max(T) + 1
@@ -96,4 +97,5 @@ def tissue_hu(p: dict) -> np.ndarray:
     lut[T.PULM_VESSEL] = (p['hu_blood_right'] + p['hu_blood_left']) / 2
     lut[T.WATER] = 8
     lut[T.OPACITY] = p['hu_opacity']
+    lut[T.THYROID] = p['hu_thyroid']
     return lut
