@@ -179,5 +179,7 @@ def sample_chest_ct(seed: int = 0) -> PhantomCase:
         fat_mm=14.0,
         arms='up',
         pleural_effusion_mm=0.0,
+        pericardial_effusion_mm=0.0,
         lung_opacities=0,
+        slice_overlap=0.0,
     )

@@ -160,10 +160,14 @@ def paint_heart(cv: Canvas, an: Anatomy, g: HeartGeometry) -> np.ndarray:
     zclip = (g.z_bottom, g.z_top)
     flat = (g.z_bottom - 1e-6, np.inf)  # the diaphragm flattens the inferior wall
     env = g.envelope
+    eff = float(an.p['pericardial_effusion_mm'])  # fluid inside the sac
     for ch in [env, *g.chambers]:
-        r = ch.radii + ch.wall + g.fat + 1.5
+        r = ch.radii + ch.wall + g.fat + eff + 1.5
         cv.ellipsoid(ch.centre, r, T.PERICARDIUM, rot=f, zclip=flat)
         cv.ellipsoid(ch.centre, r, 0, rot=f, zclip=zclip, out=mask)
+    if eff > 0:
+        for ch in [env, *g.chambers]:
+            cv.ellipsoid(ch.centre, ch.radii + ch.wall + g.fat + eff, T.WATER, rot=f, zclip=flat)
     for ch in [env, *g.chambers]:
         cv.ellipsoid(ch.centre, ch.radii + ch.wall + g.fat, T.EPICARDIAL_FAT, rot=f, zclip=flat)
     # chambers are pressed together: the envelope's core is heart wall

@@ -91,7 +91,7 @@ class PhantomRanges:
     effusion_mm: tuple = (8.0, 50.0)
     opacity_probability: float = 0.3
     opacities: tuple = (1, 10)  # lung opacity patches (pneumonia, GGO)
-    hu_opacity: tuple = (-650.0, 20.0)
+    hu_opacity: tuple = (-650.0, 45.0)  # ground glass … consolidation / tumour mass
     fov_circle_probability: float = 0.7  # air outside the reconstruction circle
     # --- heart -------------------------------------------------------------
     heart_scale: tuple = (0.95, 1.2)
@@ -104,6 +104,8 @@ class PhantomRanges:
     heart_gap_mm: tuple = (-6.0, 6.0)  # sac front behind the anterior chest wall
     epicardial_fat_mm: tuple = (1.0, 6.0)
     heart_flatten_mm: tuple = (4.0, 16.0)  # inferior wall cut flat by the diaphragm
+    pericardial_effusion_probability: float = 0.06
+    pericardial_effusion_mm: tuple = (3.0, 15.0)
     calcium_probability: float = 0.35
     calcium_spots: tuple = (1, 14)
     # --- levels above the heart (mm) ---------------------------------------
@@ -236,6 +238,8 @@ def sample_params(seed: int, ranges: PhantomRanges | None = None, **overrides) -
     for name in ('heart_yaw_deg', 'heart_tilt_deg', 'heart_roll_deg', 'heart_x_mm', 'heart_gap_mm',
                  'epicardial_fat_mm', 'heart_flatten_mm'):
         s.u(name)
+    pe = _u(rng, R.pericardial_effusion_mm) if rng.uniform() < R.pericardial_effusion_probability else 0.0
+    s.get('pericardial_effusion_mm', lambda: pe)
     has_ca = rng.uniform() < R.calcium_probability
     n_ca = int(rng.integers(R.calcium_spots[0], R.calcium_spots[1] + 1))
     s.get('calcium_spots', lambda: n_ca if has_ca else 0)
