@@ -112,7 +112,7 @@ def test_propose_error_is_a_notification_not_a_crash(ct, qtbot, monkeypatch):
     viewer, layer, widget, vol = ct
     import napari_heartbox._napari.sector_widget as sw
 
-    def broken(volume, margin_mm):
+    def broken(volume, margin_mm, progress=None):
         raise ModelError('no model bundled yet: test')
 
     monkeypatch.setattr(sw, 'run_propose', broken)
@@ -125,7 +125,9 @@ def test_no_heart_found_is_said_plainly(ct, qtbot, monkeypatch):
     viewer, layer, widget, vol = ct
     import napari_heartbox._napari.sector_widget as sw
 
-    monkeypatch.setattr(sw, 'run_propose', lambda v, m: Sector.not_found(v.grid, 0.03))
+    monkeypatch.setattr(
+        sw, 'run_propose', lambda v, m, progress=None: Sector.not_found(v.grid, 0.03)
+    )
     _wait_propose(qtbot, widget)
     assert widget.status.value == 'No heart found in this CT.'
     assert 'No heart found' in widget.info.value
@@ -406,3 +408,20 @@ def test_opening_a_sector_file_loads_it_onto_the_ct(ct, qtbot, tmp_path):
     qtbot.waitUntil(
         lambda: 'box heart sector (file)' not in [ly.name for ly in viewer.layers]
     )
+
+
+def test_propose_reports_progress_per_slice(ct, qtbot, monkeypatch):
+    viewer, layer, widget, vol = ct
+    import napari_heartbox._napari.sector_widget as sw
+
+    def slow_model(volume, margin_mm, progress=None):
+        for done in range(0, volume.shape[0] + 1, 5):
+            progress(min(done, volume.shape[0]), volume.shape[0])
+        return _box(volume)
+
+    monkeypatch.setattr(sw, 'run_propose', slow_model)
+    widget.propose()
+    qtbot.waitUntil(lambda: widget._worker is None, timeout=60_000)
+    assert widget.slices_done == vol.shape[0]  # one progress step per slice
+    assert widget.model.sector.ranges == _box(vol).ranges
+    assert widget.status.value == 'Proposal: confidence 0.90'

@@ -34,7 +34,14 @@ from .layers import ct_layer_problem, layer_data_from_volume, volume_from_layer
 if TYPE_CHECKING:  # pragma: no cover
     import napari
 
-__all__ = ['VIEWS', 'HeartSectorWidget', 'camera_of', 'describe_sector', 'run_propose']
+__all__ = [
+    'VIEWS',
+    'HeartSectorWidget',
+    'camera_of',
+    'describe_sector',
+    'propose_steps',
+    'run_propose',
+]
 
 #: view name -> (dims.order, vertical screen orientation, ndisplay); the
 #: vertical orientation makes superior (coronal, sagittal) or anterior
@@ -47,7 +54,7 @@ VIEWS = {
 }
 
 
-def run_propose(volume, margin_mm):
+def run_propose(volume, margin_mm, progress=None):
     """Call :func:`napari_heartbox.propose`, mapping a missing model to ModelError."""
     try:
         from ..model import propose
@@ -55,7 +62,44 @@ def run_propose(volume, margin_mm):
         raise ModelError(
             f'no model bundled yet: napari_heartbox.model is not available ({e})'
         ) from None
-    return propose(volume, margin_mm=margin_mm)
+    return propose(volume, margin_mm=margin_mm, progress=progress)
+
+
+def propose_steps(volume, margin_mm):
+    """Generator for a napari worker: yields once per slice, returns ``(sector, error)``.
+
+    :func:`run_propose` runs in a helper thread and reports
+    ``progress(done_slices, total_slices)``; each newly finished slice is one
+    ``yield`` (one step of the napari progress bar, whose total is the slice
+    count). Cancelling the worker stops at the next yield; the result is then
+    dropped. An exception is *returned* as ``(None, error)``, not raised:
+    superqt's generator worker swallows a raised ``RuntimeError`` subclass
+    (such as :class:`~napari_heartbox.errors.ModelError`) without emitting
+    ``errored`` or ``finished``.
+    """
+    import queue
+    import threading
+
+    q: queue.Queue = queue.Queue()
+    result: dict = {}
+
+    def target():
+        try:
+            result['sector'] = run_propose(
+                volume, margin_mm, progress=lambda done, total: q.put(int(done))
+            )
+        except Exception as e:  # noqa: BLE001 - re-raised in the worker below
+            result['error'] = e
+        finally:
+            q.put(None)
+
+    threading.Thread(target=target, name='heartbox-propose', daemon=True).start()
+    shown = 0
+    while (done := q.get()) is not None:
+        for _ in range(max(0, done - shown)):
+            yield
+        shown = max(shown, done)
+    return result.get('sector'), result.get('error')
 
 
 def camera_of(viewer):
@@ -100,6 +144,7 @@ class HeartSectorWidget(Container):
         self.viewer = viewer
         self.editors: dict[int, BoxEditor] = {}  # id(image layer) -> editor
         self._worker = None
+        self.slices_done = 0
         self._cancelled = False
         self._syncing = False
 
@@ -261,13 +306,19 @@ class HeartSectorWidget(Container):
         editor = self.editor
         self._cancelled = False
         worker = create_worker(
-            run_propose,
+            propose_steps,
             volume,
             float(self.margin.value),
-            _progress={'desc': f'Proposing heart sector on {layer.name}'},
+            _progress={
+                'desc': f'Proposing heart sector on {layer.name}',
+                'total': volume.shape[0],
+            },
             _ignore_errors=True,
         )
-        worker.returned.connect(lambda s, ed=editor: self._on_proposed(ed, s))
+        self.slices_done = 0
+        n = volume.shape[0]
+        worker.yielded.connect(lambda _=None, n=n: self._on_slice_done(n))
+        worker.returned.connect(lambda res, ed=editor: self._on_proposed(ed, *res))
         worker.errored.connect(self._on_propose_error)
         worker.finished.connect(self._on_worker_finished)
         self._worker = worker
@@ -277,6 +328,10 @@ class HeartSectorWidget(Container):
         worker.start()
         return worker
 
+    def _on_slice_done(self, total):
+        self.slices_done += 1
+        self.status.value = f'Proposing… {self.slices_done}/{total} slices'
+
     def cancel(self):
         """Cancel a running proposal (its result is discarded)."""
         if self._worker is not None:
@@ -284,8 +339,11 @@ class HeartSectorWidget(Container):
             self._worker.quit()
             self.status.value = 'Cancelled.'
 
-    def _on_proposed(self, editor, sector):
+    def _on_proposed(self, editor, sector, error=None):
         if self._cancelled:
+            return
+        if error is not None:
+            self._on_propose_error(error)
             return
         editor.model.set_proposal(sector)
         if sector.found:
