@@ -54,7 +54,9 @@ class BundleRequestHandler(http.server.SimpleHTTPRequestHandler):
             self.send_header('Cross-Origin-Embedder-Policy', 'require-corp')
         self.send_header('Cross-Origin-Resource-Policy', 'same-origin')
         self.send_header('X-Content-Type-Options', 'nosniff')
-        self.send_header('Cache-Control', 'no-store')
+        # revalidate every time (304 when unchanged): a re-exported bundle is seen at
+        # once, and Chromium can keep its compiled-wasm cache between visits
+        self.send_header('Cache-Control', 'no-cache')
         super().end_headers()
 
     def guess_type(self, path):
