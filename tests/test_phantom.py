@@ -283,3 +283,15 @@ def test_slice_overlap_mixes_each_slice_with_its_neighbours():
     inner = 0.6 * sharp[1:-1] + 0.2 * (sharp[:-2] + sharp[2:])
     assert np.abs(mixed[1:-1] - np.clip(inner, -1024, 3071)).max() <= 0.5
     assert np.abs(mixed - sharp).max() > 50
+
+
+def test_pericardial_effusion_is_inside_the_heart_label():
+    case = make_phantom(3, matrix=(128, 128), slice_spacing_mm=2.0, coverage='chest',
+                        pericardial_effusion_mm=10.0, pleural_effusion_mm=0.0)
+    z0, z1 = case.heart_box.z
+    water = case.labels[z0:z1] == Tissue.WATER
+    assert water.sum() > 500
+    assert (water & case.heart_mask[z0:z1]).sum() > 0.95 * water.sum()
+    plain = make_phantom(3, matrix=(128, 128), slice_spacing_mm=2.0, coverage='chest',
+                         pericardial_effusion_mm=0.0, pleural_effusion_mm=0.0)
+    assert case.heart_mask.sum() > plain.heart_mask.sum()
