@@ -425,3 +425,12 @@ def test_propose_reports_progress_per_slice(ct, qtbot, monkeypatch):
     assert widget.slices_done == vol.shape[0]  # one progress step per slice
     assert widget.model.sector.ranges == _box(vol).ranges
     assert widget.status.value == 'Proposal: confidence 0.90'
+
+
+def test_draw_box_without_any_proposal(ct):
+    viewer, layer, widget, vol = ct
+    assert widget.model is None and widget.draw_btn.enabled
+    widget.draw_btn.clicked()
+    assert widget.model.has_box
+    assert widget.model.sector.ranges == ((10, 20), (16, 32), (18, 38))
+    assert len(widget.editor.handles_layer.data) == 6 and widget.crop_btn.enabled

@@ -197,7 +197,7 @@ class HeartSectorWidget(Container):
         self.undo_btn.changed.connect(lambda: self.model and self.model.undo())
         self.redo_btn.changed.connect(lambda: self.model and self.model.redo())
         self.reset_btn.changed.connect(lambda: self.model and self.model.reset())
-        self.draw_btn.changed.connect(lambda: self.model and self.model.start_box())
+        self.draw_btn.changed.connect(self.draw_box)
         self.crop_btn.changed.connect(self.crop)
         for v, b in self.view_btns.items():
             b.changed.connect(lambda _=None, v=v: self.show_view(v))
@@ -331,6 +331,16 @@ class HeartSectorWidget(Container):
     def _on_slice_done(self, total):
         self.slices_done += 1
         self.status.value = f'Proposing… {self.slices_done}/{total} slices'
+
+    def draw_box(self) -> bool:
+        """Start a hand-drawn box (central third of the CT) when there is none."""
+        editor = self.editor
+        if editor is None:
+            self._notify(self.hint.value or ct_layer_problem(None), 'warning')
+            return False
+        changed = editor.model.start_box()
+        self._update_ui()
+        return changed
 
     def cancel(self):
         """Cancel a running proposal (its result is discarded)."""
