@@ -6,6 +6,9 @@ GL tests: run under Xvfb, e.g.
 
 from __future__ import annotations
 
+import os
+import sys
+
 import numpy as np
 import pytest
 
@@ -15,7 +18,13 @@ from napari_heartbox.errors import ModelError
 from napari_heartbox.sector import Sector
 from napari_heartbox.volume import CTVolume
 
-pytestmark = pytest.mark.gui
+pytestmark = [
+    pytest.mark.gui,
+    pytest.mark.skipif(
+        sys.platform.startswith('linux') and not os.environ.get('DISPLAY'),
+        reason='needs an X display (GL): run under xvfb-run',
+    ),
+]
 
 napari = pytest.importorskip('napari')
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 
 import numpy as np
 import pytest
@@ -12,7 +14,13 @@ from napari_heartbox._writer import write_nifti
 from napari_heartbox.sector import Sector
 from napari_heartbox.volume import CTVolume
 
-pytestmark = pytest.mark.gui
+pytestmark = [
+    pytest.mark.gui,
+    pytest.mark.skipif(
+        sys.platform.startswith('linux') and not os.environ.get('DISPLAY'),
+        reason='needs an X display (GL): run under xvfb-run',
+    ),
+]
 
 napari = pytest.importorskip('napari')
 
