@@ -54,7 +54,19 @@ def _shoot(viewer, path: Path) -> Path:
     for _ in range(3):  # let Qt lay out the dock widgets before grabbing
         QApplication.processEvents()
     viewer.screenshot(str(path), canvas_only=False, flash=False)
+    _compress(path)
     return path
+
+
+def _compress(path: Path) -> None:
+    """Re-save as a 256-colour PNG (a quarter of the size, same look)."""
+    try:
+        from PIL import Image
+    except ImportError:
+        return
+    with Image.open(path) as im:
+        small = im.convert('RGB').quantize(colors=256, dither=Image.Dither.NONE)
+    small.save(path, optimize=True)
 
 
 def _views(viewer, widget, out: Path, prefix: str, angles=(0, -55, 62)):
