@@ -63,6 +63,13 @@ def augment(x, y, gen):
     grid = F.affine_grid(theta, (b, 1, 64, 64), align_corners=False)
     x = F.grid_sample((x - HU_LO)[:, None], grid, align_corners=False)[:, 0] + HU_LO
     y = F.grid_sample(y[:, None], grid, align_corners=False)[:, 0]
+    # soft-tissue contrast: a random monotone (power) remap of [-150, 450] HU, so the
+    # network cannot rely on exact phantom HU differences between organs (liver vs
+    # heart, contrast vs plain); outside that range HU are unchanged
+    on = (r(b) < 0.6).float()[:, None, None]
+    gamma = torch.exp((r(b) - 0.5) * 2 * math.log(1.8))[:, None, None]
+    t = ((x + 150) / 600).clamp(0, 1)
+    x = x + on * 600 * (t.pow(gamma) - t)
     # intensity: affine HU map that keeps air fixed, plus cell noise
     gain = 1 + (r(b) - 0.5) * 0.12
     shift = (r(b) - 0.5) * 60
@@ -205,6 +212,12 @@ def main(argv=None):
     ap.add_argument('--workers', type=int, default=2, help='phantom generation processes')
     ap.add_argument('--out', default=str(ROOT / 'napari_heartbox' / 'model' / 'assets'))
     ap.add_argument('--skip-real', action='store_true')
+    ap.add_argument(
+        '--cache-id',
+        default=None,
+        help='use this models/cache/<id> folder (data of an earlier generator version) '
+        'instead of the one keyed by the current phantom code',
+    )
     args = ap.parse_args(argv)
     t_start = time.perf_counter()
 
@@ -219,6 +232,8 @@ def main(argv=None):
     from napari_heartbox.model.runtime import HeartModel
 
     # 1. data
+    if args.cache_id:
+        data._FP = args.cache_id
     train_seeds = range(TRAIN_SEED0 + args.seed * 1000, TRAIN_SEED0 + args.seed * 1000 + args.train_cases)
     data.build_cache(train_seeds, workers=args.workers, log=log)
     x_all, y_all = data.load_training_arrays(train_seeds)
@@ -263,6 +278,7 @@ def main(argv=None):
         'postprocess': {
             'threshold': 0.5,
             'min_heart_volume_ml': 20.0,
+            'min_confidence': 0.1,
             'default_margin_mm': 0.0,
             'confidence': {'bias': -4.0, 'w_mean_prob': 6.0, 'w_log_volume_ml': 0.0},
         },
@@ -349,6 +365,7 @@ def main(argv=None):
         'test_seeds': [TEST_SEED0, TEST_SEED0 + args.test_cases],
         'training_slices': int(len(x_all)), 'steps': args.steps, 'batch': args.batch, 'lr': args.lr,
         'seed': args.seed, 'torch': torch.__version__, 'threads': args.threads,
+        'phantom_cache_id': data.cache_dir().name,
         'seconds': {'data': round(t_data), 'train': round(t_train), 'total': round(t_total)},
         'trainable_params_torch': count_params(net),
     }

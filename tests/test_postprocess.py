@@ -157,3 +157,9 @@ def test_confidence_increases_with_probability_and_carries_metadata():
 def test_wrong_shape_raises():
     with pytest.raises(ValueError, match='prob must have shape'):
         sector_from_prob(np.zeros((10, 64, 64), np.float32), _grid(), CFG)
+
+
+def test_low_confidence_component_is_not_found():
+    cfg = dict(CFG, min_confidence=0.999)
+    s = sector_from_prob(_block(p=0.6), _grid(), cfg)
+    assert not s.found and 0.0 < s.confidence < 0.999

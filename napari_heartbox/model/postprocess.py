@@ -251,8 +251,9 @@ def sector_from_prob(
         The volume's grid (``shape[0] == Z``).
     config : dict
         The model card's ``postprocess`` section: ``threshold``,
-        ``min_heart_volume_ml``, ``default_margin_mm`` and ``confidence``
-        (``bias``, ``w_mean_prob``, ``w_log_volume_ml``).
+        ``min_heart_volume_ml``, ``min_confidence`` (optional, default 0),
+        ``default_margin_mm`` and ``confidence`` (``bias``, ``w_mean_prob``,
+        ``w_log_volume_ml``).
     margin_mm : float, optional
         Safety margin added on every face (mm); default
         ``config['default_margin_mm']``.
@@ -262,15 +263,18 @@ def sector_from_prob(
     Returns
     -------
     Sector
-        ``found=False`` (confidence as computed, 0 with no candidate) when no
-        component of at least ``min_heart_volume_ml`` exists.
+        ``found=False`` (confidence as computed, 0 with no candidate) when
+        the largest component is under ``min_heart_volume_ml`` or its
+        confidence is under ``min_confidence``.
     """
     kw_sector = {'series_uid': series_uid, 'model_sha256': model_sha256}
     feats = component_features(prob, grid, config)
     if feats is None:
         return Sector.not_found(grid, confidence=0.0, **kw_sector)
     conf = confidence_from_features(feats['mean_prob'], feats['volume_ml'], config['confidence'])
-    if feats['volume_ml'] < float(config['min_heart_volume_ml']):
+    if feats['volume_ml'] < float(config['min_heart_volume_ml']) or conf < float(
+        config.get('min_confidence', 0.0)
+    ):
         return Sector.not_found(grid, confidence=conf, **kw_sector)
 
     comp = feats['comp']
