@@ -144,6 +144,28 @@ def _lung_field(rng, shape, px_mm: float, k: int) -> np.ndarray:
     return f
 
 
+_CHUNK = 16  # slices per chunk for voxel-wise work (bounds the peak memory)
+
+
+def _add_at_tissue(hu: np.ndarray, label: np.ndarray, tissue: int, values) -> None:
+    """``hu[label == tissue] += values(z, yx)``, in chunks of slices.
+
+    ``values(zk, yx)`` gets the global slice index and the flat in-plane index
+    of every selected voxel and returns the float HU to add.
+    """
+    nz, ny, nx = label.shape
+    hflat = hu.reshape(nz, ny * nx)
+    for k0 in range(0, nz, _CHUNK):
+        k1 = min(nz, k0 + _CHUNK)
+        idx = np.flatnonzero(label[k0:k1] == tissue)
+        if idx.size == 0:
+            continue
+        zk, yx = np.divmod(idx, ny * nx)
+        vals = np.rint(values(zk + k0, yx)).astype(np.int16)
+        sub = hflat[k0:k1].reshape(-1)
+        sub[idx] += vals
+
+
 def compose_hu(label: np.ndarray, p: dict, lay: Layout, an: Anatomy, g: HeartGeometry,
                metal: list, rng: np.random.Generator) -> np.ndarray:
     """Turn the label volume into int16 HU with texture and acquisition effects.
@@ -181,32 +203,36 @@ def compose_hu(label: np.ndarray, p: dict, lay: Layout, an: Anatomy, g: HeartGeo
     gravity = 1.0 if p['position'] in ('HFS', 'FFS') else -1.0  # dependent side is posterior when supine
     grad = (gravity * np.clip(lay.py / max(an.D, 1.0), -1, 1) * 40.0).astype(np.float32)
     lf += grad[None, :, None]
-    idx = np.flatnonzero(label == T.LUNG)
-    if idx.size:
-        zk, yx = np.divmod(idx, ny * nx)
-        t = (np.arange(nz) * lay.spacing[0] / 6.0) % kf
-        i0 = t.astype(np.int64)
-        w = (t - i0).astype(np.float32)
-        i1 = (i0 + 1) % kf
-        lf2 = lf.reshape(kf, ny * nx)
-        vals = (1 - w[zk]) * lf2[i0[zk], yx] + w[zk] * lf2[i1[zk], yx]
-        hu.reshape(-1)[idx] += np.rint(vals).astype(np.int16)
+    t = (np.arange(nz) * lay.spacing[0] / 6.0) % kf
+    i0 = t.astype(np.int64)
+    w = (t - i0).astype(np.float32)
+    i1 = (i0 + 1) % kf
+    lf2 = lf.reshape(kf, ny * nx)
+
+    def lung_values(zk, yx):
+        return (1 - w[zk]) * lf2[i0[zk], yx] + w[zk] * lf2[i1[zk], yx]
+
+    _add_at_tissue(hu, label, T.LUNG, lung_values)
     # bowel: loops ~2 cm across with gas bubbles and fat between them, from a
     # coarser field bank blended along z like the lung texture
-    idx = np.flatnonzero(label == T.BOWEL)
-    if idx.size:
-        coarse = _lung_field(rng, (ny, nx), d / 2.5, kf).reshape(kf, ny * nx)
-        zk, yx = np.divmod(idx, ny * nx)
-        t = (np.arange(nz) * lay.spacing[0] / 12.0) % kf
-        i0 = t.astype(np.int64)
-        w = (t - i0).astype(np.float32)
-        i1 = (i0 + 1) % kf
-        fz = (1 - w[zk]) * coarse[i0[zk], yx] + w[zk] * coarse[i1[zk], yx]
-        fine = field.reshape(kf, ny * nx)[(i0[zk] + 3) % kf, yx]
+    tb = (np.arange(nz) * lay.spacing[0] / 12.0) % kf
+    j0 = tb.astype(np.int64)
+    wb = (tb - j0).astype(np.float32)
+    j1 = (j0 + 1) % kf
+    fine_bank = field.reshape(kf, ny * nx)
+    coarse = []  # drawn on first use only (same random stream as before)
+
+    def bowel_values(zk, yx):
+        if not coarse:
+            coarse.append(_lung_field(rng, (ny, nx), d / 2.5, kf).reshape(kf, ny * nx))
+        c = coarse[0]
+        fz = (1 - wb[zk]) * c[j0[zk], yx] + wb[zk] * c[j1[zk], yx]
+        fine = fine_bank[(j0[zk] + 3) % kf, yx]
         vals = 15.0 * fine
         vals = np.where(fz < -0.8, float(lut[T.FAT] - lut[T.BOWEL]), vals)  # mesenteric fat
-        vals = np.where(fz + 0.6 * fine > 1.7, -980.0 - float(lut[T.BOWEL]), vals)  # gas
-        hu.reshape(-1)[idx] += np.rint(vals).astype(np.int16)
+        return np.where(fz + 0.6 * fine > 1.7, -980.0 - float(lut[T.BOWEL]), vals)  # gas
+
+    _add_at_tissue(hu, label, T.BOWEL, bowel_values)
     # beam-hardening streaks: a few dark/bright lines through the body
     if p['streaks']:
         amp = float(p['streak_hu'])
@@ -221,7 +247,9 @@ def compose_hu(label: np.ndarray, p: dict, lay: Layout, an: Anatomy, g: HeartGeo
             dist = xx * np.sin(ang) - yy * np.cos(ang) - off
             s2 += sign * amp * np.exp(-((dist / w) ** 2))
         s2 = np.rint(s2).astype(np.int16)
-        hu[z0:z1] += s2 * (label[z0:z1] != T.AIR)
+        for k0 in range(z0, z1, _CHUNK):
+            k1 = min(z1, k0 + _CHUNK)
+            hu[k0:k1] += s2 * (label[k0:k1] != T.AIR)
     # metal: star-shaped streaks around strong metal parts
     for (mx, my, zlo, zhi) in metal:
         ks = np.flatnonzero((lay.pz >= zlo) & (lay.pz <= zhi))
@@ -245,16 +273,18 @@ def compose_hu(label: np.ndarray, p: dict, lay: Layout, an: Anatomy, g: HeartGeo
             yi = np.flatnonzero(np.abs(lay.py - g.origin[1]) < r)
             xi = np.flatnonzero(np.abs(lay.px - g.origin[0]) < r)
             if yi.size and xi.size:
-                box = (slice(zi[0], zi[-1] + 1), slice(yi[0], yi[-1] + 1), slice(xi[0], xi[-1] + 1))
-                sub = hu[box].astype(np.float32)
-                hu[box] = np.rint(0.5 * (sub + np.roll(sub, (sy, sx), axis=(1, 2))))
+                ys, xs = slice(yi[0], yi[-1] + 1), slice(xi[0], xi[-1] + 1)
+                for k0 in range(zi[0], zi[-1] + 1, _CHUNK):
+                    box = (slice(k0, min(zi[-1] + 1, k0 + _CHUNK)), ys, xs)
+                    sub = hu[box].astype(np.float32)
+                    hu[box] = np.rint(0.5 * (sub + np.roll(sub, (sy, sx), axis=(1, 2))))
     # slice thickness larger than the spacing: each slice mixes in a little
     # of its neighbours (partial volume along z), done in slabs to bound memory
     a = float(p['slice_overlap'])
     if a > 0 and nz > 2:
         prev = hu[0].astype(np.float32)
-        for k0 in range(0, nz, 32):
-            k1 = min(nz, k0 + 32)
+        for k0 in range(0, nz, _CHUNK // 2):
+            k1 = min(nz, k0 + _CHUNK // 2)
             cur = hu[k0:k1].astype(np.float32)
             below = np.concatenate([prev[None], cur[:-1]]) if k0 > 0 else np.concatenate([cur[:1], cur[:-1]])
             above = np.concatenate([cur[1:], hu[k1:k1 + 1].astype(np.float32) if k1 < nz else cur[-1:]])

@@ -25,6 +25,8 @@ import numpy as np
 
 __all__ = ['Canvas', 'ellipsoid_quadric', 'rotation']
 
+_ZCHUNK = 24  # slices painted per step
+
 
 def rotation(yaw_deg=0.0, pitch_deg=0.0, roll_deg=0.0) -> np.ndarray:
     """Rotation matrix ``Rz(yaw) @ Ry(pitch) @ Rx(roll)`` in the LPS frame.
@@ -135,18 +137,26 @@ class Canvas:
         """
         if zs.stop - zs.start <= 0 or ys.stop - ys.start <= 0:
             return
-        m, xs = self._span_mask(zs, ys, lo, hi)
-        if m is None:
-            return
-        if out is not None:
-            out[zs, ys, xs] |= m
-            return
-        view = self.label[zs, ys, xs]
+        lo = np.broadcast_to(lo, (zs.stop - zs.start, ys.stop - ys.start))
+        hi = np.broadcast_to(hi, lo.shape)
+        allowed = None
         if where is not None:
             allowed = np.zeros(256, bool)
             allowed[np.asarray(where, np.uint8)] = True
-            m &= allowed[view]
-        np.copyto(view, np.uint8(value), where=m)
+        # a few slices at a time: bounded temporaries for whole-body shapes
+        for k0 in range(0, lo.shape[0], _ZCHUNK):
+            k1 = min(lo.shape[0], k0 + _ZCHUNK)
+            zc = slice(zs.start + k0, zs.start + k1)
+            m, xs = self._span_mask(zc, ys, lo[k0:k1], hi[k0:k1])
+            if m is None:
+                continue
+            if out is not None:
+                out[zc, ys, xs] |= m
+                continue
+            view = self.label[zc, ys, xs]
+            if allowed is not None:
+                m &= allowed[view]
+            np.copyto(view, np.uint8(value), where=m)
 
     # ------------------------------------------------------------ shapes
     def zslab(self, z_lo: float, z_hi: float) -> slice:
