@@ -121,7 +121,7 @@ def make_phantom(seed: int, *, ranges: PhantomRanges | None = None, keep_labels:
     paint_lung_disease(cv, an, rng, prone=p['position'] in ('HFP', 'FFP'))
     paint_abdomen(cv, an, rng)
     paint_airways(cv, an)
-    paint_vessels(cv, an, g)
+    paint_vessels(cv, an, g, rng)
     mask = paint_heart(cv, an, g)
     paint_calcium(cv, an, g, rng)
     paint_outflow(cv, an, g)

@@ -36,8 +36,9 @@ def pulmonary_valve(an: Anatomy, g: HeartGeometry) -> np.ndarray:
     return aortic_root(an, g) + np.array([16.0, -14.0, 14.0]) * s
 
 
-def paint_vessels(cv: Canvas, an: Anatomy, g: HeartGeometry) -> None:
-    """Vessels outside the heart (painted before the heart)."""
+def paint_vessels(cv: Canvas, an: Anatomy, g: HeartGeometry, rng: np.random.Generator) -> None:
+    """Vessels outside the heart (painted before the heart), with random
+    hilar vessel trees in the lungs."""
     p = an.p
     s = p['heart_scale']
     ar = aortic_root(an, g)
@@ -93,11 +94,31 @@ def paint_vessels(cv: Canvas, an: Anatomy, g: HeartGeometry) -> None:
         for dz in (-12.0, 12.0):
             end = la.centre + np.array([side * 75.0, 10.0, dz * 1.6])
             cv.tube([la.centre, end], 6.5, T.BLOOD_LEFT, where=(T.LUNG, T.FAT))
+            _branches(cv, end, np.array([side, 0.1, dz / 30.0]), 5.0, T.BLOOD_LEFT, rng, depth=2)
+    # lobar / segmental pulmonary arteries fanning out from the hila
+    for start, side in ((lpa[-1], 1.0), (rpa[-1], -1.0), (lpa[1], 1.0), (rpa[2], -1.0)):
+        _branches(cv, np.asarray(start, float), np.array([side, 0.2, rng.uniform(-0.8, 0.8)]), 5.5,
+                  T.BLOOD_RIGHT, rng, depth=2)
     # oesophagus behind the trachea and the LA, down to the stomach
     y_tr = float(an.spine_y(an.carina)) - 38.0
     eso = [np.array([-2.0, y_tr + 16, an.neck_top]), np.array([2.0, y_tr + 18, an.carina]),
            np.array([6.0, sp - 28 + 6, 10.0]), np.array([28.0, sp - 40, an.dome_l - 25])]
     cv.tube(eso, 8.0, T.ESOPHAGUS, where=_SOFT)
+
+
+def _branches(cv: Canvas, start, direction, radius: float, tissue: int, rng, depth: int) -> None:
+    """A small random vessel tree in the lung: 2–3 children per level,
+    each ~70 % of the parent radius, spreading from ``direction``."""
+    if depth <= 0 or radius < 1.5:
+        return
+    d0 = np.asarray(direction, float) / np.linalg.norm(direction)
+    for _ in range(int(rng.integers(2, 4))):
+        d = d0 + rng.normal(0, 0.55, 3)
+        d /= np.linalg.norm(d)
+        length = rng.uniform(25, 45) * radius / 5.0 + 10.0
+        end = start + d * length
+        cv.tube([start, end], radius, tissue, where=(T.LUNG,))
+        _branches(cv, end, d, radius * 0.7, tissue, rng, depth - 1)
 
 
 def paint_outflow(cv: Canvas, an: Anatomy, g: HeartGeometry) -> None:
