@@ -57,6 +57,9 @@ class PhantomRanges:
         w=(0.04, 0.08, 0.14, 0.14, 0.08, 0.14, 0.1, 0.14, 0.06, 0.08),
     )
     max_slices: int = 320
+    coverage_fraction: tuple = (0.08, 0.92)  # where in the heart a cut falls
+    coverage_margin_below_mm: tuple = (5.0, 120.0)
+    coverage_margin_above_mm: tuple = (5.0, 140.0)
     coverage: Choice = _c(
         'chest', 'heart_cut_top', 'heart_cut_bottom', 'neck', 'abdomen',
         w=(0.55, 0.1, 0.1, 0.1, 0.15),
@@ -118,11 +121,31 @@ class PhantomRanges:
     hu_blood_plain: tuple = (28.0, 52.0)
     hu_blood_venous: tuple = (110.0, 260.0)
     hu_blood_arterial: tuple = (200.0, 450.0)
+    venous_right_ratio: tuple = (0.9, 1.05)  # right-heart / left-heart blood, venous phase
+    venous_vein_ratio: tuple = (0.8, 1.0)  # SVC/IVC / left-heart blood, venous phase
+    arterial_right_mix: tuple = (0.35, 0.85)  # right blood = plain + mix * (left - plain)
+    arterial_svc_ratio: tuple = (0.6, 2.5)  # dense contrast inflow in the SVC
+    pulmonary_left_mix: tuple = (0.35, 0.75)  # left blood = plain + mix * (right - plain)
+    pulmonary_vein_ratio: tuple = (0.8, 2.0)
+    hu_myocardium_plain: tuple = (36.0, 52.0)
+    myocardium_enhancement: tuple = (0.15, 0.35)  # fraction of the left blood enhancement
     hu_fat: tuple = (-115.0, -80.0)
     hu_muscle: tuple = (38.0, 60.0)
     hu_lung_inspiration: tuple = (-930.0, -820.0)
     hu_lung_expiration: tuple = (-820.0, -680.0)
+    hu_skin: tuple = (-10.0, 40.0)
     hu_liver_plain: tuple = (50.0, 68.0)
+    liver_gain_venous: tuple = (0.25, 0.5)  # × 0.6 × (vein − plain) blood enhancement
+    liver_gain_other: tuple = (0.05, 0.2)
+    spleen_below_liver: tuple = (5.0, 15.0)
+    hu_kidney_plain: tuple = (28.0, 40.0)
+    kidney_enhancement: tuple = (80.0, 160.0)
+    hu_stomach: tuple = (-20.0, 40.0)
+    hu_bowel: tuple = (-40.0, 60.0)
+    hu_gland: tuple = (-40.0, 40.0)
+    hu_thyroid_plain: tuple = (70.0, 120.0)
+    thyroid_enhancement: tuple = (20.0, 80.0)
+    hu_cartilage: tuple = (60.0, 180.0)
     hu_cortex: tuple = (550.0, 1150.0)
     hu_marrow: tuple = (140.0, 320.0)
     hu_calcium: tuple = (250.0, 1000.0)
@@ -135,6 +158,11 @@ class PhantomRanges:
 
 def _u(rng, r):
     return float(rng.uniform(r[0], r[1]))
+
+
+def _lerp(r, t: float) -> float:
+    """``r[0] + t * (r[1] - r[0])`` for a uniform draw ``t`` in [0, 1)."""
+    return float(r[0] + t * (r[1] - r[0]))
 
 
 @dataclass
@@ -195,8 +223,8 @@ def sample_params(seed: int, ranges: PhantomRanges | None = None, **overrides) -
     s.c('slice_spacing_mm')
     s.get('max_slices', lambda: R.max_slices)
     s.c('coverage')
-    s.get('coverage_fraction', lambda: _u(rng, (0.2, 0.8)))  # where a cut falls
-    s.get('coverage_margin_mm', lambda: [_u(rng, (5.0, 120.0)), _u(rng, (5.0, 140.0))])
+    s.u('coverage_fraction')
+    s.get('coverage_margin_mm', lambda: [_u(rng, R.coverage_margin_below_mm), _u(rng, R.coverage_margin_above_mm)])
     s.get('n_slices', lambda: None)
     s.c('position')
     kernel = s.c('kernel')
@@ -258,40 +286,40 @@ def sample_params(seed: int, ranges: PhantomRanges | None = None, **overrides) -
     if phase == 'none':
         left = right = vein = plain
     elif phase == 'venous':  # portal-venous / delayed: everything moderately bright
-        left = R.hu_blood_venous[0] + u1 * (R.hu_blood_venous[1] - R.hu_blood_venous[0])
-        right = left * (0.9 + 0.15 * u2)
-        vein = left * (0.8 + 0.2 * u3)
+        left = _lerp(R.hu_blood_venous, u1)
+        right = left * _lerp(R.venous_right_ratio, u2)
+        vein = left * _lerp(R.venous_vein_ratio, u3)
     elif phase == 'arterial':  # systemic arterial: left heart and aorta brightest
-        left = R.hu_blood_arterial[0] + u1 * (R.hu_blood_arterial[1] - R.hu_blood_arterial[0])
-        right = plain + (left - plain) * (0.35 + 0.5 * u2)
-        vein = left * (0.6 + 1.9 * u3)  # dense inflow in the SVC
+        left = _lerp(R.hu_blood_arterial, u1)
+        right = plain + (left - plain) * _lerp(R.arterial_right_mix, u2)
+        vein = left * _lerp(R.arterial_svc_ratio, u3)  # dense inflow in the SVC
     else:  # pulmonary arterial phase: right heart brightest
-        right = R.hu_blood_arterial[0] + u1 * (R.hu_blood_arterial[1] - R.hu_blood_arterial[0])
-        left = plain + (right - plain) * (0.35 + 0.4 * u2)
-        vein = right * (0.8 + 1.2 * u3)
+        right = _lerp(R.hu_blood_arterial, u1)
+        left = plain + (right - plain) * _lerp(R.pulmonary_left_mix, u2)
+        vein = right * _lerp(R.pulmonary_vein_ratio, u3)
     s.get('hu_blood_left', lambda: left)
     s.get('hu_blood_right', lambda: right)
     s.get('hu_blood_vein', lambda: vein)
-    enh = 0.0 if phase == 'none' else _u(rng, (0.15, 0.35))
-    myo = _u(rng, (36.0, 52.0)) + enh * (left - plain)
+    enh = 0.0 if phase == 'none' else _u(rng, R.myocardium_enhancement)
+    myo = _u(rng, R.hu_myocardium_plain) + enh * (left - plain)
     s.get('hu_myocardium', lambda: myo)
     s.u('hu_fat')
     s.u('hu_muscle')
-    s.get('hu_skin', lambda: _u(rng, (-10.0, 40.0)))
+    s.u('hu_skin')
     lung = _u(rng, R.hu_lung_inspiration) * infl + _u(rng, R.hu_lung_expiration) * (1 - infl)
     s.get('hu_lung', lambda: lung)
     liver = _u(rng, R.hu_liver_plain)
-    venous_gain = 0.0 if phase == 'none' else _u(rng, (0.25, 0.5)) if phase == 'venous' else _u(rng, (0.05, 0.2))
+    venous_gain = 0.0 if phase == 'none' else _u(rng, R.liver_gain_venous if phase == 'venous' else R.liver_gain_other)
     s.get('hu_liver', lambda: liver + venous_gain * (vein - plain) * 0.6)
-    s.get('hu_spleen', lambda: liver - _u(rng, (5.0, 15.0)) + venous_gain * (vein - plain) * 0.8)
-    s.get('hu_kidney', lambda: _u(rng, (28.0, 40.0)) + (0 if phase == 'none' else _u(rng, (80.0, 160.0))))
-    s.get('hu_stomach', lambda: _u(rng, (-20.0, 40.0)))
-    s.get('hu_bowel', lambda: _u(rng, (-40.0, 60.0)))
-    s.get('hu_gland', lambda: _u(rng, (-40.0, 40.0)))
-    s.get('hu_thyroid', lambda: _u(rng, (70.0, 120.0)) + (0.0 if phase == 'none' else _u(rng, (20.0, 80.0))))
+    s.get('hu_spleen', lambda: liver - _u(rng, R.spleen_below_liver) + venous_gain * (vein - plain) * 0.8)
+    s.get('hu_kidney', lambda: _u(rng, R.hu_kidney_plain) + (0 if phase == 'none' else _u(rng, R.kidney_enhancement)))
+    s.u('hu_stomach')
+    s.u('hu_bowel')
+    s.u('hu_gland')
+    s.get('hu_thyroid', lambda: _u(rng, R.hu_thyroid_plain) + (0.0 if phase == 'none' else _u(rng, R.thyroid_enhancement)))
     s.u('hu_cortex')
     s.u('hu_marrow')
-    s.get('hu_cartilage', lambda: _u(rng, (60.0, 180.0)))
+    s.u('hu_cartilage')
     s.u('hu_calcium')
     s.u('hu_table')
     return s.out
