@@ -45,8 +45,9 @@ class PhantomCase:
         ``info.series_uid``.
     heart_mask : numpy.ndarray
         bool ``(Z, Y, X)``: pericardial-sac contents (chambers, myocardium,
-        epicardial fat) between the lowest ventricular myocardium and the
-        roof of the atria / LA appendage (the reference-box definition).
+        epicardial fat, pericardial fluid) between the lowest ventricular
+        myocardium and the roof of the atria / LA appendage (the
+        reference-box definition); nothing outside the reconstruction circle.
     heart_box : Sector
         Half-open box of the mask's extent; ``found=False`` when the mask is
         empty (heart outside the slices).
@@ -152,8 +153,14 @@ def make_phantom(seed: int, *, ranges: PhantomRanges | None = None, keep_labels:
 def sample_chest_ct(seed: int = 0) -> PhantomCase:
     """The deterministic demo / napari sample volume.
 
-    512 × 512 in-plane, contrast-enhanced, head-first supine, smooth kernel,
-    2.5 mm slices covering the whole chest with the heart fully in view.
+    512 × 512 in-plane (380 mm FOV), contrast-enhanced (venous phase),
+    head-first supine, smooth kernel, 2.5 mm slices from 11 cm below the
+    heart to 15 cm above it (~135 slices): the heart fully in view.
+
+    Parameters
+    ----------
+    seed : int
+        Patient details (0 is the sample shown in napari and by ``demo``).
     """
     return make_phantom(
         seed,
@@ -182,4 +189,6 @@ def sample_chest_ct(seed: int = 0) -> PhantomCase:
         pericardial_effusion_mm=0.0,
         lung_opacities=0,
         slice_overlap=0.0,
+        fov_circle=True,
+        table=True,
     )
