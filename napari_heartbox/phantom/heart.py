@@ -32,7 +32,7 @@ from .anatomy import Anatomy
 from .canvas import Canvas, ellipsoid_quadric, rotation
 from .tissues import T
 
-__all__ = ['HeartGeometry', 'heart_geometry', 'paint_heart']
+__all__ = ['HeartGeometry', 'heart_geometry', 'paint_fat_pads', 'paint_heart']
 
 
 @dataclass
@@ -58,6 +58,8 @@ class HeartGeometry:
     z_top: float  # highest atrial wall (anatomy mm)
     origin: np.ndarray  # heart-frame origin in anatomy mm
     envelope: Chamber  # smooth wall-tissue core joining the chambers
+    sac_min: np.ndarray  # LPS-anatomy bounding box of the sac (before flattening)
+    sac_max: np.ndarray
 
     def point(self, a, b, c) -> np.ndarray:
         """Heart-frame offsets from the heart origin → anatomy mm."""
@@ -144,7 +146,8 @@ def heart_geometry(an: Anatomy) -> HeartGeometry:
     e_lo, e_hi = (loc - rad).min(axis=0), (loc + rad).max(axis=0)
     env = Chamber('envelope', f @ (0.5 * (e_lo + e_hi)) + shift, 0.5 * (e_hi - e_lo) * 0.9, 0.0,
                   T.EPICARDIAL_FAT, False)
-    return HeartGeometry(f, chambers, p['epicardial_fat_mm'], 0.0, max(hi) - zb, shift, env)
+    return HeartGeometry(f, chambers, p['epicardial_fat_mm'], 0.0, max(hi) - zb, shift, env,
+                         sac_lo + shift, sac_hi + shift)
 
 
 def paint_heart(cv: Canvas, an: Anatomy, g: HeartGeometry) -> np.ndarray:
@@ -199,3 +202,16 @@ def paint_calcium(cv: Canvas, an: Anatomy, g: HeartGeometry, rng: np.random.Gene
         r = rng.uniform(0.8, 2.5)
         cv.ellipsoid(c, (r * rng.uniform(1, 2.5), r, r), T.CALCIUM, rot=rotation(rng.uniform(0, 180)),
                      where=(T.EPICARDIAL_FAT, T.MYOCARDIUM, T.PERICARDIUM, T.FAT))
+
+
+def paint_fat_pads(cv: Canvas, an: Anatomy, g: HeartGeometry) -> None:
+    """Paracardial fat pads at the two cardiophrenic angles: fat *outside*
+    the pericardium (not heart label), larger in fatter patients."""
+    k = an.p['fat_mm'] / 45.0
+    if k < 0.15:
+        return
+    a, b, c = (float(v) for v in an.cavity_profile(10.0))
+    y = g.sac_min[1] + 0.35 * (g.sac_max[1] - g.sac_min[1])
+    for x, side in ((g.sac_max[0], 1.0), (g.sac_min[0], -1.0)):
+        r = (12.0 + 28.0 * k, 15.0 + 25.0 * k, 10.0 + 22.0 * k)
+        cv.ellipsoid((x + side * 0.3 * r[0], y, 2.0), r, T.FAT, where=(T.LUNG,))
