@@ -20,7 +20,7 @@ install: $(BIN)/python
 web-vendor:
 	@if command -v npm >/dev/null 2>&1 && [ -f web_export/package.json ]; then \
 		cd web_export && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error && \
-		( [ -f build.mjs ] && node build.mjs || true ); \
+		node build.mjs; \
 	else echo "npm not found: skipping the browser runtime (web export tests will skip)"; fi
 
 demo: install
