@@ -23,8 +23,10 @@ web-vendor:
 		node build.mjs; \
 	else echo "npm not found: skipping the browser runtime (web export tests will skip)"; fi
 
+# With a real display napari opens normally; on a headless machine it runs under Xvfb,
+# saves a screenshot and exits (see docs/napari.md#demo).
 demo: install
-	$(XVFB) $(BIN)/napari-heartbox demo
+	$(if $(DISPLAY),,$(XVFB)) $(BIN)/napari-heartbox demo
 
 test: install
 	$(XVFB) $(BIN)/python -m pytest
