@@ -142,7 +142,8 @@ export function sectorFromProb(prob, shape, spacing, config, marginMm) {
   const cc = config.confidence;
   const confidence = sigmoid(cc.bias + cc.w_mean_prob * meanProb + cc.w_log_volume_ml * Math.log(Math.max(volumeMl, 1e-3)));
   const feats = { cells, volume_ml: volumeMl, mean_prob: meanProb, confidence };
-  if (volumeMl < config.min_heart_volume_ml) return { found: false, ...feats };
+  // too small, or not confident enough (min_confidence may be absent: then 0)
+  if (volumeMl < config.min_heart_volume_ml || confidence < (config.min_confidence ?? 0)) return { found: false, ...feats };
   const m = marginMm ?? config.default_margin_mm;
   // step 4: z faces (whole slices); cells are in raster order, so z is sorted
   const zmin = Math.floor(comp[0] / (G * G));
