@@ -116,7 +116,9 @@ def vendor_dir() -> Path:
     )
 
 
-def build_config(model_path: Path, card: dict, vendor_manifest: dict) -> dict:
+def build_config(
+    model_path: Path, card: dict, vendor_manifest: dict | None = None
+) -> dict:
     """The ``heartbox.config.json`` the browser app reads.
 
     Parameters
@@ -126,9 +128,10 @@ def build_config(model_path: Path, card: dict, vendor_manifest: dict) -> dict:
     card : dict
         The model card (``heartbox.card.json``); its ``postprocess`` section
         holds thresholds and margins, used verbatim by ``postprocess.js``.
-    vendor_manifest : dict
+    vendor_manifest : dict, optional
         ``vendor/manifest.json`` (runtime versions).
     """
+    vendor_manifest = vendor_manifest or {}
     sha = _sha256(model_path)
     card_sha = card.get('sha256') or card.get('model_sha256')
     if card_sha and card_sha != sha:
@@ -206,6 +209,9 @@ def export_web(
         card = json.loads(card_path.read_text(encoding='utf-8'))
     except (OSError, ValueError) as e:
         raise WebExportError(f'cannot read model card {card_path}: {e}') from None
+    build_config(
+        model_path, card
+    )  # checks the model against its card before anything else
     vendor = vendor_dir()
     manifest = json.loads((vendor / 'manifest.json').read_text(encoding='utf-8'))
     config = build_config(model_path, card, manifest)
