@@ -69,7 +69,7 @@ def _compress(path: Path) -> None:
     small.save(path, optimize=True)
 
 
-def _views(viewer, widget, out: Path, prefix: str, angles=(0, -55, 62)):
+def _views(viewer, widget, out: Path, prefix: str):
     from napari_heartbox._napari.sector_widget import camera_of
 
     out.mkdir(parents=True, exist_ok=True)
@@ -81,8 +81,7 @@ def _views(viewer, widget, out: Path, prefix: str, angles=(0, -55, 62)):
         widget.show_view(view)
         if view == '3D':
             layer.contrast_limits = (-300, 500)
-            camera_of(viewer).angles = angles
-            camera_of(viewer).zoom *= 1.3
+            camera_of(viewer).zoom *= 1.2
         else:
             layer.contrast_limits = (-160, 240)
         viewer.layers.selection.active = widget.editor.handles_layer

@@ -52,6 +52,10 @@ VIEWS = {
     'Sagittal': ((2, 0, 1), 'up', 2),
     '3D': ((0, 1, 2), 'down', 3),
 }
+#: 3D camera, in data axes (z, y, x): looking towards +y (anterior →
+#: posterior), tilted, with +z (superior) up
+VIEW_3D_DIRECTION = (-0.3, 0.8, 0.5)
+VIEW_3D_UP = (1.0, 0.0, 0.0)
 
 
 def run_propose(volume, margin_mm, progress=None):
@@ -426,7 +430,8 @@ class HeartSectorWidget(Container):
         """Show the CT axial, coronal, sagittal or in 3D, centred on the box.
 
         2D views put patient superior up (coronal, sagittal) and anterior up
-        (axial), with patient left on the screen's right (radiological).
+        (axial), with patient left on the screen's right (radiological); 3D
+        looks at the chest from the front (oblique), superior up.
         """
         order, vertical, ndisplay = VIEWS[view]
         viewer = self.viewer
@@ -441,6 +446,8 @@ class HeartSectorWidget(Container):
             for axis in range(3):
                 viewer.dims.set_point(axis, world[axis])
         viewer.reset_view()
+        if ndisplay == 3:  # from the front, a little from the left and above
+            camera_of(viewer).set_view_direction(VIEW_3D_DIRECTION, VIEW_3D_UP)
 
     # -------------------------------------------------- crop / save / load
     def crop(self):
