@@ -41,14 +41,14 @@ _LAZY = {
 
 __all__ = ['__version__', *sorted(_LAZY)]
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .errors import CTLoadError, HeartboxError, ModelError
-    from .grid import Grid
-    from .io import load_ct
-    from .model import propose
-    from .sector import Sector, box_iou_mm
-    from .volume import CTVolume, SeriesInfo
-    from ._napari import add_ct_layer, attach_box_editor
+if TYPE_CHECKING:  # pragma: no cover - static analysers only; runtime is lazy
+    from ._napari import add_ct_layer, attach_box_editor  # noqa: F401
+    from .errors import CTLoadError, HeartboxError, ModelError  # noqa: F401
+    from .grid import Grid  # noqa: F401
+    from .io import load_ct  # noqa: F401
+    from .model import propose  # noqa: F401
+    from .sector import Sector, box_iou_mm  # noqa: F401
+    from .volume import CTVolume, SeriesInfo  # noqa: F401
 
 
 def __getattr__(name: str):

@@ -328,12 +328,12 @@ class Sector:
                 f'sector shape {d["shape"]} does not match the volume '
                 f'{list(grid.shape)}'
             )
-        kw = dict(
-            found=bool(d['found']),
-            confidence=float(d.get('confidence', 1.0)),
-            series_uid=d.get('series_uid'),
-            model_sha256=d.get('model_sha256'),
-        )
+        kw = {
+            'found': bool(d['found']),
+            'confidence': float(d.get('confidence', 1.0)),
+            'series_uid': d.get('series_uid'),
+            'model_sha256': d.get('model_sha256'),
+        }
         if not kw['found']:
             return cls.not_found(grid, **kw)
         v = d['voxel']

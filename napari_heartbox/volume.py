@@ -153,8 +153,10 @@ class CTVolume:
         z, y, x = self.shape
         dz, dy, dx = self.spacing
         lines = [
-            f'{z} slices of {y}x{x}, spacing (z, y, x) = '
-            f'({dz:.4g}, {dy:.4g}, {dx:.4g}) mm',
+            (
+                f'{z} slices of {y}x{x}, spacing (z, y, x) = '
+                f'({dz:.4g}, {dy:.4g}, {dx:.4g}) mm'
+            ),
             f'HU range {int(self.hu.min())} .. {int(self.hu.max())}',
         ]
         if self.info.series_uid:
