@@ -226,3 +226,24 @@ def test_benchmarks_quick_runs_end_to_end(tmp_path):
         'batch_curve_per_frame.png',
     ]
     assert 'results written to' in r.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_benchmarks_quick_browser_section(tmp_path):
+    """The browser section (chromium + playwright) measures ratio (c) and per-batch ratio (d)."""
+    r = subprocess.run(
+        [sys.executable, '-m', 'benchmarks', '--quick', '--out-dir', str(tmp_path), '--tag', 'web',
+         '--skip', 'memory,cli,curve,sweep'],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads((tmp_path / 'web.json').read_text())
+    browser = res['browser']
+    if 'skipped' in browser:
+        pytest.skip(f'browser benchmark not possible here: {browser["skipped"]}')
+    assert browser['summary']['cross_origin_isolated'] is True
+    assert browser['ratio_c'] > 0
+    assert {'1t', '2t'} <= set(browser['volume']['runs'])
+    assert all(v['found'] is not None for v in browser['volume']['runs'].values())
+    assert set(browser['ratio_d_per_batch']) >= {'1t'}
