@@ -49,13 +49,14 @@ def _runs(mask: np.ndarray):
     Returns ``row`` (flat ``z*R + r``), ``c0``, ``c1`` (half-open) arrays.
     """
     n, rr, cc = mask.shape
-    m = mask.reshape(n * rr, cc).astype(np.int8)
-    padded = np.zeros((n * rr, cc + 2), np.int8)
-    padded[:, 1:-1] = m
+    flat = mask.reshape(n * rr, cc)
+    rows = np.flatnonzero(flat.any(axis=1))  # only rows with a True cell
+    padded = np.zeros((rows.size, cc + 2), np.int8)
+    padded[:, 1:-1] = flat[rows]
     d = np.diff(padded, axis=1)
-    row, c0 = np.nonzero(d == 1)  # row-major → raster order
+    r_idx, c0 = np.nonzero(d == 1)  # row-major → raster order
     _, c1 = np.nonzero(d == -1)
-    return row.astype(np.int64), c0.astype(np.int64), c1.astype(np.int64)
+    return rows[r_idx].astype(np.int64), c0.astype(np.int64), c1.astype(np.int64)
 
 
 def _adjacent_pairs(row, c0, c1, rows_per_slice: int, ncols: int):
@@ -87,6 +88,31 @@ def _adjacent_pairs(row, c0, c1, rows_per_slice: int, ncols: int):
     return np.concatenate(pairs)
 
 
+def _connected_labels(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Label each of ``n`` nodes with the smallest node index of its component.
+
+    ``(a[k], b[k])`` are the edges. Vectorised hooking + pointer jumping
+    (min-label propagation); converges in a few passes for blob-like graphs.
+    """
+    lab = np.arange(n, dtype=np.int64)
+    if a.size == 0:
+        return lab
+    while True:
+        la, lb = lab[a], lab[b]
+        m = np.minimum(la, lb)
+        new = lab.copy()
+        np.minimum.at(new, la, m)  # hook the larger label onto the smaller
+        np.minimum.at(new, lb, m)
+        while True:  # pointer jumping: every node points at its label's label
+            nxt = new[new]
+            if np.array_equal(nxt, new):
+                break
+            new = nxt
+        if np.array_equal(new, lab):
+            return lab
+        lab = new
+
+
 def largest_component(mask: np.ndarray) -> np.ndarray:
     """The largest 6-connected component of a boolean ``(N, R, C)`` array.
 
@@ -107,22 +133,8 @@ def largest_component(mask: np.ndarray) -> np.ndarray:
     row, c0, c1 = _runs(mask)
     if row.size == 0:
         return out
-    parent = list(range(row.size))
-
-    def find(a: int) -> int:
-        while parent[a] != a:
-            parent[a] = parent[parent[a]]
-            a = parent[a]
-        return a
-
-    for i, j in _adjacent_pairs(row, c0, c1, rr, cc).tolist():
-        ri, rj = find(i), find(j)
-        if ri != rj:  # keep the smaller index as root: root = first run in raster order
-            if ri < rj:
-                parent[rj] = ri
-            else:
-                parent[ri] = rj
-    roots = np.array([find(i) for i in range(row.size)], dtype=np.int64)
+    pairs = _adjacent_pairs(row, c0, c1, rr, cc)
+    roots = _connected_labels(row.size, pairs[:, 0], pairs[:, 1])
     size = np.bincount(roots, weights=(c1 - c0), minlength=row.size)
     # the largest size; ties → smallest root index (= earliest first cell)
     best = int(np.flatnonzero(size == size.max())[0])
@@ -279,12 +291,16 @@ def sector_from_prob(
 
     comp = feats['comp']
     prob = np.asarray(prob)
+    zs = np.flatnonzero(comp.any(axis=(1, 2)))
+    # work on the component's slices only (same result, less memory traffic)
+    offset = int(zs[0])
+    comp = comp[offset : zs[-1] + 1]
+    prob = prob[offset : zs[-1] + 1]
     nz, hh, ww = grid.shape
     dz, dy, dx = grid.spacing
     margin = float(config['default_margin_mm'] if margin_mm is None else margin_mm)
 
     # z: whole slices (no sub-slice refinement); edges at slice edges
-    zs = np.flatnonzero(comp.any(axis=(1, 2)))
     z_lo = float(zs[0]) - margin / dz
     z_hi = float(zs[-1] + 1) + margin / dz
 
