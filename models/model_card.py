@@ -64,15 +64,15 @@ def write_model_card(card: dict, phantom_summary: dict, real: list, real_default
         '',
         '## Architecture',
         '',
-        '`models/net.py` HeartNet: normalise `(cell_hu + 300) / 500`; stem conv 3×3 s2 (8 ch, 32²); '
+        ('`models/net.py` HeartNet: normalise `(cell_hu + 300) / 500`; stem conv 3×3 s2 (8 ch, 32²); '
         'depthwise-separable blocks 8→16 s2 (16²), 16→16, 16→48 s2 (8²), 48→48 (5×5), 48→48 (3×3, '
         'dilation 2), 48→64 s2 (4²), 64→64; squeeze-excite gate from the 4×4 global context on the 8² '
         'features; decoder with additive skips at 8², 16², 32² and bilinear upsampling to 64² logits; '
-        'sigmoid. ReLU; BatchNorm folded at export.',
+        'sigmoid. ReLU; BatchNorm folded at export.'),
         '',
         '## Training data',
         '',
-        f'{tw.get("train_phantoms")} randomised thorax phantoms (`napari_heartbox.phantom.make_phantom`, seeds '
+        (f'{tw.get("train_phantoms")} randomised thorax phantoms (`napari_heartbox.phantom.make_phantom`, seeds '
         f'{tw.get("train_seeds")}; the generator\'s parameters are documented in `models/PHANTOM.md`), '
         f'{tw.get("training_slices")} slices (a uniform sample of each volume + the slices within 15 mm of '
         'the heart top/bottom), preprocessed by running the preprocessing graph in onnxruntime. '
@@ -81,7 +81,7 @@ def write_model_card(card: dict, phantom_summary: dict, real: list, real_default
         'offset ±30 HU keeping air fixed, cell noise up to 12 HU. '
         f'Loss: BCE on soft labels; AdamW, one-cycle LR {tw.get("lr")}, batch {tw.get("batch")}, '
         f'{tw.get("steps")} steps, seed {tw.get("seed")}, torch {tw.get("torch")} on {tw.get("threads")} CPU threads. '
-        f'Time: {tw.get("seconds")} s.',
+        f'Time: {tw.get("seconds")} s.'),
         '',
         'No real scan was used for training, tuning or calibration.',
         '',
@@ -112,8 +112,8 @@ def write_model_card(card: dict, phantom_summary: dict, real: list, real_default
             '',
         ]
     lines += [
-        'Targets: each chest CT IoU ≥ 0.85 with every face within its stated uncertainty + 5 mm; '
-        'heart-free scans `found: false`. Reference boxes are hand-drawn (see each `reference_box.json`).',
+        ('Targets: each chest CT IoU ≥ 0.85 with every face within its stated uncertainty + 5 mm; '
+        'heart-free scans `found: false`. Reference boxes are hand-drawn (see each `reference_box.json`).'),
         '',
         '## Reproduce',
         '',

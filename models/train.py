@@ -232,7 +232,14 @@ def main(argv=None):
     from models.export import compose, export_network, graph_ops, param_count
     from models.net import count_macs, count_params
     from napari_heartbox.model.card import CARD_NAME, ONNX_NAME, sha256_file, write_card
-    from napari_heartbox.model.graph import HU_HI, HU_LO, NORM_CENTER, NORM_SCALE, OPSET, PAD_HU
+    from napari_heartbox.model.graph import (
+        HU_HI,
+        HU_LO,
+        NORM_CENTER,
+        NORM_SCALE,
+        OPSET,
+        PAD_HU,
+    )
     from napari_heartbox.model.postprocess import component_features, sector_from_prob
     from napari_heartbox.model.runtime import HeartModel
 

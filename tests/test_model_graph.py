@@ -12,7 +12,13 @@ import pytest
 
 from napari_heartbox.errors import ModelError
 from napari_heartbox.model import HeartModel
-from napari_heartbox.model.card import CARD_NAME, ONNX_NAME, assets_dir, load_card, sha256_file
+from napari_heartbox.model.card import (
+    CARD_NAME,
+    ONNX_NAME,
+    assets_dir,
+    load_card,
+    sha256_file,
+)
 from napari_heartbox.model.graph import HU_HI, HU_LO, PAD_HU, build_preprocess_model
 
 # Ops with a kernel in onnxruntime's CPU execution provider that onnxruntime-web's
