@@ -443,3 +443,25 @@ def test_draw_box_without_any_proposal(ct):
     assert widget.model.has_box
     assert widget.model.sector.ranges == ((10, 20), (16, 32), (18, 38))
     assert len(widget.editor.handles_layer.data) == 6 and widget.crop_btn.enabled
+
+
+def test_export_web_button_writes_the_bundle(ct, tmp_path, monkeypatch):
+    viewer, layer, widget, vol = ct
+    from napari_heartbox.errors import HeartboxError
+    from napari_heartbox.model.card import sha256_file
+    from napari_heartbox.web import export as web_export
+
+    index = widget.export_web(tmp_path / 'web')
+    if index is None:  # a notification instead of a bundle: only for a missing runtime
+        with pytest.raises(HeartboxError) as info:
+            web_export.export_web(tmp_path / 'again')
+        pytest.skip(f'no browser runtime here: {info.value}')
+    assert index.name == 'index.html' and index.is_file()
+    onnx = tmp_path / 'web' / 'heartbox.onnx'
+    assert sha256_file(onnx) == sha256_file(web_export.MODEL_ASSETS / 'heartbox.onnx')
+    # a failure is a notification, never an exception in the UI
+    def boom(*a, **k):
+        raise HeartboxError('runtime files missing: run make web-vendor')
+
+    monkeypatch.setattr(web_export, 'export_web', boom)
+    assert widget.export_web(tmp_path / 'x') is None

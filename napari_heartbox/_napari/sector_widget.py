@@ -175,6 +175,7 @@ class HeartSectorWidget(Container):
         self.view_btns = {v: PushButton(text=v) for v in VIEWS}
         self.save_btn = PushButton(text='Save sector…', enabled=False)
         self.load_btn = PushButton(text='Load sector…', enabled=False)
+        self.export_web_btn = PushButton(text='Export web app…')
 
         row = lambda *ws: Container(widgets=ws, layout='horizontal', labels=False)  # noqa: E731
         self.extend(
@@ -189,6 +190,7 @@ class HeartSectorWidget(Container):
                 row(self.undo_btn, self.redo_btn, self.reset_btn),
                 row(self.draw_btn, self.crop_btn),
                 row(self.save_btn, self.load_btn),
+                self.export_web_btn,
             ]
         )
         for label in (self.hint, self.status, self.info):
@@ -207,6 +209,7 @@ class HeartSectorWidget(Container):
             b.changed.connect(lambda _=None, v=v: self.show_view(v))
         self.save_btn.changed.connect(self._save_dialog)
         self.load_btn.changed.connect(self._load_dialog)
+        self.export_web_btn.changed.connect(self._export_web_dialog)
         for axis, s in enumerate(self.sliders):
             s.changed.connect(lambda v, a=axis: self._on_slider(a, v))
             released = getattr(s.native, 'sliderReleased', None)
@@ -494,6 +497,34 @@ class HeartSectorWidget(Container):
             editor.model.set_sector(sf.corrected)
         self._update_ui()
         return True
+
+    def export_web(self, outdir) -> Path | None:
+        """Write the browser bundle (same model, same post-processing) to ``outdir``.
+
+        Errors (no runtime files, model/card mismatch) become a notification.
+        """
+        from ..web.export import export_web
+
+        try:
+            index = export_web(outdir)
+        except HeartboxError as e:
+            self._notify(str(e), 'error')
+            return None
+        self._notify(
+            f'Browser app written to {index.parent}; serve it with '
+            f'`napari-heartbox serve-web {index.parent}`',
+            'info',
+        )
+        return index
+
+    def _export_web_dialog(self):
+        from qtpy.QtWidgets import QFileDialog
+
+        path = QFileDialog.getExistingDirectory(
+            self.native, 'Export the browser app into folder', str(Path.home())
+        )
+        if path:
+            self.export_web(path)
 
     def _save_dialog(self):
         from qtpy.QtWidgets import QFileDialog
