@@ -22,6 +22,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .io.dicom_headers import has_dicm_marker
+
 __all__ = ['get_reader']
 
 _CT_SUFFIXES = ('.dcm', '.nii', '.nii.gz')
@@ -50,7 +52,7 @@ def get_reader(path):
             return _read_ct if _folder_has_ct(p) else None
         if name.endswith('.json'):
             return _read_sector if _looks_like_sector_file(p) else None
-        if p.is_file() and (name.endswith(_CT_SUFFIXES) or _is_dicom(p)):
+        if p.is_file() and (name.endswith(_CT_SUFFIXES) or has_dicm_marker(p)):
             return _read_ct
     except OSError:
         return None
@@ -111,21 +113,12 @@ def _layer_name(path) -> str:
     return name
 
 
-def _is_dicom(p: Path) -> bool:
-    try:
-        with open(p, 'rb') as f:
-            head = f.read(132)
-    except OSError:
-        return False
-    return len(head) == 132 and head[128:132] == b'DICM'
-
-
 def _folder_has_ct(folder: Path) -> bool:
     n = 0
     for root, _dirs, files in os.walk(folder):
         for f in files:
             low = f.lower()
-            if low.endswith(_CT_SUFFIXES) or _is_dicom(Path(root) / f):
+            if low.endswith(_CT_SUFFIXES) or has_dicm_marker(Path(root) / f):
                 return True
             n += 1
             if n >= _MAX_PROBE:

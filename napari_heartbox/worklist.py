@@ -43,6 +43,7 @@ from pathlib import Path
 from .errors import HeartboxError
 from .evaluate import FACES as _EVAL_FACES
 from .evaluate import box_metrics
+from .io.dicom_headers import has_dicm_marker
 from .sector import Sector
 from .sector_file import STATUSES, SectorFile, read_sector_file, write_sector_file
 
@@ -86,14 +87,7 @@ class Case:
 
 
 def _is_dicom_file(p: Path) -> bool:
-    if p.suffix.lower() == '.dcm':
-        return True
-    try:
-        with open(p, 'rb') as f:
-            head = f.read(132)
-    except OSError:
-        return False
-    return len(head) == 132 and head[128:132] == b'DICM'
+    return p.suffix.lower() == '.dcm' or has_dicm_marker(p)
 
 
 def _has_dicom(folder: Path) -> bool:

@@ -119,6 +119,21 @@ class ScanResult:
     unreadable: list[tuple[Path, str]] = field(default_factory=list)
 
 
+def has_dicm_marker(path) -> bool:
+    """True if ``path`` is a file with the DICOM Part 10 ``DICM`` marker at byte 128.
+
+    A cheap sniff (reads 132 bytes) for deciding whether a path is worth
+    offering to :func:`napari_heartbox.io.load_ct`; the loader itself also
+    accepts preamble-less files.
+    """
+    try:
+        with open(path, 'rb') as f:
+            head = f.read(132)
+    except OSError:
+        return False
+    return len(head) == 132 and head[128:132] == b'DICM'
+
+
 def discover_files(folder: Path) -> list[Path]:
     """All regular files under ``folder`` (recursive), sorted, no hidden ones."""
     out = []
