@@ -92,7 +92,18 @@ def write_throwaway_model(folder: Path, size: int = 512) -> tuple[Path, Path]:
     onnx.save(model, path)
     sha = hashlib.sha256(path.read_bytes()).hexdigest()
     card = folder / 'heartbox.card.json'
-    card.write_text(json.dumps({'sha256': sha, 'postprocess': TEST_POSTPROCESS}))
+    card.write_text(
+        json.dumps(
+            {
+                'name': 'throwaway',
+                'version': '0',
+                'sha256': sha,
+                'inputs': [{'name': 'hu', 'dtype': 'int16', 'shape': ['N', 'H', 'W']}],
+                'outputs': [{'name': 'prob', 'dtype': 'float32', 'shape': ['N', 64, 64]}],
+                'postprocess': TEST_POSTPROCESS,
+            }
+        )
+    )
     return path, card
 
 

@@ -20,13 +20,13 @@ by ``make web-vendor``) or, in a source checkout, from
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import subprocess
 from pathlib import Path
 
-from ..errors import HeartboxError
+from ..errors import HeartboxError, ModelError
+from ..model.card import CARD_NAME, ONNX_NAME, load_card, sha256_file
 from ..sector import SCHEMA_ID
 
 __all__ = ['CONFIG_SCHEMA', 'build_config', 'export_web', 'vendor_dir']
@@ -68,14 +68,6 @@ bundle.json        every file with its SHA-256; heartbox.config.json: model hash
 
 class WebExportError(HeartboxError):
     """The web bundle cannot be written (missing runtime files, model...)."""
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 20), b''):
-            h.update(block)
-    return h.hexdigest()
 
 
 def vendor_dir() -> Path:
@@ -132,7 +124,7 @@ def build_config(
         ``vendor/manifest.json`` (runtime versions).
     """
     vendor_manifest = vendor_manifest or {}
-    sha = _sha256(model_path)
+    sha = sha256_file(model_path)
     card_sha = card.get('sha256') or card.get('model_sha256')
     if card_sha and card_sha != sha:
         raise WebExportError(
@@ -197,18 +189,14 @@ def export_web(
         match its card (one-line message).
     """
     outdir = Path(outdir).expanduser().resolve()
-    model_path = Path(model_path) if model_path else MODEL_ASSETS / 'heartbox.onnx'
-    card_path = (
-        Path(card_path) if card_path else model_path.with_name('heartbox.card.json')
-    )
+    model_path = Path(model_path) if model_path else MODEL_ASSETS / ONNX_NAME
+    card_path = Path(card_path) if card_path else model_path.with_name(CARD_NAME)
     if not model_path.is_file():
         raise WebExportError(f'model file {model_path} not found')
-    if not card_path.is_file():
-        raise WebExportError(f'model card {card_path} not found')
     try:
-        card = json.loads(card_path.read_text(encoding='utf-8'))
-    except (OSError, ValueError) as e:
-        raise WebExportError(f'cannot read model card {card_path}: {e}') from None
+        card = load_card(card_path)  # the one card reader: JSON + required keys
+    except ModelError as e:
+        raise WebExportError(str(e)) from None
     build_config(
         model_path, card
     )  # checks the model against its card before anything else
@@ -238,7 +226,7 @@ def export_web(
         files = {
             p.relative_to(outdir).as_posix(): {
                 'bytes': p.stat().st_size,
-                'sha256': _sha256(p),
+                'sha256': sha256_file(p),
             }
             for p in sorted(outdir.rglob('*'))
             if p.is_file() and p.name != 'bundle.json'
