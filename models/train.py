@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -204,7 +205,7 @@ def main(argv=None):
     ap.add_argument('--train-cases', type=int, default=240)
     ap.add_argument('--calib-cases', type=int, default=30)
     ap.add_argument('--test-cases', type=int, default=40)
-    ap.add_argument('--steps', type=int, default=4000)
+    ap.add_argument('--steps', type=int, default=3000)
     ap.add_argument('--batch', type=int, default=64)
     ap.add_argument('--lr', type=float, default=4e-3)
     ap.add_argument('--seed', type=int, default=0)
@@ -382,7 +383,7 @@ def main(argv=None):
         ],
     }
     card['trained_with'] = {
-        'command': 'python -m models.train ' + ' '.join(argv or []),
+        'command': ' '.join(['python -m models.train', *(sys.argv[1:] if argv is None else argv)]),
         'train_phantoms': args.train_cases, 'train_seeds': [train_seeds.start, train_seeds.stop],
         'calibration_seeds': [calib_seeds.start, calib_seeds.stop],
         'test_seeds': [TEST_SEED0, TEST_SEED0 + args.test_cases],
