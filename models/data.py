@@ -23,7 +23,13 @@ CACHE = Path(__file__).resolve().parent / 'cache'
 SLICES_PER_CASE = 72  # uniform sample of each volume
 EDGE_BAND_MM = 15.0  # plus every slice this close to the heart's top/bottom (capped)
 EDGE_MAX_PER_SIDE = 12
-CACHE_VERSION = 2
+# hard negatives: slices in a band just below the heart (liver dome, which in
+# venous phase has the HU of myocardium) and just above it (the great-vessel
+# mass), beyond the edge band: (near mm, far mm) from the heart's bottom / top
+HARD_BELOW_MM = (15.0, 80.0)
+HARD_ABOVE_MM = (15.0, 50.0)
+HARD_MAX_PER_SIDE = 8
+CACHE_VERSION = 3
 
 
 def prep_session(threads: int = 1):
@@ -61,7 +67,8 @@ def heart_fraction(mask: np.ndarray) -> np.ndarray:
 
 
 def choose_slices(label: np.ndarray, dz: float, rng: np.random.Generator) -> np.ndarray:
-    """Slice indices kept for training: a uniform sample + heart-edge bands."""
+    """Slice indices kept for training: a uniform sample + heart-edge bands +
+    hard-negative bands below and above the heart."""
     nz = label.shape[0]
     keep = set(np.unique(np.linspace(0, nz - 1, min(nz, SLICES_PER_CASE)).round().astype(int)).tolist())
     heart = np.flatnonzero(label.reshape(nz, -1).max(axis=1) > 0)
@@ -72,6 +79,13 @@ def choose_slices(label: np.ndarray, dz: float, rng: np.random.Generator) -> np.
             if near.size > EDGE_MAX_PER_SIDE:
                 near = np.sort(rng.choice(near, EDGE_MAX_PER_SIDE, replace=False))
             keep.update(near.tolist())
+        for (near_mm, far_mm), sign, edge in ((HARD_BELOW_MM, -1, heart[0]), (HARD_ABOVE_MM, 1, heart[-1])):
+            lo, hi = int(round(near_mm / dz)), max(int(round(near_mm / dz)) + 1, int(round(far_mm / dz)))
+            cand = edge + sign * np.arange(lo, hi + 1)
+            cand = cand[(cand >= 0) & (cand < nz)]
+            if cand.size > HARD_MAX_PER_SIDE:
+                cand = np.sort(rng.choice(cand, HARD_MAX_PER_SIDE, replace=False))
+            keep.update(cand.tolist())
     return np.array(sorted(keep), dtype=np.int64)
 
 

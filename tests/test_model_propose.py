@@ -81,7 +81,7 @@ def test_real_chest_ct_box_is_found_around_the_heart(shared_data, case):
 @pytest.mark.xfail(
     strict=True,
     reason='the phantom-trained model does not yet reach the issue target on real CT '
-    '(liver dome and great vessels taken for heart; see models/MODEL_CARD.md)',
+    '(CPTAC: upper liver taken for heart; RICORD: IoU ~0.66, box too deep AP; see models/MODEL_CARD.md)',
 )
 @pytest.mark.parametrize('case', ['cptac-lscc-c3n-00247', 'ricord-1a-001012'])
 def test_real_chest_ct_meets_the_issue_target(shared_data, case):
@@ -97,8 +97,8 @@ def test_real_chest_ct_meets_the_issue_target(shared_data, case):
 
 _FALSE_BOX = pytest.mark.xfail(
     strict=True,
-    reason='known failure of the current model: a confident false box on the low-resolution '
-    '(3 mm) abdomen/pelvis NIfTI volumes (see models/MODEL_CARD.md)',
+    reason='known failure of the current model: a false box (liver dome, top slices) on the '
+    'low-resolution (3 mm) abdomen/pelvis NIfTI volumes (see models/MODEL_CARD.md)',
 )
 
 

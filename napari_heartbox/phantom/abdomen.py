@@ -20,10 +20,19 @@ def paint_abdomen(cv: Canvas, an: Anatomy, rng: np.random.Generator) -> None:
     a, b, c = an.cavity_profile(an.dome_r - 60)
     a, b, c = float(a), float(b), float(c)
     only = (T.FAT,)
-    # liver: right lobe under the right dome, left lobe across the midline
-    lc = (-0.42 * a, c + 0.05 * b, an.dome_r - 85.0)
-    cv.ellipsoid(lc, (0.62 * a, 0.95 * b, 88.0), T.LIVER, where=only)
-    cv.ellipsoid((0.05 * a, c - 0.45 * b, an.dome_r - 45.0), (0.45 * a, 0.4 * b, 38.0), T.LIVER,
+    # liver: as in real CT, the right lobe fills the whole right dome up to its
+    # top (a round soft-tissue blob surrounded by lung on the highest axial
+    # slices), the bulk fills the front-right upper abdomen, and the left lobe
+    # crosses the midline directly under the heart, anteriorly, up into the
+    # left dome. Same dome ellipsoid as in ``thorax.paint_lungs`` (rz 110 mm),
+    # shrunk by the diaphragm's thickness.
+    rz, dia = 110.0, 5.0
+    a_d, b_d, c_d = (float(v) for v in an.cavity_profile(an.dome_r - rz))
+    cv.ellipsoid((-0.45 * a_d, c_d - 0.1 * b_d, an.dome_r - rz), (0.95 * a_d - dia, 1.1 * b_d - dia, rz - dia),
+                 T.LIVER, zclip=(an.dome_r - 150.0, an.dome_r), where=only)
+    lc = (-0.3 * a, c + 0.0 * b, an.dome_r - 95.0)
+    cv.ellipsoid(lc, (0.72 * a, 0.95 * b, 95.0), T.LIVER, where=only)
+    cv.ellipsoid((0.12 * a, c - 0.4 * b, an.dome_l - 30.0), (0.55 * a, 0.5 * b, 40.0), T.LIVER,
                  rot=rotation(-15), where=only)
     # stomach under the left dome, anterior; gas cap in the fundus (prone: the
     # gas rises the other way, but the anatomy frame stays put — close enough)

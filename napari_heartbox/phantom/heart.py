@@ -97,9 +97,10 @@ def heart_geometry(an: Anatomy) -> HeartGeometry:
     f = _frame(p)
     # (centre in heart frame (a, b, c), cavity radii, wall) per chamber, mm at s = 1
     spec = [
-        ('LA', (-23, -12, 15), (20, 24, 22), 2.0, T.BLOOD_LEFT, False),
+        # atria large (real: they merge smoothly with the ventricles)
+        ('LA', (-24, -12, 16), (22, 26, 24), 2.0, T.BLOOD_LEFT, False),
         ('LAA', (-12, -33, 27), (13, 8, 8), 1.5, T.BLOOD_LEFT, False),
-        ('RA', (-25, 27, 4), (25, 21, 27), 2.0, T.BLOOD_RIGHT, False),
+        ('RA', (-26, 27, 5), (27, 23, 29), 2.0, T.BLOOD_RIGHT, False),
         ('RV', (6, 20, 0), (31, 15, 29), 4.0, T.BLOOD_RIGHT, True),
         ('LV', (12, -8, 0), (30, 22, 23), 10.0, T.BLOOD_LEFT, True),
     ]

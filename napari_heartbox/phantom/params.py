@@ -135,8 +135,10 @@ class PhantomRanges:
     hu_lung_expiration: tuple = (-820.0, -680.0)
     hu_skin: tuple = (-10.0, 40.0)
     hu_liver_plain: tuple = (50.0, 68.0)
-    liver_gain_venous: tuple = (0.25, 0.5)  # × 0.6 × (vein − plain) blood enhancement
-    liver_gain_other: tuple = (0.05, 0.2)
+    # portal-venous phase: the liver can reach the HU of myocardium and blood
+    # (real CPTAC venous phase: liver ≈ heart), so HU alone never separates them
+    liver_gain_venous: tuple = (0.5, 1.4)  # × 0.6 × (vein − plain) blood enhancement
+    liver_gain_other: tuple = (0.1, 0.4)
     spleen_below_liver: tuple = (5.0, 15.0)
     hu_kidney_plain: tuple = (28.0, 40.0)
     kidney_enhancement: tuple = (80.0, 160.0)
@@ -311,7 +313,7 @@ def sample_params(seed: int, ranges: PhantomRanges | None = None, **overrides) -
     liver = _u(rng, R.hu_liver_plain)
     venous_gain = 0.0 if phase == 'none' else _u(rng, R.liver_gain_venous if phase == 'venous' else R.liver_gain_other)
     s.get('hu_liver', lambda: liver + venous_gain * (vein - plain) * 0.6)
-    s.get('hu_spleen', lambda: liver - _u(rng, R.spleen_below_liver) + venous_gain * (vein - plain) * 0.8)
+    s.get('hu_spleen', lambda: liver - _u(rng, R.spleen_below_liver) + venous_gain * (vein - plain) * 0.6)
     s.get('hu_kidney', lambda: _u(rng, R.hu_kidney_plain) + (0 if phase == 'none' else _u(rng, R.kidney_enhancement)))
     s.u('hu_stomach')
     s.u('hu_bowel')

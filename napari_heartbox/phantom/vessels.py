@@ -43,7 +43,9 @@ def paint_vessels(cv: Canvas, an: Anatomy, g: HeartGeometry, rng: np.random.Gene
     s = p['heart_scale']
     ar = aortic_root(an, g)
     pv = pulmonary_valve(an, g)
-    r_asc = 14.0 + 3.0 * (s - 0.85) / 0.3 + 2.0 * p['chamber_jitter'][0]
+    # real ascending aorta 30-38 mm, pulmonary trunk 25-32 mm, SVC ~22 mm: above
+    # the heart they form one large soft-tissue / contrast mass
+    r_asc = 15.5 + 3.0 * (s - 0.85) / 0.3 + 2.0 * p['chamber_jitter'][0]
     r_desc = r_asc * 0.78
     sp = float(an.spine_y(an.carina))
     y_desc = sp - 26.0
@@ -68,7 +70,7 @@ def paint_vessels(cv: Canvas, an: Anatomy, g: HeartGeometry, rng: np.random.Gene
         cv.tube([base, base + np.array([dx * 0.6, -4, 40]), top], r, T.BLOOD_LEFT, where=_SOFT)
     # pulmonary trunk and arteries (right-heart blood)
     bif = np.array([pv[0] + 10, pv[1] + 26, an.carina - 6])
-    r_pa = 12.5 * s + 1.5 * p['chamber_jitter'][2]
+    r_pa = 13.5 * s + 1.5 * p['chamber_jitter'][2]
     cv.tube([pv, pv + np.array([4, 6, 18]), bif], r_pa, T.BLOOD_RIGHT)
     lpa = [bif, np.array([bif[0] + 30, bif[1] + 12, bif[2] - 2]), np.array([bif[0] + 55, bif[1] + 25, bif[2] - 30])]
     rpa = [bif, np.array([ar[0] - 2, bif[1] + 12, bif[2] - 10]), np.array([-60.0, bif[1] + 16, bif[2] - 22]),
@@ -81,7 +83,7 @@ def paint_vessels(cv: Canvas, an: Anatomy, g: HeartGeometry, rng: np.random.Gene
     ra_bot = ra.centre - g.frame[:, 2] * ra.radii[2] * 0.7
     svc_x = min(ar[0] - r_asc - 10, ra_top[0])
     svc = [np.array([svc_x - 6, ar[1] + 4, an.apex - 10]), np.array([svc_x, ar[1] + 6, ra_top[2] + 10]), ra_top]
-    cv.tube(svc, 10.0, T.BLOOD_VEIN)
+    cv.tube(svc, 11.0, T.BLOOD_VEIN)
     cv.tube([np.array([svc_x - 6, ar[1] + 4, an.apex - 10]), np.array([-20.0, ar[1], an.apex + 20]),
              np.array([-30.0, ar[1] + 10, an.neck_top])], 7.0, T.BLOOD_VEIN, where=_SOFT)
     ivc = [ra_bot, np.array([ra_bot[0] - 4, ra_bot[1] + 12, -25.0]),
