@@ -11,7 +11,7 @@ Seeded and CPU-only. Steps:
    "calibration" phantoms;
 5. evaluate on held-out "test" phantoms and on every real case in
    ``../shared/data/ct/`` (never used for training or tuning);
-6. write ``heartbox.card.json`` and ``models/MODEL_CARD.md``.
+6. write ``heartbox.card.json`` and ``models/MODEL_CARD.md`` (for a candidate run with ``--out DIR``: ``DIR/MODEL_CARD.md``).
 
 Real scans are only ever evaluated, never trained or tuned on.
 """
@@ -413,7 +413,11 @@ def main(argv=None):
     )
     from models.model_card import write_model_card
 
-    write_model_card(card, phantom_summary, real, real_default, ROOT / 'models' / 'MODEL_CARD.md')
+    # the committed MODEL_CARD.md describes the bundled model only; a candidate run
+    # (--out elsewhere) gets its card next to its own files
+    bundled = out.resolve() == (ROOT / 'napari_heartbox' / 'model' / 'assets').resolve()
+    card_md = ROOT / 'models' / 'MODEL_CARD.md' if bundled else out / 'MODEL_CARD.md'
+    write_model_card(card, phantom_summary, real, real_default, card_md)
     log(f'done in {t_total:.0f} s; card {out / CARD_NAME}')
     return 0
 
