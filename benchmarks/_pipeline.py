@@ -105,10 +105,29 @@ def _header_only_scan(files) -> None:
         pydicom.dcmread(f, stop_before_pixels=True)
 
 
-def folder_to_sector(model, folder: Path, repeats: int) -> dict:
-    """DICOM folder → Sector by stage, alternating with a pydicom header-only scan."""
+def _timed_load(folder: Path, n_files: int):
+    """One ``load_ct(folder)``; returns ``(volume, header_s, decode_s)``.
+
+    The header pass ends when the loader's ``progress`` reports
+    ``done == n_files`` (its documented contract); the rest is pixel decode.
+    """
     from napari_heartbox.io import load_ct
 
+    mark = {}
+
+    def progress(done, total):
+        if done >= n_files and 'hdr' not in mark:
+            mark['hdr'] = time.perf_counter()
+
+    t0 = time.perf_counter()
+    vol = load_ct(folder, progress=progress)
+    t1 = time.perf_counter()
+    th = mark.get('hdr', t1)
+    return vol, th - t0, t1 - th
+
+
+def folder_to_sector(model, folder: Path, repeats: int) -> dict:
+    """DICOM folder → Sector by stage, alternating with a pydicom header-only scan."""
     files = sorted(p for p in Path(folder).rglob('*') if p.is_file())
     n = len(files)
     rows = {
@@ -127,25 +146,17 @@ def folder_to_sector(model, folder: Path, repeats: int) -> dict:
         _header_only_scan(files)
         base.append(time.perf_counter() - t0)
 
-        mark = {}
-
-        def progress(done, total, mark=mark):
-            if done >= n and 'hdr' not in mark:
-                mark['hdr'] = time.perf_counter()
-
-        t0 = time.perf_counter()
-        vol = load_ct(folder, progress=progress)
+        vol, t_hdr, t_dec = _timed_load(folder, n)
         t1 = time.perf_counter()
         prob = model.predict(vol.hu)
         t2 = time.perf_counter()
         _post(model, prob, vol.grid)
         t3 = time.perf_counter()
-        th = mark.get('hdr', t1)
-        rows['discovery+header'].append(th - t0)
-        rows['pixel decode'].append(t1 - th)
+        rows['discovery+header'].append(t_hdr)
+        rows['pixel decode'].append(t_dec)
         rows['preprocess+inference'].append(t2 - t1)
         rows['post'].append(t3 - t2)
-        rows['total'].append(t3 - t0)
+        rows['total'].append(t_hdr + t_dec + t3 - t1)
         del vol, prob
     return {
         'stages_s': {k: stats(v) for k, v in rows.items()},
@@ -157,8 +168,6 @@ def folder_to_sector(model, folder: Path, repeats: int) -> dict:
 
 def load_only(folder: Path, repeats: int) -> dict:
     """``load_ct`` alone by stage (used when no model is bundled)."""
-    from napari_heartbox.io import load_ct
-
     files = sorted(p for p in Path(folder).rglob('*') if p.is_file())
     n = len(files)
     hdr, dec, base = [], [], []
@@ -166,18 +175,10 @@ def load_only(folder: Path, repeats: int) -> dict:
         t0 = time.perf_counter()
         _header_only_scan(files)
         base.append(time.perf_counter() - t0)
-        mark = {}
-
-        def progress(done, total, mark=mark):
-            if done >= n and 'hdr' not in mark:
-                mark['hdr'] = time.perf_counter()
-
-        t0 = time.perf_counter()
-        load_ct(folder, progress=progress)
-        t1 = time.perf_counter()
-        th = mark.get('hdr', t1)
-        hdr.append(th - t0)
-        dec.append(t1 - th)
+        _vol, t_hdr, t_dec = _timed_load(folder, n)
+        del _vol
+        hdr.append(t_hdr)
+        dec.append(t_dec)
     return {
         'stages_s': {'discovery+header': stats(hdr), 'pixel decode': stats(dec)},
         'baseline_header_scan_s': stats(base),
