@@ -232,30 +232,17 @@ def _run(args, sizes, repeats, batches, skip, cache: Path) -> dict:
     if 'curve' not in skip:
         curves: dict = {}
         results['batch_curve'] = curves
+        graphs = []  # (name, onnx path): our graph and the seed-style baseline
         if model is not None:
-            for threads in (1, 2):
-                sess = _batch.make_session(model.onnx_path, threads)
-                _section(
-                    curves,
-                    f'heartbox_{threads}t',
-                    lambda s=sess: _batch.batch_curve(
-                        s,
-                        lambda x: {'hu': x},
-                        hu,
-                        batches,
-                        repeats=curve_repeats,
-                        budget_s=budget,
-                    ),
-                )
+            graphs.append(('heartbox', model.onnx_path))
         if seed_session is not None:
+            graphs.append(('seed', seed_path))
+        for name, onnx_path in graphs:
             for threads in (1, 2):
-                sess = _batch.make_session(
-                    cache / f'seed_style_{results["seed_model"]["params"]}.onnx',
-                    threads,
-                )
+                sess = _batch.make_session(onnx_path, threads)
                 _section(
                     curves,
-                    f'seed_{threads}t',
+                    f'{name}_{threads}t',
                     lambda s=sess: _batch.batch_curve(
                         s,
                         lambda x: {'hu': x},
