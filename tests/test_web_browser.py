@@ -34,17 +34,10 @@ from test_web_export import (
     write_throwaway_model,
 )
 
-CHROMIUM = '/usr/bin/chromium'
-ARGS = [
-    '--headless',
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-quic',
-    '--no-first-run',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-]
+from benchmarks._browser import CHROMIUM, LAUNCH_ARGS
+
+# one definition of the Debian chromium binary and its flags (closed network, no sandbox as root)
+ARGS = ['--headless', *LAUNCH_ARGS]
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / 'test-artifacts'
 TIMEOUT_MS = 240_000
