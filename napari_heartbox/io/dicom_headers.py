@@ -351,29 +351,14 @@ def _enhanced_frames(ds, common: dict) -> list[SliceHeader]:
         meas = _functional(ds, 'PixelMeasuresSequence', fi, shared)
         pvt = _functional(ds, 'PixelValueTransformationSequence', fi, shared)
         h = SliceHeader(**common, frame=i, n_frames=n)
-        h.ipp = (
-            _floats(pos.get('ImagePositionPatient'), 3)
-            if pos
-            else _floats(ds.get('ImagePositionPatient'), 3)
-        )
-        h.iop = (
-            _floats(ori.get('ImageOrientationPatient'), 6)
-            if ori
-            else _floats(ds.get('ImageOrientationPatient'), 6)
-        )
+        # a functional-group item when present, else the top-level attribute
+        h.ipp = _floats((pos or ds).get('ImagePositionPatient'), 3)
+        h.iop = _floats((ori or ds).get('ImageOrientationPatient'), 6)
         if meas is not None:
             h.pixel_spacing = _floats(meas.get('PixelSpacing'), 2)
             h.thickness = _float(meas.get('SliceThickness'))
-        h.slope = (
-            _float(pvt.get('RescaleSlope'), 1.0)
-            if pvt
-            else _float(ds.get('RescaleSlope'), 1.0)
-        )
-        h.intercept = (
-            _float(pvt.get('RescaleIntercept'), 0.0)
-            if pvt
-            else _float(ds.get('RescaleIntercept'), 0.0)
-        )
+        h.slope = _float((pvt or ds).get('RescaleSlope'), 1.0)
+        h.intercept = _float((pvt or ds).get('RescaleIntercept'), 0.0)
         h.has_pixels = True
         out.append(h)
     return out
