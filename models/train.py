@@ -143,7 +143,8 @@ def phantom_probs(model, seeds, keep_masks=False):
 
     for s in seeds:
         case = make_phantom(s)
-        prob = model.predict(case.volume.hu)
+        # the shipped path: the coarse-to-fine slice schedule (as propose runs it)
+        prob, _ = model.scheduled_prob(case.volume.hu, case.volume.grid.spacing[0])
         yield {
             'seed': s,
             'volume': case.volume,
@@ -309,6 +310,10 @@ def main(argv=None):
             'min_confidence': 0.1,
             'default_margin_mm': 0.0,
             'confidence': {'bias': -4.0, 'w_mean_prob': 6.0, 'w_log_volume_ml': 0.0},
+            # coarse-to-fine slice schedule (napari_heartbox/model/zschedule.py): score every
+            # 4 mm, then every slice around heart/no-heart transitions, 12 mm into the heart
+            'z_step_mm': 4.0,
+            'z_refine_mm': 12.0,
         },
         'runtime': {'batch': 16, 'threads': 2, 'onnxruntime_web': '1.30.0'},
     }

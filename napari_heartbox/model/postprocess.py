@@ -30,7 +30,7 @@ import numpy as np
 from ..grid import Grid
 from ..sector import Sector
 
-__all__ = ['CELLS', 'cell_size', 'largest_component', 'sector_from_prob']
+__all__ = ['CELLS', 'cell_size', 'valid_cells', 'largest_component', 'sector_from_prob']
 
 CELLS = 64  # the model's output grid is CELLS × CELLS per slice
 
@@ -38,6 +38,12 @@ CELLS = 64  # the model's output grid is CELLS × CELLS per slice
 def cell_size(h: int, w: int) -> tuple[int, int]:
     """Pixels per cell ``(kH, kW) = (ceil(H/64), ceil(W/64))``."""
     return -(-int(h) // CELLS), -(-int(w) // CELLS)
+
+
+def valid_cells(h: int, w: int) -> tuple[int, int]:
+    """Cell rows and columns that start inside an ``H×W`` image (the rest is padding)."""
+    kh, kw = cell_size(h, w)
+    return -(-int(h) // kh), -(-int(w) // kw)
 
 
 # --------------------------------------------------------------------------
@@ -221,7 +227,7 @@ def component_features(prob: np.ndarray, grid: Grid, config: dict) -> dict | Non
             f'got {prob.shape}'
         )
     kh, kw = cell_size(hh, ww)
-    rows_valid, cols_valid = -(-hh // kh), -(-ww // kw)
+    rows_valid, cols_valid = valid_cells(hh, ww)
     thr = np.float32(config['threshold'])
     mask = prob >= thr  # compare in float32; ties (== threshold) count as heart
     mask[:, rows_valid:, :] = False  # padding cells

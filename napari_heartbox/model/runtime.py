@@ -18,7 +18,8 @@ import numpy as np
 
 from ..errors import ModelError
 from .card import CARD_NAME, ONNX_NAME, assets_dir, load_card, sha256_file
-from .postprocess import CELLS, sector_from_prob
+from .postprocess import CELLS, sector_from_prob, valid_cells
+from .zschedule import scheduled_prob
 
 __all__ = ['HeartModel']
 
@@ -107,9 +108,13 @@ class HeartModel:
             return self._session
 
     def predict(
-        self, hu: np.ndarray, progress: Callable[[int, int], object] | None = None
+        self,
+        hu: np.ndarray,
+        progress: Callable[[int, int], object] | None = None,
+        *,
+        slices: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Heart probability per cell for every slice.
+        """Heart probability per cell, for every slice or for chosen slices.
 
         Parameters
         ----------
@@ -117,28 +122,34 @@ class HeartModel:
             int16 ``(Z, H, W)`` Hounsfield units.
         progress : callable, optional
             Called as ``progress(done_slices, total_slices)`` after each chunk.
+        slices : numpy.ndarray of int, optional
+            Run only these slice indices (in this order); default all.
 
         Returns
         -------
         numpy.ndarray
-            float32 ``(Z, 64, 64)``.
+            float32 ``(len(slices), 64, 64)`` (``(Z, 64, 64)`` by default).
         """
         if hu.dtype != np.int16 or hu.ndim != 3:
             raise ValueError(f'hu must be int16 (Z, H, W), got {hu.dtype} {hu.shape}')
         sess = self.session
-        nz = hu.shape[0]
-        out = np.empty((nz, CELLS, CELLS), np.float32)
-        starts = list(range(0, nz, self.batch))
+        idx = None if slices is None else np.asarray(slices, np.int64)
+        n = hu.shape[0] if idx is None else idx.size
+        out = np.empty((n, CELLS, CELLS), np.float32)
+        starts = list(range(0, n, self.batch))
         done = [0]
         done_lock = threading.Lock()
 
         def run(i0: int) -> None:
-            chunk = np.ascontiguousarray(hu[i0 : i0 + self.batch])
+            if idx is None:  # a view, copied only if not contiguous
+                chunk = np.ascontiguousarray(hu[i0 : i0 + self.batch])
+            else:  # gathers just this chunk's slices
+                chunk = hu[idx[i0 : i0 + self.batch]]
             out[i0 : i0 + len(chunk)] = sess.run(['prob'], {'hu': chunk})[0]
             if progress is not None:
                 with done_lock:
                     done[0] += len(chunk)
-                    progress(done[0], nz)
+                    progress(done[0], n)
 
         if self.threads <= 1 or len(starts) == 1:
             for i0 in starts:
@@ -148,9 +159,46 @@ class HeartModel:
                 list(pool.map(run, starts))
         return out
 
+    def scheduled_prob(
+        self, hu: np.ndarray, dz: float, progress: Callable[[int, int], object] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Probabilities of every slice by the coarse-to-fine slice schedule.
+
+        See :mod:`napari_heartbox.model.zschedule`: the model runs on every
+        ``step``-th slice and on the slices around heart/no-heart transitions;
+        the others copy their nearest scored slice.
+
+        Parameters
+        ----------
+        hu : numpy.ndarray
+            int16 ``(Z, H, W)``.
+        dz : float
+            Slice spacing (mm).
+        progress : callable, optional
+            ``progress(done, total)``; ``total`` grows once the refinement
+            slices are known.
+
+        Returns
+        -------
+        prob : numpy.ndarray, float32, shape (Z, 64, 64)
+        ran : numpy.ndarray of int64
+            The slice indices the model ran on.
+        """
+        rows_valid, cols_valid = valid_cells(hu.shape[1], hu.shape[2])
+        done = [0]
+
+        def run(indices):
+            base = done[0]
+            cb = None if progress is None else (lambda k, n: progress(base + k, base + n))
+            p = self.predict(hu, cb, slices=indices)
+            done[0] = base + len(indices)
+            return p
+
+        return scheduled_prob(run, hu.shape[0], dz, rows_valid, cols_valid, self.postprocess)
+
     def propose(self, volume, *, margin_mm=None, progress=None):
         """The heart :class:`~napari_heartbox.sector.Sector` of a CTVolume."""
-        prob = self.predict(volume.hu, progress)
+        prob, _ = self.scheduled_prob(volume.hu, volume.grid.spacing[0], progress)
         return sector_from_prob(
             prob,
             volume.grid,

@@ -1,0 +1,186 @@
+"""Coarse-to-fine z schedule: on which slices the per-slice model runs.
+
+The model scores every slice independently, and the heart is a tall, smooth
+object (80-150 mm), so scoring every slice of a thin-slice scan is wasted
+work. The schedule, in three steps (``docs/model.md``, "Slice schedule"):
+
+1. **Coarse.** Run the model on every ``step``-th slice, ``z = 0, step,
+   2·step, …``, plus the last slice ``Z-1``, where
+   ``step = max(1, floor(z_step_mm / dz + 1e-6))``. A slice is *positive*
+   when one of its valid (non-padding) cells has ``prob >= threshold``
+   (float32 comparison, as in the post-processing).
+2. **Refine.** For every pair of consecutive coarse slices ``a < b`` whose
+   positivity differs (where a face of the heart, or of a stray blob, lies),
+   run the model on every slice strictly between them, and on the
+   ``reach = round(z_refine_mm / dz)`` slices beyond them on the positive
+   side (``b+1 … b+reach`` when ``b`` is the positive one, ``a-reach … a-1``
+   when ``a`` is), clipped to the volume. The heart's inferior and superior
+   faces, and whatever small blobs lie next to them, are therefore seen at
+   full slice resolution, as the plain per-slice model would see them.
+3. **Fill.** Every slice that was not run takes the probabilities of the
+   nearest slice that was (ties go to the lower slice), and the unchanged
+   post-processing (:func:`~napari_heartbox.model.postprocess.sector_from_prob`)
+   runs on the filled ``[Z, 64, 64]`` stack.
+
+With ``z_step_mm`` absent or 0 (or ``dz >= z_step_mm``) every slice is run
+and the result is that of the plain per-slice model. The browser port
+(``web/app/zschedule.js``) implements the same three steps; both runtimes
+must choose the same slices.
+
+Conventions: slice index z along the volume's axis 0 (0 = most inferior),
+``dz`` in mm; all index arrays are sorted ascending, int64.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+
+__all__ = [
+    'z_step',
+    'coarse_slices',
+    'slice_positive',
+    'refine_reach',
+    'refine_slices',
+    'fill_nearest',
+    'scheduled_prob',
+]
+
+
+def z_step(dz: float, config: dict) -> int:
+    """Slices between coarse samples: ``max(1, floor(z_step_mm / dz + 1e-6))``.
+
+    Parameters
+    ----------
+    dz : float
+        Slice spacing in mm.
+    config : dict
+        The card's ``postprocess`` section; ``z_step_mm`` absent or 0 → 1.
+    """
+    step_mm = float(config.get('z_step_mm') or 0.0)
+    if step_mm <= 0 or not dz or dz <= 0:
+        return 1
+    return max(1, math.floor(step_mm / float(dz) + 1e-6))
+
+
+def coarse_slices(nz: int, step: int) -> np.ndarray:
+    """``0, step, 2·step, …`` and the last slice ``nz-1`` (sorted, unique)."""
+    idx = np.arange(0, nz, max(1, int(step)), dtype=np.int64)
+    if nz > 0 and idx[-1] != nz - 1:
+        idx = np.append(idx, np.int64(nz - 1))
+    return idx
+
+
+def slice_positive(
+    prob: np.ndarray, rows_valid: int, cols_valid: int, threshold: float
+) -> np.ndarray:
+    """Per slice of ``prob [n, 64, 64]``: does a valid cell reach the threshold?"""
+    valid = np.asarray(prob)[:, :rows_valid, :cols_valid]
+    return (valid >= np.float32(threshold)).any(axis=(1, 2))
+
+
+def refine_reach(dz: float, config: dict) -> int:
+    """Slices refined beyond a transition, inside the heart: ``round(z_refine_mm / dz)``.
+
+    Rounding is ``floor(v + 0.5)``; 0 when ``z_refine_mm`` is absent.
+    """
+    mm = float(config.get('z_refine_mm') or 0.0)
+    if mm <= 0 or not dz or dz <= 0:
+        return 0
+    return int(math.floor(mm / float(dz) + 0.5))
+
+
+def refine_slices(coarse: np.ndarray, positive: np.ndarray, nz: int, reach: int = 0) -> np.ndarray:
+    """Slices to score after the coarse pass (sorted, unique, not coarse).
+
+    Parameters
+    ----------
+    coarse : numpy.ndarray of int
+        The coarse slices (sorted).
+    positive : numpy.ndarray of bool
+        Their positivity.
+    nz : int
+        Number of slices of the volume.
+    reach : int
+        Slices refined beyond each transition on its positive side.
+    """
+    coarse = np.asarray(coarse, np.int64)
+    positive = np.asarray(positive, bool)
+    want = np.zeros(nz, bool)
+    for k in np.flatnonzero(positive[1:] != positive[:-1]).tolist():
+        a, b = int(coarse[k]), int(coarse[k + 1])
+        lo, hi = (a + 1, min(b + reach, nz - 1)) if positive[k + 1] else (max(a - reach, 0), b - 1)
+        want[lo : hi + 1] = True
+    want[coarse] = False
+    return np.flatnonzero(want).astype(np.int64)
+
+
+def fill_nearest(nz: int, ran: np.ndarray, prob_ran: np.ndarray) -> np.ndarray:
+    """Full ``[nz, 64, 64]`` stack: each slice copies the nearest slice that ran.
+
+    Parameters
+    ----------
+    nz : int
+        Number of slices of the volume.
+    ran : numpy.ndarray of int
+        Sorted indices of the slices that ran (at least one).
+    prob_ran : numpy.ndarray, float32, shape (len(ran), 64, 64)
+        Their probabilities, in the same order.
+
+    Notes
+    -----
+    Ties (a slice midway between two slices that ran) go to the lower slice.
+    """
+    ran = np.asarray(ran, np.int64)
+    z = np.arange(nz, dtype=np.int64)
+    hi = np.clip(np.searchsorted(ran, z, side='left'), 0, ran.size - 1)
+    lo = np.clip(hi - 1, 0, ran.size - 1)
+    take_lo = np.abs(z - ran[lo]) <= np.abs(ran[hi] - z)
+    src = np.where(take_lo, lo, hi)
+    return np.asarray(prob_ran)[src]
+
+
+def scheduled_prob(
+    run: Callable[[np.ndarray], np.ndarray],
+    nz: int,
+    dz: float,
+    rows_valid: int,
+    cols_valid: int,
+    config: dict,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Run the schedule with ``run(indices) -> prob [len(indices), 64, 64]``.
+
+    Parameters
+    ----------
+    run : callable
+        Scores the given sorted slice indices.
+    nz, dz : int, float
+        Number of slices and slice spacing (mm).
+    rows_valid, cols_valid : int
+        Valid (non-padding) cell rows and columns (see ``postprocess``).
+    config : dict
+        The card's ``postprocess`` section (``threshold``, ``z_step_mm``).
+
+    Returns
+    -------
+    prob : numpy.ndarray, float32, shape (nz, 64, 64)
+        The filled stack, for :func:`sector_from_prob`.
+    ran : numpy.ndarray of int64
+        Sorted indices of the slices the model ran on.
+    """
+    step = z_step(dz, config)
+    if step <= 1:
+        ran = np.arange(nz, dtype=np.int64)
+        return run(ran), ran
+    coarse = coarse_slices(nz, step)
+    p_coarse = run(coarse)
+    pos = slice_positive(p_coarse, rows_valid, cols_valid, config['threshold'])
+    extra = refine_slices(coarse, pos, nz, refine_reach(dz, config))
+    if extra.size == 0:
+        return fill_nearest(nz, coarse, p_coarse), coarse
+    p_extra = run(extra)
+    ran = np.concatenate([coarse, extra])
+    order = np.argsort(ran, kind='stable')
+    return fill_nearest(nz, ran[order], np.concatenate([p_coarse, p_extra])[order]), ran[order]

@@ -1,0 +1,143 @@
+"""The coarse-to-fine slice schedule (napari_heartbox/model/zschedule.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_heartbox.grid import Grid
+from napari_heartbox.model.postprocess import sector_from_prob
+from napari_heartbox.model.zschedule import (
+    coarse_slices,
+    fill_nearest,
+    refine_reach,
+    refine_slices,
+    scheduled_prob,
+    slice_positive,
+    z_step,
+)
+
+CFG = {
+    'threshold': 0.5,
+    'min_heart_volume_ml': 20.0,
+    'default_margin_mm': 0.0,
+    'confidence': {'bias': -3.0, 'w_mean_prob': 4.0, 'w_log_volume_ml': 0.3},
+    'z_step_mm': 4.0,
+    'z_refine_mm': 12.0,
+}
+
+
+def test_step_and_reach_follow_the_spacing():
+    assert z_step(0.5, CFG) == 8
+    assert z_step(0.8, CFG) == 5  # floor(5.0 + 1e-6): an exact multiple is not lost to rounding
+    assert z_step(1.25, CFG) == 3
+    assert z_step(5.0, CFG) == 1  # thick slices: every slice
+    assert z_step(0.5, {**CFG, 'z_step_mm': 0}) == 1
+    assert z_step(0.5, {'threshold': 0.5}) == 1  # an older card: every slice
+    assert refine_reach(0.5, CFG) == 24
+    assert refine_reach(0.7, CFG) == 17  # floor(17.14 + 0.5)
+    assert refine_reach(0.5, {'threshold': 0.5}) == 0
+
+
+def test_coarse_slices_always_include_both_ends():
+    np.testing.assert_array_equal(coarse_slices(10, 4), [0, 4, 8, 9])
+    np.testing.assert_array_equal(coarse_slices(9, 4), [0, 4, 8])
+    np.testing.assert_array_equal(coarse_slices(1, 4), [0])
+    np.testing.assert_array_equal(coarse_slices(5, 1), [0, 1, 2, 3, 4])
+
+
+def test_refine_covers_each_transition_gap_and_reaches_into_the_positive_side():
+    coarse = np.array([0, 4, 8, 12, 16, 19])
+    pos = np.array([0, 0, 1, 1, 0, 0], bool)
+    # 0→1 between 4 and 8: 5,6,7 then 9,10 (reach 2) ; 1→0 between 12 and 16: 10,11 (reach) and 13,14,15
+    np.testing.assert_array_equal(refine_slices(coarse, pos, 20, 2), [5, 6, 7, 9, 10, 11, 13, 14, 15])
+    np.testing.assert_array_equal(refine_slices(coarse, pos, 20, 0), [5, 6, 7, 13, 14, 15])
+    assert refine_slices(coarse, np.zeros(6, bool), 20, 2).size == 0
+    # reach is clipped to the volume and never re-lists a coarse slice
+    np.testing.assert_array_equal(refine_slices(np.array([0, 4, 7]), np.array([1, 0, 0], bool), 8, 9), [1, 2, 3])
+
+
+def test_slice_positive_ignores_padding_cells():
+    p = np.zeros((3, 64, 64), np.float32)
+    p[0, 10, 10] = 0.5  # exactly the threshold counts
+    p[1, 63, 5] = 0.9  # a padding row when only 60 rows are valid
+    p[2, 5, 5] = 0.49
+    np.testing.assert_array_equal(slice_positive(p, 60, 64, 0.5), [True, False, False])
+
+
+def test_fill_nearest_copies_the_closest_run_slice_ties_going_down():
+    ran = np.array([0, 4, 9])
+    vals = np.arange(3, dtype=np.float32)[:, None, None] * np.ones((1, 64, 64), np.float32)
+    got = fill_nearest(11, ran, vals)[:, 0, 0]
+    # z: 0 1 2 3 4 5 6 7 8 9 10 → nearest of {0,4,9}; z=2 is a tie (0 vs 4) → 0
+    np.testing.assert_array_equal(got, [0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2])
+
+
+def _heart_stack(nz=400, z0=150, z1=330):
+    """A clean heart-like blob (an ellipsoid of cells) plus a stray speck below it."""
+    zz, rr, cc = np.meshgrid(np.arange(nz), np.arange(64), np.arange(64), indexing='ij')
+    zc, zr = (z0 + z1) / 2, (z1 - z0) / 2
+    inside = ((zz - zc) / zr) ** 2 + ((rr - 30) / 12) ** 2 + ((cc - 34) / 14) ** 2 <= 1.0
+    prob = np.where(inside, np.float32(0.95), np.float32(0.02)).astype(np.float32)
+    prob[100:103, 5:7, 5:7] = 0.9  # a stray speck, far from the heart
+    return prob
+
+
+def test_schedule_gives_the_full_resolution_box_on_a_clean_heart_with_far_fewer_slices():
+    full = _heart_stack()
+    grid = Grid.axis_aligned(full.shape[:1] + (512, 512), (0.5, 0.7, 0.7))
+    calls = []
+
+    def run(idx):
+        calls.append(np.asarray(idx).copy())
+        return full[idx]
+
+    prob, ran = scheduled_prob(run, full.shape[0], 0.5, 64, 64, CFG)
+    assert prob.shape == full.shape
+    # coarse pass first, then one refinement pass of slices not seen before
+    np.testing.assert_array_equal(calls[0], coarse_slices(400, 8))
+    assert len(calls) == 2 and not np.intersect1d(calls[0], calls[1]).size
+    np.testing.assert_array_equal(ran, np.union1d(calls[0], calls[1]))
+    assert ran.size < 0.5 * full.shape[0]
+    np.testing.assert_array_equal(prob[ran], full[ran])  # slices that ran keep their own output
+    got = sector_from_prob(prob, grid, CFG)
+    want = sector_from_prob(full, grid, CFG)
+    assert got.found and (got.z, got.y, got.x) == (want.z, want.y, want.x)
+
+
+def test_schedule_runs_every_slice_when_the_card_has_no_step():
+    full = _heart_stack(nz=60, z0=10, z1=50)
+    seen = []
+    prob, ran = scheduled_prob(lambda i: seen.append(i) or full[i], 60, 0.5, 64, 64, {'threshold': 0.5})
+    assert len(seen) == 1
+    np.testing.assert_array_equal(ran, np.arange(60))
+    np.testing.assert_array_equal(prob, full)
+
+
+def test_schedule_with_no_heart_runs_only_the_coarse_slices():
+    empty = np.zeros((300, 64, 64), np.float32)
+    seen = []
+    prob, ran = scheduled_prob(lambda i: seen.append(i) or empty[i], 300, 0.5, 64, 64, CFG)
+    assert len(seen) == 1
+    np.testing.assert_array_equal(ran, coarse_slices(300, 8))
+    assert not prob.any()
+
+
+@pytest.mark.slow
+def test_bundled_model_schedule_matches_every_slice_on_a_thin_slice_phantom():
+    """Real model, real phantom (1 mm slices): the schedule scores under half the slices and
+    its box stays within a few voxels of the box from scoring every slice."""
+    from napari_heartbox.model.runtime import HeartModel
+    from napari_heartbox.phantom import make_phantom
+
+    model = HeartModel()
+    case = make_phantom(3, matrix=(256, 256), slice_spacing_mm=1.0, coverage='chest')
+    vol = case.volume
+    prob, ran = model.scheduled_prob(vol.hu, vol.grid.spacing[0])
+    assert ran.size < 0.6 * vol.grid.shape[0]
+    full = sector_from_prob(model.predict(vol.hu), vol.grid, model.postprocess)
+    sched = sector_from_prob(prob, vol.grid, model.postprocess)
+    assert full.found and sched.found
+    assert sched.iou(full) >= 0.95
+    prop = model.propose(vol, margin_mm=model.postprocess['default_margin_mm'])
+    assert (prop.z, prop.y, prop.x) == (sched.z, sched.y, sched.x)  # propose runs the schedule
