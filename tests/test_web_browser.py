@@ -523,6 +523,79 @@ def test_postprocess_port_matches_python(web, model_files):
     assert 3 <= n_found < len(cases)  # both outcomes are exercised
 
 
+def test_slice_schedule_port_scores_the_same_slices_as_python(web):
+    """zschedule.js, streaming chunk by chunk, scores exactly the slices that
+    napari_heartbox.model.zschedule picks and fills the same stack."""
+    from napari_heartbox.model.zschedule import scheduled_prob
+
+    page = web.open('index.html')
+    rng = np.random.default_rng(1)
+    cfg = {'threshold': 0.5, 'z_step_mm': 4.0, 'z_refine_mm': 12.0}
+    cases = []
+    for i in range(8):
+        nz = int(rng.integers(20, 300))
+        dz = float(rng.choice([0.5, 0.625, 0.8, 1.0, 1.25, 3.0]))
+        pos = np.zeros(nz, bool)  # a heart run + stray positive slices
+        a = int(rng.integers(0, nz // 2))
+        pos[a : a + int(rng.integers(1, nz // 2))] = True
+        pos[rng.integers(0, nz, size=int(rng.integers(0, 4)))] = True
+        prob = np.zeros((nz, 64, 64), np.float32)
+        prob[pos, 10 + i, 20] = 0.9  # positive slices have one positive cell
+        prob[:, 0, 0] = np.arange(nz, dtype=np.float32)  # slice id, to check the fill
+        prob[:, 0, 0] /= 1e4
+        ran_calls = []
+
+        def run(idx, prob=prob, ran_calls=ran_calls):
+            ran_calls.append(np.asarray(idx))
+            return prob[idx]
+
+        filled, ran = scheduled_prob(run, nz, dz, 60, 64, cfg)
+        chunk = [7, 32, 1, 64][i % 4]
+        cases.append((prob, nz, dz, chunk, filled, ran))
+    got = page.evaluate(
+        """async ([cases, cfg]) => {
+            const { SliceScheduler } = await import('./zschedule.js');
+            const out = [];
+            for (const [b64, nz, dz, chunk] of cases) {
+                const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+                const prob = new Float32Array(bytes.buffer);
+                const H = 4, W = 4, G2 = 64 * 64;  // tiny slices: pixel 0 holds the slice index
+                const scored = [];
+                const score = async (data, n) => {
+                    const p = new Float32Array(n * G2);
+                    for (let k = 0; k < n; k++) {
+                        const z = data[k * H * W];
+                        scored.push(z);
+                        p.set(prob.subarray(z * G2, (z + 1) * G2), k * G2);
+                    }
+                    return p;
+                };
+                const s = new SliceScheduler([nz, 256, 256], dz, cfg, score, 5);
+                s.H = H; s.W = W;  // validCells come from 256x256 (60 valid rows are not used here)
+                s.rowsValid = 60; s.colsValid = 64;
+                for (let z0 = 0; z0 < nz; z0 += chunk) {
+                    const n = Math.min(chunk, nz - z0);
+                    const data = new Int16Array(n * H * W);
+                    for (let k = 0; k < n; k++) data[k * H * W] = z0 + k;
+                    await s.push(z0, n, data);
+                }
+                const { prob: filled, slicesRun } = s.finish();
+                const ids = Array.from({ length: nz }, (_, z) => Math.round(filled[z * G2] * 1e4));
+                out.push({ scored: scored.sort((a, b) => a - b), slicesRun, ids });
+            }
+            return out;
+        }""",
+        [[[base64.b64encode(p.tobytes()).decode(), nz, dz, ch] for p, nz, dz, ch, _, _ in cases], cfg],
+    )
+    n_refined = 0
+    for (_, nz, _, _, filled, ran), js in zip(cases, got, strict=True):
+        assert js['scored'] == ran.tolist()  # each slice once, the same set
+        assert js['slicesRun'] == ran.size
+        assert js['ids'] == np.rint(filled[:, 0, 0] * 1e4).astype(int).tolist()
+        n_refined += ran.size < nz
+    assert n_refined >= 4  # the schedule skipped slices in most cases
+
+
 def test_speed_page_completes_and_plots(web):
     page = web.open('speed.html?size=512&batches=2,4,8&reps=1&auto=1')
     state = web.wait_state()

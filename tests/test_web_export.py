@@ -124,6 +124,7 @@ def test_export_writes_a_self_contained_bundle(tmp_path, throwaway_model):
         'worker.js',
         'heartbox.js',
         'postprocess.js',
+        'zschedule.js',
         'dicom.js',
         'reader.js',
         'serve.py',

@@ -13,6 +13,7 @@ import * as ort from './vendor/ort/ort.wasm.min.mjs';
 import { DicomError } from './dicom.js';
 import { sectorFromProb, CELLS } from './postprocess.js';
 import { sectorToDict } from './sector.js';
+import { SliceScheduler, zStep } from './zschedule.js';
 
 const CONFIG_URL = new URL('./heartbox.config.json', import.meta.url);
 let configPromise = null;
@@ -131,23 +132,29 @@ async function run(msg) {
   const previewSize = options.previewSize || 160;
   const wantPreview = options.previews !== false;
   let meta;
-  let prob;
+  let sched;
   let preview = null;
   let inferMs = 0;
   let tFirst = null;
   const onMeta = (m) => {
     meta = m;
     const [Z, pY, pX] = m.preview.shape;
-    prob = new Float32Array(m.shape[0] * CELLS * CELLS);
+    const [, H, W] = m.shape;
+    // the coarse-to-fine slice schedule (zschedule.js) decides which slices are scored
+    const score = async (data, n) => {
+      const { session } = await sessionP;
+      const t = now();
+      const p = await runChunk(session, config, data, n, H, W);
+      inferMs += now() - t;
+      return p;
+    };
+    sched = new SliceScheduler(m.shape, m.spacing[0], config.postprocess, score, chunk);
     if (wantPreview) preview = new Int16Array(Z * pY * pX);
   };
   const onChunk = async (c) => {
-    const [, H, W] = meta.shape;
-    const { session } = await sessionP;
+    await sessionP;
     if (tFirst === null) tFirst = now();
-    const t = now();
-    prob.set(await runChunk(session, config, c.data, c.n, H, W), c.z0 * CELLS * CELLS);
-    inferMs += now() - t;
+    await sched.push(c.z0, c.n, c.data);
     if (preview) preview.set(c.preview, c.z0 * meta.preview.shape[1] * meta.preview.shape[2]);
     postMessage({ type: 'progress', id, phase: 'infer', done: c.z0 + c.n, total: meta.shape[0] });
   };
@@ -169,8 +176,10 @@ async function run(msg) {
       affine: v.affine || [[0, 0, spacing[2], 0], [0, spacing[1], 0, 0], [spacing[0], 0, 0, 0], [0, 0, 0, 1]],
       info: { series_uid: v.seriesUid ?? null }, warnings: [], preview: { shape: [Z, pY, pX], stride }, header_ms: 0,
     });
-    for (let z0 = 0; z0 < Z; z0 += chunk) {
-      const n = Math.min(chunk, Z - z0);
+    // views into the caller's volume, no copies: chunks of `chunk` scored slices
+    const span = chunk * zStep(spacing[0], config.postprocess);
+    for (let z0 = 0; z0 < Z; z0 += span) {
+      const n = Math.min(span, Z - z0);
       const data = v.hu.subarray(z0 * H * W, (z0 + n) * H * W);
       const pv = new Int16Array(n * pY * pX);
       for (let k = 0; k < n; k++) for (let yy = 0; yy < pY; yy++) for (let xx = 0; xx < pX; xx++) {
@@ -185,6 +194,7 @@ async function run(msg) {
     done = await streamFromReader(files, id, chunk, previewSize, onMeta, onChunk);
   }
   const tEnd = now();
+  const { prob, slicesRun } = sched.finish();
   const { initMs } = await sessionP;
   timings.init_ms = fresh ? initMs : 0; // model load, overlapped with reading the headers
   timings.threads = threadsUsed;
@@ -192,6 +202,7 @@ async function run(msg) {
   timings.hu_ms = done.hu_ms; // pixel reads excluded: HU conversion (in the reader, overlapped)
   timings.run_ms = inferMs; // onnxruntime-web runs only
   timings.infer_ms = tFirst === null ? 0 : tEnd - tFirst; // preprocess + inference wall time
+  timings.slices_scored = slicesRun; // slices the model ran on (the rest copy a neighbour)
   const t3 = now();
   const { shape, spacing, affine, info } = meta;
   const box = sectorFromProb(prob, shape, spacing, config.postprocess, options.marginMm);

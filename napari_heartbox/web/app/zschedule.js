@@ -1,0 +1,136 @@
+// Coarse-to-fine slice schedule: the JavaScript port of
+// napari_heartbox/model/zschedule.py (docs/model.md, "Slice schedule").
+//
+// 1. Coarse: score z = 0, step, 2·step, … and the last slice, step =
+//    max(1, floor(z_step_mm / dz + 1e-6)). A slice is positive when one of its
+//    valid (non-padding) cells has prob >= threshold (float32 comparison).
+// 2. Refine: between consecutive coarse slices a < b of differing positivity,
+//    score every slice strictly between them and reach = floor(z_refine_mm/dz
+//    + 0.5) slices beyond them on the positive side (b+1 … b+reach, or
+//    a-reach … a-1), clipped to the volume.
+// 3. Fill: every slice not scored copies the nearest scored slice (ties → the
+//    lower slice); sectorFromProb then runs unchanged on the full [Z,64,64].
+//
+// SliceScheduler applies these rules while the slices stream in, in z order,
+// keeping only the last step + reach slices (and the current chunk) in memory;
+// it scores exactly the slices the Python schedule scores.
+
+import { CELLS } from './postprocess.js';
+
+export function zStep(dz, config) {
+  const mm = Number(config.z_step_mm || 0);
+  if (!(mm > 0) || !(dz > 0)) return 1;
+  return Math.max(1, Math.floor(mm / dz + 1e-6));
+}
+
+export function refineReach(dz, config) {
+  const mm = Number(config.z_refine_mm || 0);
+  if (!(mm > 0) || !(dz > 0)) return 0;
+  return Math.floor(mm / dz + 0.5);
+}
+
+/** Valid (non-padding) cell rows and columns of an H×W image. */
+export function validCells(H, W) {
+  const kH = Math.ceil(H / CELLS);
+  const kW = Math.ceil(W / CELLS);
+  return [Math.ceil(H / kH), Math.ceil(W / kW)];
+}
+
+/** Does slice z of prob [Z*64*64] have a valid cell >= threshold (float32)? */
+export function slicePositive(prob, z, rowsValid, colsValid, threshold) {
+  const G = CELLS;
+  const thr = Math.fround(threshold);
+  for (let r = 0; r < rowsValid; r++) {
+    const base = (z * G + r) * G;
+    for (let c = 0; c < colsValid; c++) if (prob[base + c] >= thr) return true;
+  }
+  return false;
+}
+
+/**
+ * Streams slices through the model by the schedule.
+ *
+ * @param {number[]} shape [Z, H, W]
+ * @param {number} dz slice spacing (mm)
+ * @param {object} config the model card's postprocess section
+ * @param {(data: Int16Array, n: number) => Promise<Float32Array>} score scores n
+ *   contiguous H×W slices, returns n×64×64 probabilities
+ * @param {number} maxBatch slices per score() call at most
+ */
+export class SliceScheduler {
+  constructor(shape, dz, config, score, maxBatch) {
+    const [Z, H, W] = shape;
+    Object.assign(this, { Z, H, W, config, score, maxBatch: Math.max(1, maxBatch | 0) });
+    this.step = zStep(dz, config);
+    this.reach = refineReach(dz, config);
+    [this.rowsValid, this.colsValid] = validCells(H, W);
+    this.prob = new Float32Array(Z * CELLS * CELLS);
+    this.ran = new Uint8Array(Z);
+    this.want = new Uint8Array(Z);
+    this.history = []; // chunks {z0, n, data} still needed for refinement
+    this.last = null; // previous coarse slice {z, pos}
+    this.nRan = 0;
+  }
+
+  isCoarse(z) { return z % this.step === 0 || z === this.Z - 1; }
+
+  slice(z) {
+    const px = this.H * this.W;
+    for (const c of this.history) if (z >= c.z0 && z < c.z0 + c.n) return c.data.subarray((z - c.z0) * px, (z - c.z0 + 1) * px);
+    throw new Error(`slice ${z} is no longer in memory (schedule bug)`);
+  }
+
+  async runList(zs) {
+    const px = this.H * this.W;
+    const G2 = CELLS * CELLS;
+    for (let i = 0; i < zs.length; i += this.maxBatch) {
+      const part = zs.slice(i, i + this.maxBatch);
+      const buf = new Int16Array(part.length * px);
+      part.forEach((z, k) => buf.set(this.slice(z), k * px));
+      const p = await this.score(buf, part.length);
+      part.forEach((z, k) => { this.prob.set(p.subarray(k * G2, (k + 1) * G2), z * G2); this.ran[z] = 1; });
+      this.nRan += part.length;
+    }
+  }
+
+  /** Add the next chunk of n slices starting at z0 (z order, contiguous). */
+  async push(z0, n, data) {
+    this.history.push({ z0, n, data });
+    const keepFrom = z0 - this.step - this.reach;
+    this.history = this.history.filter((c) => c.z0 + c.n > keepFrom);
+    const first = [];
+    for (let z = z0; z < z0 + n; z++) if ((this.isCoarse(z) || this.want[z]) && !this.ran[z]) first.push(z);
+    await this.runList(first);
+    for (let z = z0; z < z0 + n; z++) {
+      if (!this.isCoarse(z)) continue;
+      const pos = slicePositive(this.prob, z, this.rowsValid, this.colsValid, this.config.threshold);
+      if (this.last && this.last.pos !== pos) {
+        const a = this.last.z;
+        const [lo, hi] = pos ? [a + 1, Math.min(z + this.reach, this.Z - 1)] : [Math.max(a - this.reach, 0), z - 1];
+        for (let k = lo; k <= hi; k++) if (!this.isCoarse(k)) this.want[k] = 1;
+      }
+      this.last = { z, pos };
+    }
+    const more = [];
+    for (let z = Math.max(0, keepFrom); z < z0 + n; z++) if (this.want[z] && !this.ran[z]) more.push(z);
+    await this.runList(more);
+  }
+
+  /** After the last chunk: the filled prob [Z*64*64] and the scored slice count. */
+  finish() {
+    const { Z, ran, prob } = this;
+    const G2 = CELLS * CELLS;
+    for (let z = 0; z < Z; z++) if (this.want[z] && !ran[z]) throw new Error(`slice ${z} was never scored (schedule bug)`);
+    // fill: nearest scored slice, ties → the lower one
+    let prev = -1;
+    let next = 0;
+    for (let z = 0; z < Z; z++) {
+      if (ran[z]) { prev = z; continue; }
+      if (next <= z) { next = z + 1; while (next < Z && !ran[next]) next++; }
+      const src = prev >= 0 && (next >= Z || z - prev <= next - z) ? prev : next;
+      prob.copyWithin(z * G2, src * G2, (src + 1) * G2);
+    }
+    this.history = [];
+    return { prob, slicesRun: this.nRan };
+  }
+}
