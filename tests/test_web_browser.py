@@ -343,6 +343,32 @@ def test_unsigned_slope_implicit_series_matches_python(web, small_series, model_
     assert_same_sector(sector, python_sector(small_series, model_files))
 
 
+def test_two_pass_read_of_a_large_series_gives_the_same_sector(web, small_series, model_files):
+    """Series over the whole-read budget are read header-first, then pixels by chunk:
+    forcing that path (budget 0) must not change the answer."""
+    page = web.open('index.html')
+    page.evaluate(
+        "() => { const i = document.createElement('input'); i.type = 'file';"
+        " i.multiple = true; i.id = 'two-pass'; document.body.append(i); }"
+    )
+    page.locator('#two-pass').set_input_files([str(f) for f in dicom_files(small_series)])
+    results = page.evaluate(
+        """async () => {
+            const { HeartboxWorker } = await import('./heartbox.js');
+            const files = Array.from(document.getElementById('two-pass').files);
+            const w = new HeartboxWorker();
+            const two = await w.run(files, { wholeReadBytes: 0, chunkSlices: 5 });
+            const one = await w.run(files);
+            w.terminate();
+            return [two.sector, one.sector];
+        }"""
+    )
+    py = python_sector(small_series, model_files)
+    for sector in results:
+        assert_same_sector(sector, py)
+    web.assert_local_only()
+
+
 def _variant_series(folder: Path, variant: str) -> Path:
     """A 16-slice series with one loader situation (gap, duplicate, extra series...)."""
     vol = _blob_volume(16, heart=True)

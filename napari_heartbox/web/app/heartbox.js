@@ -73,6 +73,7 @@ export class HeartboxWorker {
       marginMm: options.marginMm,
       previews: options.previews,
       chunkSlices: options.chunkSlices,
+      wholeReadBytes: options.wholeReadBytes, // series larger than this are read in two passes
     };
     const msg = { type: 'run', options: opts };
     if (isVolume(input)) msg.volume = input;

@@ -1,40 +1,48 @@
 // Module Web Worker (started by worker.js): reads and decodes the DICOM files
 // while the inference worker runs the model, so the two overlap on two cores.
 //
-// 1. headers: reads only the first PREFIX bytes of each file (dicom-parser
-//    stops at the PixelData element), chooses the series and the grid
-//    (dicom.js, a port of the Python loader) and posts {type:'meta'};
+// 1. headers: when the files total at most WHOLE_READ_BYTES, each file is
+//    read whole, once (one browser read per file: a read costs ~0.4 ms of
+//    overhead whatever its size, so a separate header pass would double
+//    them); larger series read only the first PREFIX bytes of each file here
+//    (dicom-parser stops at the PixelData element). Then the series and the
+//    grid are chosen (dicom.js, a port of the Python loader) and
+//    {type:'meta'} is posted;
 // 2. pixels: for each chunk of output slices (z order, index 0 = most
-//    inferior) reads just the pixel bytes, converts them to HU int16 (y, x)
-//    and posts {type:'chunk', z0, n, data, preview} with the buffers
-//    transferred. At most MAX_IN_FLIGHT chunks wait for an {type:'ack'}, so
-//    memory stays bounded whatever the series length.
+//    inferior) takes the pixel bytes (read now for large series, else
+//    already in memory and released once converted), converts them to HU
+//    int16 (y, x) and posts {type:'chunk', z0, n, data, preview} with the
+//    buffers transferred. At most MAX_IN_FLIGHT chunks wait for an
+//    {type:'ack'}, so the converted volume never piles up whatever the
+//    series length.
 //
-// In: {type:'start', files, chunkSlices, previewSize} | {type:'ack'}
+// In: {type:'start', files, chunkSlices, previewSize, wholeReadBytes?} | {type:'ack'}
 // Out: {type:'meta'|'chunk'|'progress'|'done'|'error', ...}
 
 import { parseHeader, assembleSeries, sliceToHU, orientSlice, DicomError } from './dicom.js';
 
-const PREFIX = 16384; // bytes read per file for its header
+const PREFIX = 16384; // bytes read per file for its header (large series)
+const WHOLE_READ_BYTES = 768 * 2 ** 20; // series up to this size are read whole, once
 const MAX_IN_FLIGHT = 2;
 let credits = MAX_IN_FLIGHT;
 let wake = null;
 
 function now() { return performance.now(); }
 
-async function readHeader(file, name) {
+async function readHeader(file, name, whole) {
   const size = file.size;
-  const head = await file.slice(0, Math.min(size, PREFIX)).arrayBuffer();
+  const head = await (whole ? file : file.slice(0, Math.min(size, PREFIX))).arrayBuffer();
   const magic = size >= 132 ? new TextDecoder().decode(new Uint8Array(head, 128, 4)) : '';
   if (magic !== 'DICM') return { name, error: 'not a DICOM file' };
   let r = parseHeader(head, name);
-  if ((r.error || !r.pixel) && size > PREFIX) r = parseHeader(await file.arrayBuffer(), name); // long header
+  if (!whole && (r.error || !r.pixel) && size > PREFIX) r = parseHeader(await file.arrayBuffer(), name); // long header
   r.file = file;
-  r.buffer = null; // pixel bytes are read later, chunk by chunk
+  r.buffer = whole ? head : null; // else the pixel bytes are read later, chunk by chunk
   return r;
 }
 
 async function readPixels(r) {
+  if (r.buffer) return r; // read whole in the header pass
   const n = 2 * r.rows * r.cols;
   const buf = await r.file.slice(r.pixel.offset, r.pixel.offset + Math.min(n, r.pixel.length)).arrayBuffer();
   return { ...r, buffer: buf, pixel: { ...r.pixel, offset: 0, length: buf.byteLength } };
@@ -45,16 +53,19 @@ async function waitCredit() {
   credits -= 1;
 }
 
-async function start({ files, chunkSlices, previewSize }) {
+async function start({ files, chunkSlices, previewSize, wholeReadBytes = WHOLE_READ_BYTES }) {
   const t0 = now();
   const records = [];
   const BATCH = 128;
+  const whole = files.reduce((a, f) => a + f.size, 0) <= wholeReadBytes;
   for (let i = 0; i < files.length; i += BATCH) {
     const part = files.slice(i, i + BATCH);
-    records.push(...await Promise.all(part.map((f) => readHeader(f, f.name)))); // file names in messages, like Python
+    records.push(...await Promise.all(part.map((f) => readHeader(f, f.name, whole)))); // file names in messages, like Python
     postMessage({ type: 'progress', phase: 'read', done: Math.min(i + BATCH, files.length), total: files.length });
   }
   const series = assembleSeries(records);
+  const used = new Set(series.slices);
+  for (const r of records) if (!used.has(r)) r.buffer = null; // other series, duplicates: not needed
   const { slices, sourceOf, orient, shape } = series;
   const [Z, H, W] = shape;
   const stride = Math.max(1, Math.ceil(Math.max(H, W) / previewSize));
@@ -73,6 +84,8 @@ async function start({ files, chunkSlices, previewSize }) {
     const idx = [...new Set(sourceOf.slice(z0, z0 + n))];
     return Promise.all(idx.map((k) => readPixels(slices[k]))).then((rs) => new Map(idx.map((k, j) => [k, rs[j]])));
   };
+  const lastUse = new Int32Array(slices.length); // last output slice that each file fills
+  sourceOf.forEach((k, z) => { lastUse[k] = z; });
   let pending = readChunk(0);
   for (let z0 = 0; z0 < Z; z0 += chunkSlices) {
     const n = Math.min(chunkSlices, Z - z0);
@@ -92,6 +105,7 @@ async function start({ files, chunkSlices, previewSize }) {
         for (let xx = 0; xx < pX; xx++) preview[(k * pY + yy) * pX + xx] = out[row + xx * stride];
       }
     }
+    for (let z = z0; z < z0 + n; z++) if (lastUse[sourceOf[z]] === z) slices[sourceOf[z]].buffer = null; // release once used
     hu_ms += now() - t;
     postMessage({ type: 'chunk', z0, n, data, preview }, [data.buffer, preview.buffer]);
   }

@@ -83,7 +83,7 @@ async function runChunk(session, config, data, n, H, W, checkShape = true) {
  * Calls onMeta(meta) once, then onChunk(chunk) for each chunk in z order;
  * resolves with the reader's 'done' message.
  */
-function streamFromReader(files, id, chunkSlices, previewSize, onMeta, onChunk) {
+function streamFromReader(files, id, chunkSlices, previewSize, wholeReadBytes, onMeta, onChunk) {
   return new Promise((resolve, reject) => {
     const reader = new Worker(new URL('./reader.js', import.meta.url), { type: 'module', name: 'heartbox-reader' });
     const queue = [];
@@ -115,7 +115,7 @@ function streamFromReader(files, id, chunkSlices, previewSize, onMeta, onChunk) 
       pump();
     };
     reader.onerror = (ev) => fail(new Error(`DICOM reader failed: ${ev.message || 'script error'}`));
-    reader.postMessage({ type: 'start', files, chunkSlices, previewSize });
+    reader.postMessage({ type: 'start', files, chunkSlices, previewSize, wholeReadBytes });
   });
 }
 
@@ -191,7 +191,7 @@ async function run(msg) {
   } else {
     const files = Array.from(msg.files || []);
     if (files.length === 0) throw new DicomError('No files selected: choose a DICOM folder or the DICOM files of one CT series.');
-    done = await streamFromReader(files, id, chunk, previewSize, onMeta, onChunk);
+    done = await streamFromReader(files, id, chunk, previewSize, options.wholeReadBytes, onMeta, onChunk);
   }
   const tEnd = now();
   const { prob, slicesRun } = sched.finish();
