@@ -8,7 +8,13 @@ folder, served on 127.0.0.1 with COOP/COEP so 2 wasm threads are allowed):
 * the same volume as the Python numbers: its int16 HU bytes are served next
   to the bundle, fetched by the page and passed to ``HeartboxWorker.run``
   (in-memory volume → Sector, the worker transfer included);
-  ratio (c) = browser ÷ Python in-memory → Sector, medians.
+  ratio (c) = browser ÷ Python in-memory → Sector, medians;
+* the same DICOM folder as the Python folder numbers, as File objects from an
+  ``<input type=file>`` (what a person's folder pick gives the page), through
+  ``HeartboxWorker.run``: end to end from File objects to the sector;
+* both again with the seed-style pipeline: the seed graph exported as a
+  second bundle (``seed/``, same origin, same chromium session, every slice
+  scored), so ours ÷ seed-style is a pipeline ratio measured side by side.
 
 Skipped (with the reason) when the web exporter, the bundled model, chromium
 or playwright is missing.
@@ -37,8 +43,8 @@ LAUNCH_ARGS = [
 ]
 
 _RUN_VOLUME_JS = """
-async ([shape, spacing, reps, threads]) => {
-  const { HeartboxWorker } = await import('./heartbox.js');
+async ([shape, spacing, reps, threads, prefix]) => {
+  const { HeartboxWorker } = await import(prefix + 'heartbox.js');
   const buf = await (await fetch('bench_volume.i16')).arrayBuffer();
   const w = new HeartboxWorker({ numThreads: threads });
   const times = [];
@@ -47,6 +53,24 @@ async ([shape, spacing, reps, threads]) => {
     const hu = new Int16Array(buf.slice(0));
     const t0 = performance.now();
     last = await w.run({ hu, shape, spacing });
+    if (r > 0) times.push(performance.now() - t0);
+  }
+  w.terminate();
+  return { times_ms: times, timings: last.timings, sector: last.sector };
+}
+"""
+
+
+_RUN_FILES_JS = """
+async ([prefix, reps, threads]) => {
+  const { HeartboxWorker } = await import(prefix + 'heartbox.js');
+  const files = Array.from(document.getElementById('bench-files').files);
+  const w = new HeartboxWorker({ numThreads: threads });
+  const times = [];
+  let last = null;
+  for (let r = 0; r <= reps; r++) {       // run 0 = warm-up (session creation)
+    const t0 = performance.now();
+    last = await w.run(files, { previews: false });
     if (r > 0) times.push(performance.now() - t0);
   }
   w.terminate();
@@ -87,6 +111,39 @@ def _speed_page(page, url: str, batches, repeats: int, extra: str = '') -> dict:
     return page.evaluate('window.heartboxSpeedResults')
 
 
+def _seed_bundle(bundle: Path, seed_path, card_path, export_web) -> str:
+    """Export the seed-style graph as a second bundle under ``bundle/seed/``."""
+    import json
+
+    from napari_heartbox.model.card import CARD_NAME, assets_dir
+
+    from ._seed import seed_card
+
+    ours = json.loads(Path(card_path or assets_dir() / CARD_NAME).read_text())
+    card = bundle.parent / 'seed.card.json'
+    card.write_text(json.dumps(seed_card(seed_path, ours['postprocess'])))
+    export_web(bundle / 'seed', model_path=seed_path, card_path=card)
+    return './seed/'
+
+
+def _pipeline_ratios(pipelines: dict) -> dict:
+    """Ours ÷ seed-style, medians, per thread count: in-memory, files, and the
+    worker's preprocess + inference wall time (``infer_ms``) of the files run."""
+    out = {}
+    for t, ours in pipelines.get('ours', {}).items():
+        seed = pipelines.get('seed', {}).get(t)
+        if not seed:
+            continue
+        r = {'in_memory': round(ours['in_memory_s']['median'] / seed['in_memory_s']['median'], 3)}
+        if 'files_s' in ours and 'files_s' in seed:
+            r['files'] = round(ours['files_s']['median'] / seed['files_s']['median'], 3)
+            r['files_infer'] = round(
+                ours['files_timings']['infer_ms'] / seed['files_timings']['infer_ms'], 3
+            )
+        out[t] = r
+    return out
+
+
 def _ratio_d(ours: dict, seed: dict) -> dict:
     """Per thread count and batch: our ms/frame ÷ the seed-style graph's ms/frame."""
     out = {}
@@ -116,8 +173,11 @@ def run(
     model_path=None,
     card_path=None,
     seed_path=None,
+    folder=None,
 ) -> dict:
     """Run the browser benchmarks; ``python`` = the results so far (for ratio c).
+
+    ``folder`` is the DICOM folder of ``volume`` (files end to end; skipped if None).
 
     ``model_path``/``card_path`` default to the bundled model (as in ``export_web``).
     """
@@ -139,8 +199,10 @@ def run(
         except HeartboxError as e:
             return {'skipped': f'web export failed: {e}'}
         (bundle / 'bench_volume.i16').write_bytes(volume.hu.tobytes())
+        prefixes = {'ours': './'}
         if seed_path is not None:
             shutil.copyfile(seed_path, bundle / 'seed_style.onnx')
+            prefixes['seed'] = _seed_bundle(bundle, seed_path, card_path, export_web)
         server = make_server(bundle, 0, isolate=True, quiet=True)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         url = f'http://127.0.0.1:{server.server_port}/'
@@ -162,22 +224,43 @@ def run(
                 )
             out['coi'] = page.evaluate('self.crossOriginIsolated')
             vol_runs = {}
-            for threads in (1, 2):
-                r = page.evaluate(
-                    _RUN_VOLUME_JS,
-                    [
-                        list(volume.shape),
-                        list(volume.spacing),
-                        max(1, repeats),
-                        threads,
-                    ],
+            pipelines: dict = {}
+            files = sorted(str(f) for f in Path(folder).iterdir()) if folder else []
+            if files:
+                page.evaluate(
+                    "() => { const i = document.createElement('input'); i.type = 'file';"
+                    " i.multiple = true; i.id = 'bench-files'; i.hidden = true;"
+                    ' document.body.append(i); }'
                 )
-                vol_runs[f'{threads}t'] = {
-                    'in_memory_s': _stats_ms(r['times_ms']),
-                    'worker_timings': r['timings'],
-                    'found': r['sector'].get('found') if r.get('sector') else None,
-                }
+                page.locator('#bench-files').set_input_files(files)
+            for threads in (1, 2):
+                for name, prefix in prefixes.items():
+                    runs = pipelines.setdefault(name, {}).setdefault(f'{threads}t', {})
+                    r = page.evaluate(
+                        _RUN_VOLUME_JS,
+                        [
+                            list(volume.shape),
+                            list(volume.spacing),
+                            max(1, repeats),
+                            threads,
+                            prefix,
+                        ],
+                    )
+                    runs['in_memory_s'] = _stats_ms(r['times_ms'])
+                    runs['in_memory_timings'] = r['timings']
+                    if files:
+                        f = page.evaluate(_RUN_FILES_JS, [prefix, max(1, repeats), threads])
+                        runs['files_s'] = _stats_ms(f['times_ms'])
+                        runs['files_timings'] = f['timings']
+                    if name == 'ours':
+                        vol_runs[f'{threads}t'] = {
+                            'in_memory_s': runs['in_memory_s'],
+                            'worker_timings': r['timings'],
+                            'found': r['sector'].get('found') if r.get('sector') else None,
+                        }
             out['volume'] = {'shape': list(volume.shape), 'runs': vol_runs}
+            out['pipelines'] = pipelines
+            out['pipeline_ratio_vs_seed'] = _pipeline_ratios(pipelines)
             browser.close()
         # ratio (c): browser in-memory → Sector ÷ Python in-memory → Sector, same volume
         key = str(volume.shape[0])
@@ -195,6 +278,12 @@ def run(
                 if v
             },
             'cross_origin_isolated': out['coi'],
+            'files_s': {
+                k: v['files_s']['median']
+                for k, v in pipelines.get('ours', {}).items()
+                if 'files_s' in v
+            },
+            'pipeline_ratio_vs_seed': out['pipeline_ratio_vs_seed'],
         }
         return out
     finally:

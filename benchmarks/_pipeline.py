@@ -2,8 +2,8 @@
 
 Nothing is re-implemented: the stages are the package's own calls, timed
 one after the other exactly as :meth:`HeartModel.propose` chains them
-(``predict`` = the one ONNX graph, preprocessing included, then
-``sector_from_prob``). The DICOM load is split with ``load_ct``'s
+(``scheduled_prob`` = the one ONNX graph, preprocessing included, on the
+slices the coarse-to-fine slice schedule picks, then ``sector_from_prob``). The DICOM load is split with ``load_ct``'s
 ``progress`` callback: the header pass reports files ``1..n`` and the pixel
 pass continues from ``n``, so "discovery + header parse" ends when the
 callback reports ``done == n``.
@@ -58,6 +58,11 @@ def load_model(onnx_path=None, card_path=None, threads=None, batch=None):
     return m
 
 
+def _scores(model, volume):
+    """Preprocess + inference as ``propose`` runs it: the slice schedule."""
+    return model.scheduled_prob(volume.hu, volume.grid.spacing[0])[0]
+
+
 def _post(model, prob, grid):
     from napari_heartbox.model.postprocess import sector_from_prob
 
@@ -74,7 +79,7 @@ def in_memory(model, volume, repeats: int) -> dict:
         volume.hu.max()
         base.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        prob = model.predict(volume.hu)
+        prob = _scores(model, volume)
         t1 = time.perf_counter()
         sector = _post(model, prob, volume.grid)
         t2 = time.perf_counter()
@@ -148,7 +153,7 @@ def folder_to_sector(model, folder: Path, repeats: int) -> dict:
 
         vol, t_hdr, t_dec = _timed_load(folder, n)
         t1 = time.perf_counter()
-        prob = model.predict(vol.hu)
+        prob = _scores(model, vol)
         t2 = time.perf_counter()
         _post(model, prob, vol.grid)
         t3 = time.perf_counter()
@@ -214,7 +219,7 @@ def seed_pipeline(model, seed_session, volume, repeats: int, chunk: int = 64) ->
         seed_run()
         seed.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        _post(model, model.predict(hu), volume.grid)
+        _post(model, _scores(model, volume), volume.grid)
         ours.append(time.perf_counter() - t0)
     return {
         'seed_style_s': stats(seed),

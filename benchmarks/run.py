@@ -216,7 +216,7 @@ def _run(args, sizes, repeats, batches, skip, cache: Path) -> dict:
         results['seed_model'] = {'params': n_params, 'bytes': seed_path.stat().st_size}
         seed_session = _batch.make_session(seed_path, threads=2)
 
-    curve_volume = None
+    curve_volume = curve_folder = None
     for nz in sizes:
         vol = _inputs.volume_with_slices(base, nz)
         folder = _inputs.dicom_folder(vol, cache / f'dicom_{nz}')
@@ -224,7 +224,7 @@ def _run(args, sizes, repeats, batches, skip, cache: Path) -> dict:
             model, seed_session, vol, folder, repeats, skip, bundled=bundled
         )
         if nz == args.curve_size or curve_volume is None:
-            curve_volume = vol
+            curve_volume, curve_folder = vol, folder
 
     hu = curve_volume.hu
     budget = 0.5 if args.quick else 3.0
@@ -274,6 +274,7 @@ def _run(args, sizes, repeats, batches, skip, cache: Path) -> dict:
                 model_path=args.model,
                 card_path=args.card,
                 seed_path=seed_path if seed_session is not None else None,
+                folder=curve_folder,
             ),
         )
     return results
