@@ -5,11 +5,11 @@
   straight into their volume slice from the PixelData offset found in pass 1
   (no header re-parse, no intermediate copy) and turned into HU in place:
   integer arithmetic when RescaleSlope is 1, a float32 temporary of one slice
-  otherwise.
+  otherwise. Batches of slices run on a small thread pool (``readinto`` and
+  the numpy passes release the GIL).
 * Compressed images (JPEG, JPEG-LS, JPEG 2000, RLE) are decoded by pydicom
-  (pylibjpeg plugins) in a thread pool, overlapping with the main thread's
-  reading of the uncompressed slices and with each other where the decoder
-  releases the GIL.
+  (pylibjpeg plugins) on the same pool, overlapping with the uncompressed
+  reads and with each other where the decoder releases the GIL.
 * Peak memory is the volume plus a few slices.
 * An image whose pixels cannot be read is replaced by its nearest readable
   neighbour and named in a warning.
@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 
@@ -39,6 +40,12 @@ class _Clip:
 
     def __init__(self):
         self.n = 0
+        self._lock = threading.Lock()
+
+    def add(self) -> None:
+        """Count one clipped slice (thread-safe)."""
+        with self._lock:
+            self.n += 1
 
 
 def stored_to_hu_inplace(a: np.ndarray, h: SliceHeader, clip: _Clip) -> None:
@@ -77,7 +84,7 @@ def stored_to_hu_inplace(a: np.ndarray, h: SliceHeader, clip: _Clip) -> None:
         tmp += np.float32(ic)
         np.rint(tmp, out=tmp)
     if tmp.min() < _I16.min or tmp.max() > _I16.max:
-        clip.n += 1
+        clip.add()
         np.clip(tmp, _I16.min, _I16.max, out=tmp)
     a[...] = tmp
 
@@ -90,7 +97,7 @@ def _decoded_to_hu(arr: np.ndarray, h: SliceHeader, clip: _Clip) -> np.ndarray:
         tmp = arr.astype(np.float32) * np.float32(h.slope) + np.float32(h.intercept)
         np.rint(tmp, out=tmp)
     if tmp.min() < _I16.min or tmp.max() > _I16.max:
-        clip.n += 1
+        clip.add()
         np.clip(tmp, _I16.min, _I16.max, out=tmp)
     return tmp.astype(np.int16)
 
@@ -127,6 +134,9 @@ def _decode_single(h: SliceHeader) -> np.ndarray:
     return pydicom.dcmread(h.path).pixel_array
 
 
+_NATIVE_BATCH = 32  # uncompressed slices per pool task
+
+
 def fill_volume(
     plan: StackPlan, *, progress=None, done0: int = 0, total: int | None = None
 ):
@@ -153,14 +163,35 @@ def fill_volume(
     failed: dict[int, str] = {}
     done = done0
 
-    def tick():
+    tick_lock = threading.Lock()
+
+    def tick():  # from the pool's threads too
         nonlocal done
-        done += 1
-        if progress is not None:
-            progress(done, total)
+        with tick_lock:
+            done += 1
+            if progress is not None:
+                progress(done, total)
 
     def place(i: int, img: np.ndarray):
         hu[plan.primary_z[i]] = plan.orient(img)
+
+    def read_native_batch(idx: list[int]) -> None:
+        tmp = (
+            None
+            if plan.identity_in_plane
+            else np.empty((plan.slices[0].rows, plan.slices[0].cols), np.int16)
+        )
+        for i in idx:
+            h = plan.slices[i]
+            target = hu[plan.primary_z[i]] if tmp is None else tmp
+            try:
+                _read_native(h, target)
+                stored_to_hu_inplace(target, h, clip)
+                if tmp is not None:
+                    place(i, tmp)
+            except OSError as e:
+                failed[i] = str(e)
+            tick()
 
     def decode_task(i: int):
         h = plan.slices[i]
@@ -179,22 +210,12 @@ def fill_volume(
     workers = max(1, min(4, os.cpu_count() or 1))
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = {pool.submit(decode_task, i): i for i in compressed}
-        tmp = (
-            None
-            if plan.identity_in_plane
-            else np.empty((plan.slices[0].rows, plan.slices[0].cols), np.int16)
-        )
-        for i in native:
-            h = plan.slices[i]
-            target = hu[plan.primary_z[i]] if tmp is None else tmp
-            try:
-                _read_native(h, target)
-                stored_to_hu_inplace(target, h, clip)
-                if tmp is not None:
-                    place(i, tmp)
-            except OSError as e:
-                failed[i] = str(e)
-            tick()
+        # uncompressed slices: read straight into the volume, in batches on the same
+        # pool (readinto and the numpy HU pass release the GIL)
+        batches = [native[k : k + _NATIVE_BATCH] for k in range(0, len(native), _NATIVE_BATCH)]
+        native_futures = [pool.submit(read_native_batch, b) for b in batches]
+        for fut in native_futures:
+            fut.result()
         for path, idx in by_file.items():
             try:
                 frames = pydicom.dcmread(path).pixel_array
