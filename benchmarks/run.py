@@ -469,4 +469,17 @@ def format_report(res: dict) -> str:
                 lines.append(
                     f'  (d) in the browser, {k}: ours / seed-style ms per frame: {cells}'
                 )
+            for name, per_t in (br.get('pipelines') or {}).items():
+                for k, v in per_t.items():
+                    if 'files_s' not in v:
+                        continue
+                    t = v['files_timings']
+                    lines.append(
+                        f'{name}: DICOM files -> Sector, {k}: {_fmt(v["files_s"])} (read+parse '
+                        f'{t["read_parse_ms"]:.0f} ms, preprocess+inference wall {t["infer_ms"]:.0f} ms '
+                        f'of which onnxruntime {t["run_ms"]:.0f} ms on {t.get("slices_scored")} slices, '
+                        f'post {t["post_ms"]:.0f} ms)'
+                    )
+            for k, r in (br.get('pipeline_ratio_vs_seed') or {}).items():
+                lines.append(f'  (d) browser pipeline, {k}: ours / seed-style: {json.dumps(r)}')
     return '\n'.join(lines)
