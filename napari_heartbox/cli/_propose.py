@@ -43,7 +43,7 @@ def run(args) -> int:
     from pathlib import Path
 
     from napari_heartbox.errors import HeartboxError
-    from napari_heartbox.io import load_ct
+    from napari_heartbox.io import open_ct
     from napari_heartbox.model import propose
 
     if args.margin_mm is not None and not (0 <= args.margin_mm <= 200):
@@ -53,7 +53,8 @@ def run(args) -> int:
         raise HeartboxError(f'{out}: --out must be a file path, not a folder')
     src = args.path[0] if len(args.path) == 1 else args.path
     t0 = time.perf_counter()
-    volume = load_ct(src, series_uid=args.series_uid)
+    # header pass only: the model reads the pixels of just the slices it scores
+    volume = open_ct(src, series_uid=args.series_uid)
     t1 = time.perf_counter()
     sector = propose(volume, margin_mm=args.margin_mm)
     t2 = time.perf_counter()
@@ -66,7 +67,7 @@ def run(args) -> int:
     if args.json:
         print(text)
     else:
-        for w in volume.warnings:
+        for w in volume.read_warnings():
             print(f'warning: {w}', file=sys.stderr)
         if sector.found:
             lo, hi = sector.patient_mm()
@@ -79,7 +80,7 @@ def run(args) -> int:
             )
         else:
             print(f'no heart found (confidence {sector.confidence:.2f})')
-        print(f'load {t1 - t0:.2f} s, propose {t2 - t1:.2f} s', file=sys.stderr)
+        print(f'headers {t1 - t0:.2f} s, pixels + propose {t2 - t1:.2f} s', file=sys.stderr)
         if out is not None:
             print(f'wrote {out}', file=sys.stderr)
     return 0

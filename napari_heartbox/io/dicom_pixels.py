@@ -30,7 +30,7 @@ from .dicom_geometry import StackPlan
 from .dicom_headers import SliceHeader
 from .dicom_select import name_list
 
-__all__ = ['fill_volume', 'stored_to_hu_inplace']
+__all__ = ['fill_volume', 'read_output_slices', 'stored_to_hu_inplace']
 
 _I16 = np.iinfo(np.int16)
 
@@ -137,6 +137,120 @@ def _decode_single(h: SliceHeader) -> np.ndarray:
 _NATIVE_BATCH = 32  # uncompressed slices per pool task
 
 
+def _read_images(plan: StackPlan, indices, dest, clip: _Clip, tick) -> dict[int, str]:
+    """Read images ``indices`` of ``plan`` as HU into ``dest(i)``, oriented.
+
+    ``dest(i)`` returns the int16 ``(Y, X)`` array (a volume slice) that image
+    ``i`` goes to; ``tick()`` is called once per image, from any thread.
+    Returns ``{i: reason}`` for the images that could not be read.
+    """
+    failed: dict[int, str] = {}
+
+    def place(i: int, img: np.ndarray):
+        dest(i)[...] = plan.orient(img)
+
+    def read_native_batch(idx: list[int]) -> None:
+        tmp = (
+            None
+            if plan.identity_in_plane
+            else np.empty((plan.slices[0].rows, plan.slices[0].cols), np.int16)
+        )
+        for i in idx:
+            h = plan.slices[i]
+            target = dest(i) if tmp is None else tmp
+            try:
+                _read_native(h, target)
+                stored_to_hu_inplace(target, h, clip)
+                if tmp is not None:
+                    place(i, tmp)
+            except OSError as e:
+                failed[i] = str(e)
+            tick()
+
+    def decode_task(i: int):
+        h = plan.slices[i]
+        place(i, _decoded_to_hu(_decode_single(h), h, clip))
+
+    by_file: dict = defaultdict(list)  # multi-frame files: decode once
+    native, compressed = [], []
+    for i in indices:
+        h = plan.slices[i]
+        if h.frame is not None:
+            by_file[h.path].append(i)
+        elif h.fast_native:
+            native.append(i)
+        else:
+            compressed.append(i)
+
+    workers = max(1, min(4, os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = {pool.submit(decode_task, i): i for i in compressed}
+        # uncompressed slices: read straight into place, in batches on the same
+        # pool (readinto and the numpy HU pass release the GIL)
+        batches = [native[k : k + _NATIVE_BATCH] for k in range(0, len(native), _NATIVE_BATCH)]
+        for fut in [pool.submit(read_native_batch, b) for b in batches]:
+            fut.result()
+        for path, idx in by_file.items():
+            try:
+                frames = pydicom.dcmread(path).pixel_array
+                if frames.ndim == 2:
+                    frames = frames[None]
+                for i in idx:
+                    h = plan.slices[i]
+                    place(i, _decoded_to_hu(frames[h.frame], h, clip))
+                    tick()
+                del frames
+            except Exception as e:  # noqa: BLE001 - reported per file
+                for i in idx:
+                    failed[i] = f'{type(e).__name__}: {e}'.splitlines()[0][:120]
+                    tick()
+        for fut, i in futures.items():
+            try:
+                fut.result()
+            except Exception as e:  # noqa: BLE001 - a corrupt image is skipped
+                failed[i] = f'{type(e).__name__}: {e}'.splitlines()[0][:120]
+            tick()
+    return failed
+
+
+def read_output_slices(plan: StackPlan, zs) -> tuple[np.ndarray, int]:
+    """HU of the output slices ``zs`` only (the lazy path: a few slices of a series).
+
+    Parameters
+    ----------
+    plan : StackPlan
+        From the header pass.
+    zs : sequence of int
+        Output z indices (gap slices map to their source image, as in
+        :func:`fill_volume`).
+
+    Returns
+    -------
+    hu : numpy.ndarray
+        int16 ``(len(zs), Y, X)``, in the order of ``zs``.
+    n_clipped : int
+        Images among those read whose HU had to be clipped to int16.
+
+    Raises
+    ------
+    CTLoadError
+        When one of the images cannot be read (the whole-volume path replaces
+        it by a neighbour and warns; callers fall back to it).
+    """
+    src = [plan.source_of[int(z)] for z in zs]
+    uniq = sorted(set(src))
+    pos = {i: k for k, i in enumerate(uniq)}
+    buf = np.empty((len(uniq), *plan.shape[1:]), np.int16)
+    clip = _Clip()
+    failed = _read_images(plan, uniq, lambda i: buf[pos[i]], clip, lambda: None)
+    if failed:
+        i = min(failed)
+        raise CTLoadError(f'{plan.slices[i].path}: cannot read pixel data: {failed[i]}')
+    if src == uniq:
+        return buf, clip.n
+    return buf[[pos[i] for i in src]], clip.n
+
+
 def fill_volume(
     plan: StackPlan, *, progress=None, done0: int = 0, total: int | None = None
 ):
@@ -160,9 +274,7 @@ def fill_volume(
     hu = np.empty(plan.shape, dtype=np.int16)
     total = total or (done0 + len(plan.slices))
     clip = _Clip()
-    failed: dict[int, str] = {}
     done = done0
-
     tick_lock = threading.Lock()
 
     def tick():  # from the pool's threads too
@@ -172,70 +284,9 @@ def fill_volume(
             if progress is not None:
                 progress(done, total)
 
-    def place(i: int, img: np.ndarray):
-        hu[plan.primary_z[i]] = plan.orient(img)
-
-    def read_native_batch(idx: list[int]) -> None:
-        tmp = (
-            None
-            if plan.identity_in_plane
-            else np.empty((plan.slices[0].rows, plan.slices[0].cols), np.int16)
-        )
-        for i in idx:
-            h = plan.slices[i]
-            target = hu[plan.primary_z[i]] if tmp is None else tmp
-            try:
-                _read_native(h, target)
-                stored_to_hu_inplace(target, h, clip)
-                if tmp is not None:
-                    place(i, tmp)
-            except OSError as e:
-                failed[i] = str(e)
-            tick()
-
-    def decode_task(i: int):
-        h = plan.slices[i]
-        place(i, _decoded_to_hu(_decode_single(h), h, clip))
-
-    by_file: dict = defaultdict(list)  # multi-frame files: decode once
-    native, compressed = [], []
-    for i, h in enumerate(plan.slices):
-        if h.frame is not None:
-            by_file[h.path].append(i)
-        elif h.fast_native:
-            native.append(i)
-        else:
-            compressed.append(i)
-
-    workers = max(1, min(4, os.cpu_count() or 1))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = {pool.submit(decode_task, i): i for i in compressed}
-        # uncompressed slices: read straight into the volume, in batches on the same
-        # pool (readinto and the numpy HU pass release the GIL)
-        batches = [native[k : k + _NATIVE_BATCH] for k in range(0, len(native), _NATIVE_BATCH)]
-        native_futures = [pool.submit(read_native_batch, b) for b in batches]
-        for fut in native_futures:
-            fut.result()
-        for path, idx in by_file.items():
-            try:
-                frames = pydicom.dcmread(path).pixel_array
-                if frames.ndim == 2:
-                    frames = frames[None]
-                for i in idx:
-                    h = plan.slices[i]
-                    place(i, _decoded_to_hu(frames[h.frame], h, clip))
-                    tick()
-                del frames
-            except Exception as e:  # noqa: BLE001 - reported per file
-                for i in idx:
-                    failed[i] = f'{type(e).__name__}: {e}'.splitlines()[0][:120]
-                    tick()
-        for fut, i in futures.items():
-            try:
-                fut.result()
-            except Exception as e:  # noqa: BLE001 - a corrupt image is skipped
-                failed[i] = f'{type(e).__name__}: {e}'.splitlines()[0][:120]
-            tick()
+    failed = _read_images(
+        plan, range(len(plan.slices)), lambda i: hu[plan.primary_z[i]], clip, tick
+    )
 
     warnings = []
     if failed:

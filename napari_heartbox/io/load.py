@@ -20,7 +20,7 @@ from pathlib import Path
 from ..errors import CTLoadError
 from ..grid import Grid
 from ..volume import CTVolume, SeriesInfo
-from .dicom_geometry import plan_stack
+from .dicom_geometry import StackPlan, plan_stack
 from .dicom_headers import discover_files, scan_headers
 from .dicom_pixels import fill_volume
 from .dicom_select import name_list, select_series
@@ -92,6 +92,14 @@ def load_ct_with_series(
 
     Used by ``napari-heartbox info`` to list the series that were not loaded.
     """
+    kind, arg, source = _resolve(path)
+    if kind == 'nifti':
+        return LoadResult(load_nifti(arg, progress=progress))
+    return _load_dicom(arg, source=source, series_uid=series_uid, progress=progress)
+
+
+def _resolve(path) -> tuple[str, object, str | None]:
+    """What ``path`` names: ``('nifti', file, None)`` or ``('dicom', files, source)``."""
     if isinstance(path, (str, os.PathLike)):
         p = Path(path).expanduser()
         if not p.exists():
@@ -110,13 +118,11 @@ def load_ct_with_series(
                         f'{p}: holds {len(niftis)} NIfTI files '
                         f'({name_list(niftis, 3)}); give the path of one of them'
                     )
-                return LoadResult(load_nifti(niftis[0], progress=progress))
-            return _load_dicom(
-                files, source=str(p), series_uid=series_uid, progress=progress
-            )
+                return 'nifti', niftis[0], None
+            return 'dicom', files, str(p)
         if is_nifti(p):
-            return LoadResult(load_nifti(p, progress=progress))
-        return _load_dicom([p], source=str(p), series_uid=series_uid, progress=progress)
+            return 'nifti', p, None
+        return 'dicom', [p], str(p)
     files = [Path(f).expanduser() for f in path]
     if not files:
         raise CTLoadError('load_ct: empty list of files')
@@ -124,12 +130,23 @@ def load_ct_with_series(
     if missing:
         raise CTLoadError(f'{missing[0]}: no such file')
     if len(files) == 1 and is_nifti(files[0]):
-        return LoadResult(load_nifti(files[0], progress=progress))
-    source = f'{len(files)} files in {files[0].parent}'
-    return _load_dicom(files, source=source, series_uid=series_uid, progress=progress)
+        return 'nifti', files[0], None
+    return 'dicom', files, f'{len(files)} files in {files[0].parent}'
 
 
-def _load_dicom(files, *, source, series_uid, progress) -> LoadResult:
+@dataclass
+class _Scanned:
+    """The header pass of a DICOM input: everything but the pixels."""
+
+    plan: StackPlan
+    grid: Grid
+    info: SeriesInfo
+    warnings: list[str]  # the pixel pass may add more
+    series: list[dict]
+    n_files: int
+
+
+def _scan_dicom(files, *, source, series_uid, progress) -> _Scanned:
     with _pywarnings.catch_warnings():
         # pydicom warns about every small standard violation; the loader
         # reports what matters in CTVolume.warnings instead
@@ -139,12 +156,6 @@ def _load_dicom(files, *, source, series_uid, progress) -> LoadResult:
             _raise_nothing(files, scan, source)
         sel = select_series(scan.slices, series_uid=series_uid, source=source)
         plan = plan_stack(sel.slices)
-        hu, pixel_warnings = fill_volume(
-            plan,
-            progress=progress,
-            done0=len(files),
-            total=len(files) + len(plan.slices),
-        )
     warnings: list[str] = []
     if len(scan.not_dicom) and len(files) > 1:
         warnings.append(
@@ -157,7 +168,7 @@ def _load_dicom(files, *, source, series_uid, progress) -> LoadResult:
         )
     if any(h.modality is None for h in plan.slices):
         warnings.append('no Modality tag: assumed CT from the SOP class')
-    warnings += sel.warnings + plan.warnings + pixel_warnings
+    warnings += sel.warnings + plan.warnings
 
     h0 = plan.slices[0]
     is_enhanced = h0.frame is not None
@@ -172,7 +183,6 @@ def _load_dicom(files, *, source, series_uid, progress) -> LoadResult:
         # z order; a multi-frame file appears once
         source_files=tuple(dict.fromkeys(str(h.path) for h in plan.slices)),
     )
-    vol = CTVolume(hu, Grid(plan.shape, plan.spacing, plan.affine), info, warnings)
     loaded = {
         'series_uid': h0.series_uid,
         'n_slices': len(plan.slices),
@@ -183,7 +193,32 @@ def _load_dicom(files, *, source, series_uid, progress) -> LoadResult:
         'loaded': True,
     }
     others = [{**d, 'loaded': False} for d in sel.other_series]
-    return LoadResult(vol, [loaded, *others])
+    return _Scanned(
+        plan,
+        Grid(plan.shape, plan.spacing, plan.affine),
+        info,
+        warnings,
+        [loaded, *others],
+        len(files),
+    )
+
+
+def _fill(sc: _Scanned, progress) -> CTVolume:
+    """The pixel pass: the whole volume."""
+    with _pywarnings.catch_warnings():
+        _pywarnings.simplefilter('ignore')
+        hu, pixel_warnings = fill_volume(
+            sc.plan,
+            progress=progress,
+            done0=sc.n_files,
+            total=sc.n_files + len(sc.plan.slices),
+        )
+    return CTVolume(hu, sc.grid, sc.info, sc.warnings + pixel_warnings)
+
+
+def _load_dicom(files, *, source, series_uid, progress) -> LoadResult:
+    sc = _scan_dicom(files, source=source, series_uid=series_uid, progress=progress)
+    return LoadResult(_fill(sc, progress), sc.series)
 
 
 def _raise_nothing(files, scan, source):

@@ -25,8 +25,10 @@ def propose(
 
     Parameters
     ----------
-    volume : CTVolume
-        int16 HU volume, ``(z, y, x)`` with z index 0 the most inferior slice.
+    volume : CTVolume or CTSeries
+        int16 HU volume, ``(z, y, x)`` with z index 0 the most inferior slice;
+        or a series opened with :func:`napari_heartbox.io.open_ct`, of which
+        only the slices the model scores are read.
     margin_mm : float, optional
         Safety margin on every face in mm (default: the model card's
         ``postprocess.default_margin_mm``).

@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ModelError
+from ..volume import CTVolume
 from .card import CARD_NAME, ONNX_NAME, assets_dir, load_card, sha256_file
 from .postprocess import CELLS, sector_from_prob, valid_cells
-from .zschedule import scheduled_prob
+from .zschedule import scheduled_prob, z_step
 
 __all__ = ['HeartModel']
 
@@ -170,13 +171,14 @@ class HeartModel:
 
         Parameters
         ----------
-        hu : numpy.ndarray
-            int16 ``(Z, H, W)``.
+        hu : numpy.ndarray or CTSeries
+            int16 ``(Z, H, W)``, or a :class:`~napari_heartbox.io.lazy.CTSeries`
+            (then only the scheduled slices are read from disk).
         dz : float
             Slice spacing (mm).
         progress : callable, optional
-            ``progress(done, total)``; ``total`` grows once the refinement
-            slices are known.
+            ``progress(done, total)`` in slices of the volume (``total = Z``;
+            the last call is ``(Z, Z)``).
 
         Returns
         -------
@@ -184,21 +186,43 @@ class HeartModel:
         ran : numpy.ndarray of int64
             The slice indices the model ran on.
         """
+        nz = hu.shape[0]
         rows_valid, cols_valid = valid_cells(hu.shape[1], hu.shape[2])
-        done = [0]
+        step = z_step(dz, self.postprocess)
+        calls = [0]
+        last = [0]
+
+        def report(done: int) -> None:
+            if progress is not None and done > last[0]:
+                last[0] = done
+                progress(done, nz)
 
         def run(indices):
-            base = done[0]
-            cb = None if progress is None else (lambda k, n: progress(base + k, base + n))
-            p = self.predict(hu, cb, slices=indices)
-            done[0] = base + len(indices)
-            return p
+            # progress in slices of the volume: the coarse pass (or the only pass)
+            # covers 0 → 4/5 of them (all when every slice is scored), the
+            # refinement the rest
+            lo, hi = (0, nz if step <= 1 else max(1, 4 * nz // 5)) if calls[0] == 0 else (last[0], nz)
+            calls[0] += 1
 
-        return scheduled_prob(run, hu.shape[0], dz, rows_valid, cols_valid, self.postprocess)
+            def cb(k: int, n: int) -> None:
+                report(max(1, lo + (hi - lo) * k // max(n, 1)))
+
+            if isinstance(hu, np.ndarray):
+                return self.predict(hu, cb, slices=indices)
+            return self.predict(hu.read_slices(indices), cb)  # a lazy series: these slices only
+
+        out = scheduled_prob(run, nz, dz, rows_valid, cols_valid, self.postprocess)
+        report(nz)
+        return out
 
     def propose(self, volume, *, margin_mm=None, progress=None):
-        """The heart :class:`~napari_heartbox.sector.Sector` of a CTVolume."""
-        prob, _ = self.scheduled_prob(volume.hu, volume.grid.spacing[0], progress)
+        """The heart :class:`~napari_heartbox.sector.Sector` of a CTVolume or CTSeries.
+
+        A :class:`~napari_heartbox.io.lazy.CTSeries` (``open_ct``) has only the
+        slices that the schedule scores read from disk; the answer is the same.
+        """
+        src = volume.hu if isinstance(volume, CTVolume) else volume
+        prob, _ = self.scheduled_prob(src, volume.grid.spacing[0], progress)
         return sector_from_prob(
             prob,
             volume.grid,
