@@ -5,8 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_heartbox.io import CTSeries, load_ct, open_ct, write_dicom_series
-from napari_heartbox.io import dicom_pixels
+from napari_heartbox.io import (
+    CTSeries,
+    dicom_pixels,
+    load_ct,
+    open_ct,
+    write_dicom_series,
+)
 from napari_heartbox.volume import CTVolume
 
 

@@ -25,7 +25,7 @@ from ..errors import CTLoadError
 from ..grid import Grid
 from ..volume import CTVolume, SeriesInfo
 from .dicom_pixels import read_output_slices
-from .load import Progress, _fill, _resolve, _Scanned, _scan_dicom
+from .load import Progress, _fill, _resolve, _scan_dicom, _Scanned
 from .nifti import load_nifti
 
 __all__ = ['CTSeries', 'open_ct']
