@@ -763,7 +763,20 @@ def test_hu_conversion_is_bit_identical_to_python(
                         pixel: { offset: 0, length: bytes.length } };
             const out = new Int16Array(rec.rows * rec.cols);
             const clipped = sliceToHU(r, out);
-            return { hu: Array.from(out), clipped };
+            // the lazy path (stored values kept, HU on demand) for every in-plane orientation
+            const { lazySlice, storedValues } = await import('./dicom.js');
+            const lazy = [];
+            for (const [transpose, flipY, flipX] of [[false, false, false], [false, true, true], [true, false, true], [true, true, false]]) {
+                const orient = { transpose, flipY, flipX };
+                const s = lazySlice(r, storedValues(r), orient);
+                const o = new Int16Array(rec.rows * rec.cols);
+                const c = s.hu(o);
+                const [h, w] = transpose ? [rec.cols, rec.rows] : [rec.rows, rec.cols];
+                const at = [];
+                for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) at.push(s.huAt(y, x));
+                lazy.push({ orient: [transpose, flipY, flipX], hu: Array.from(o), at, clipped: c });
+            }
+            return { hu: Array.from(out), clipped, lazy };
         }""",
         [
             base64.b64encode(raw.tobytes()).decode(),
@@ -779,6 +792,13 @@ def test_hu_conversion_is_bit_identical_to_python(
     )
     assert np.array_equal(np.array(got['hu'], np.int16).reshape(rows, cols), expect)
     assert got['clipped'] == bool(clip.n)
+    for lz in got['lazy']:
+        transpose, flip_y, flip_x = lz['orient']
+        want = expect.T if transpose else expect
+        want = want[:: -1 if flip_y else 1, :: -1 if flip_x else 1]
+        assert np.array_equal(np.array(lz['hu'], np.int16).reshape(want.shape), want)
+        assert np.array_equal(np.array(lz['at'], np.int16).reshape(want.shape), want)
+        assert lz['clipped'] == bool(clip.n)
 
 
 def test_api_accepts_a_volume(web, tiny_series, model_files):

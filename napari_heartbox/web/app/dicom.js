@@ -500,3 +500,66 @@ export function sliceToHU(r, out) {
   }
   return clipped;
 }
+
+/**
+ * The stored 16-bit values of one slice, little-endian decoded, as a new
+ * Uint16Array (a copy: the file's bytes can be released).
+ */
+export function storedValues(r) {
+  const n = r.rows * r.cols;
+  if (r.pixel.length < 2 * n) throw new DicomError(`${r.name}: pixel data is truncated (${r.pixel.length} bytes for ${r.rows}x${r.cols}).`);
+  const off = r.pixel.offset;
+  if (r.transferSyntax !== '1.2.840.10008.1.2.2') return new Uint16Array(r.buffer.slice(off, off + 2 * n));
+  const dv = new DataView(r.buffer, off, 2 * n);
+  const raw = new Uint16Array(n);
+  for (let i = 0; i < n; i++) raw[i] = dv.getUint16(2 * i, false);
+  return raw;
+}
+
+/**
+ * A slice kept as its stored values until its HU are needed: `hu(out)` writes
+ * the (y, x) HU slice (oriented like the volume) into `out` and returns true
+ * when values were clipped; `huAt(y, x)` converts one voxel (for previews).
+ * The arithmetic is sliceToHU's (the Python loader's), so results are equal.
+ */
+export function lazySlice(r, raw, orient) {
+  const rec = {
+    name: r.name, rows: r.rows, cols: r.cols, buffer: raw.buffer,
+    pixel: { offset: raw.byteOffset, length: raw.byteLength }, transferSyntax: '1.2.840.10008.1.2.1',
+    bitsStored: r.bitsStored, pixelRepresentation: r.pixelRepresentation, slope: r.slope, intercept: r.intercept,
+  };
+  const identity = !orient.transpose && !orient.flipY && !orient.flipX;
+  return {
+    hu(out) {
+      if (identity) return sliceToHU(rec, out);
+      const tmp = new Int16Array(r.rows * r.cols);
+      const clipped = sliceToHU(rec, tmp);
+      orientSlice(tmp, r.rows, r.cols, orient, out);
+      return clipped;
+    },
+    // stored (row, col) of output voxel (y, x): the inverse of orientSlice
+    huAt(y, x) {
+      let row;
+      let col;
+      if (!orient.transpose) {
+        row = orient.flipY ? r.rows - 1 - y : y;
+        col = orient.flipX ? r.cols - 1 - x : x;
+      } else {
+        col = orient.flipY ? r.cols - 1 - y : y;
+        row = orient.flipX ? r.rows - 1 - x : x;
+      }
+      return storedToHU(raw[row * r.cols + col], rec);
+    },
+  };
+}
+
+// one stored value → HU, exactly as sliceToHU's scalar loops (clipped to int16)
+function storedToHU(v, r) {
+  const bs = r.bitsStored > 0 && r.bitsStored <= 16 ? r.bitsStored : 16;
+  const sh = 32 - bs;
+  const st = r.pixelRepresentation === 1 ? (v << sh) >> sh : v & (bs === 16 ? 0xffff : (1 << bs) - 1);
+  const h = r.slope === 1 && Number.isInteger(r.intercept)
+    ? st + r.intercept
+    : rint(Math.fround(Math.fround(st * Math.fround(r.slope)) + Math.fround(r.intercept)));
+  return h < -32768 ? -32768 : h > 32767 ? 32767 : h;
+}

@@ -10,16 +10,18 @@
 //    {type:'meta'} is posted;
 // 2. pixels: for each chunk of output slices (z order, index 0 = most
 //    inferior) takes the pixel bytes (read now for large series, else
-//    already in memory and released once converted), converts them to HU
-//    int16 (y, x) and posts {type:'chunk', z0, n, data, preview} with the
-//    buffers transferred. At most MAX_IN_FLIGHT chunks wait for an
-//    {type:'ack'}, so the converted volume never piles up whatever the
-//    series length.
+//    already in memory and released once used), copies out each slice's
+//    stored values and computes its preview voxels in HU, and posts
+//    {type:'chunk', z0, n, raw, conv, preview} with the buffers transferred.
+//    The HU of a whole slice are computed by the inference worker, and only
+//    for the slices the model scores (lazySlice in dicom.js). At most
+//    MAX_IN_FLIGHT chunks wait for an {type:'ack'}, so memory stays bounded
+//    whatever the series length.
 //
 // In: {type:'start', files, chunkSlices, previewSize, wholeReadBytes?} | {type:'ack'}
 // Out: {type:'meta'|'chunk'|'progress'|'done'|'error', ...}
 
-import { parseHeader, assembleSeries, sliceToHU, orientSlice, DicomError } from './dicom.js';
+import { parseHeader, assembleSeries, storedValues, lazySlice, DicomError } from './dicom.js';
 
 const PREFIX = 16384; // bytes read per file for its header (large series)
 const WHOLE_READ_BYTES = 768 * 2 ** 20; // series up to this size are read whole, once
@@ -75,10 +77,7 @@ async function start({ files, chunkSlices, previewSize, wholeReadBytes = WHOLE_R
     type: 'meta', shape, spacing: series.spacing, affine: series.affine, info: series.info,
     warnings: series.warnings, preview: { shape: [Z, pY, pX], stride }, header_ms: now() - t0,
   });
-  const identity = !orient.transpose && !orient.flipY && !orient.flipX;
-  const scratch = identity ? null : new Int16Array(slices[0].rows * slices[0].cols);
-  let clipped = 0;
-  let hu_ms = 0;
+  let reader_ms = 0;
   const readChunk = (z0) => {
     const n = Math.min(chunkSlices, Z - z0);
     const idx = [...new Set(sourceOf.slice(z0, z0 + n))];
@@ -86,6 +85,8 @@ async function start({ files, chunkSlices, previewSize, wholeReadBytes = WHOLE_R
   };
   const lastUse = new Int32Array(slices.length); // last output slice that each file fills
   sourceOf.forEach((k, z) => { lastUse[k] = z; });
+  const conv = (r) => ({ name: r.name, rows: r.rows, cols: r.cols, bitsStored: r.bitsStored,
+    pixelRepresentation: r.pixelRepresentation, slope: r.slope, intercept: r.intercept });
   let pending = readChunk(0);
   for (let z0 = 0; z0 < Z; z0 += chunkSlices) {
     const n = Math.min(chunkSlices, Z - z0);
@@ -93,24 +94,24 @@ async function start({ files, chunkSlices, previewSize, wholeReadBytes = WHOLE_R
     if (z0 + n < Z) pending = readChunk(z0 + n); // prefetch while converting this chunk
     await waitCredit();
     const t = now();
-    const data = new Int16Array(n * H * W);
+    const raw = [];
+    const convs = [];
     const preview = new Int16Array(n * pY * pX);
     for (let k = 0; k < n; k++) {
       const r = px.get(sourceOf[z0 + k]);
-      const out = data.subarray(k * H * W, (k + 1) * H * W);
-      if (sliceToHU(r, identity ? out : scratch)) clipped += 1;
-      if (!identity) orientSlice(scratch, r.rows, r.cols, orient, out);
+      const values = storedValues(r);
+      const lazy = lazySlice(r, values, orient);
       for (let yy = 0; yy < pY; yy++) {
-        const row = yy * stride * W;
-        for (let xx = 0; xx < pX; xx++) preview[(k * pY + yy) * pX + xx] = out[row + xx * stride];
+        for (let xx = 0; xx < pX; xx++) preview[(k * pY + yy) * pX + xx] = lazy.huAt(yy * stride, xx * stride);
       }
+      raw.push(values);
+      convs.push(conv(r));
     }
     for (let z = z0; z < z0 + n; z++) if (lastUse[sourceOf[z]] === z) slices[sourceOf[z]].buffer = null; // release once used
-    hu_ms += now() - t;
-    postMessage({ type: 'chunk', z0, n, data, preview }, [data.buffer, preview.buffer]);
+    reader_ms += now() - t;
+    postMessage({ type: 'chunk', z0, n, raw, conv: convs, orient, preview }, [...raw.map((v) => v.buffer), preview.buffer]);
   }
-  const warnings = clipped ? [`HU values outside the int16 range were clipped in ${clipped} slice(s)`] : [];
-  postMessage({ type: 'done', warnings, hu_ms, total_ms: now() - t0 });
+  postMessage({ type: 'done', warnings: [], reader_ms, total_ms: now() - t0 });
 }
 
 self.onmessage = async (ev) => {

@@ -10,7 +10,7 @@
 //               | {type:'bench-point', id, ...} | {type:'error', id, message}
 
 import * as ort from './vendor/ort/ort.wasm.min.mjs';
-import { DicomError } from './dicom.js';
+import { DicomError, lazySlice } from './dicom.js';
 import { sectorFromProb, CELLS } from './postprocess.js';
 import { sectorToDict } from './sector.js';
 import { SliceScheduler, zStep } from './zschedule.js';
@@ -21,6 +21,11 @@ let sessionPromise = null;
 let threadsUsed = null;
 
 function now() { return performance.now(); }
+
+// as the Python propose path words it (napari_heartbox/io/lazy.py)
+function clipWarning(n) {
+  return n ? [`HU values outside the int16 range were clipped in ${n} of the slice(s) read`] : [];
+}
 
 async function loadConfig() {
   if (!configPromise) {
@@ -151,10 +156,24 @@ async function run(msg) {
     sched = new SliceScheduler(m.shape, m.spacing[0], config.postprocess, score, chunk);
     if (wantPreview) preview = new Int16Array(Z * pY * pX);
   };
+  let clipped = 0;
+  let huMs = 0;
   const onChunk = async (c) => {
     await sessionP;
     if (tFirst === null) tFirst = now();
-    await sched.push(c.z0, c.n, c.data);
+    let data = c.data; // HU of the whole chunk (a volume given directly)
+    if (!data) {
+      // DICOM: stored values; HU only for the slices the schedule scores
+      const [, H, W] = meta.shape;
+      data = (k) => {
+        const t = now();
+        const out = new Int16Array(H * W);
+        if (lazySlice(c.conv[k], c.raw[k], c.orient).hu(out)) clipped += 1;
+        huMs += now() - t;
+        return out;
+      };
+    }
+    await sched.push(c.z0, c.n, data);
     if (preview) preview.set(c.preview, c.z0 * meta.preview.shape[1] * meta.preview.shape[2]);
     postMessage({ type: 'progress', id, phase: 'infer', done: c.z0 + c.n, total: meta.shape[0] });
   };
@@ -187,7 +206,7 @@ async function run(msg) {
       }
       await onChunk({ z0, n, data, preview: pv });
     }
-    done = { warnings: [], hu_ms: 0, total_ms: 0 };
+    done = { warnings: [], reader_ms: 0, total_ms: 0 };
   } else {
     const files = Array.from(msg.files || []);
     if (files.length === 0) throw new DicomError('No files selected: choose a DICOM folder or the DICOM files of one CT series.');
@@ -199,7 +218,8 @@ async function run(msg) {
   timings.init_ms = fresh ? initMs : 0; // model load, overlapped with reading the headers
   timings.threads = threadsUsed;
   timings.read_parse_ms = meta.header_ms; // headers of all files + series selection and geometry
-  timings.hu_ms = done.hu_ms; // pixel reads excluded: HU conversion (in the reader, overlapped)
+  timings.hu_ms = huMs; // HU conversion of the scored slices (DICOM only)
+  timings.reader_ms = done.reader_ms; // reader: stored values + preview voxels (overlapped)
   timings.run_ms = inferMs; // onnxruntime-web runs only
   timings.infer_ms = tFirst === null ? 0 : tEnd - tFirst; // preprocess + inference wall time
   timings.slices_scored = slicesRun; // slices the model ran on (the rest copy a neighbour)
@@ -212,7 +232,7 @@ async function run(msg) {
   timings.post_ms = now() - t3;
   timings.total_ms = now() - tStart;
   const result = {
-    type: 'result', id, sector, warnings: [...meta.warnings, ...done.warnings], timings, info,
+    type: 'result', id, sector, warnings: [...meta.warnings, ...done.warnings, ...clipWarning(clipped)], timings, info,
     features: { cells: box.cells, volume_ml: box.volume_ml, mean_prob: box.mean_prob },
     preview: preview ? { data: preview, shape: meta.preview.shape, stride: meta.preview.stride } : null,
   };

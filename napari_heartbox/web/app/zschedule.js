@@ -76,7 +76,11 @@ export class SliceScheduler {
 
   slice(z) {
     const px = this.H * this.W;
-    for (const c of this.history) if (z >= c.z0 && z < c.z0 + c.n) return c.data.subarray((z - c.z0) * px, (z - c.z0 + 1) * px);
+    for (const c of this.history) {
+      if (z < c.z0 || z >= c.z0 + c.n) continue;
+      const k = z - c.z0;
+      return typeof c.data === 'function' ? c.data(k) : c.data.subarray(k * px, (k + 1) * px);
+    }
     throw new Error(`slice ${z} is no longer in memory (schedule bug)`);
   }
 
@@ -93,7 +97,11 @@ export class SliceScheduler {
     }
   }
 
-  /** Add the next chunk of n slices starting at z0 (z order, contiguous). */
+  /**
+   * Add the next chunk of n slices starting at z0 (z order, contiguous).
+   * `data` is their HU (Int16Array n×H×W) or a function k → HU of slice k
+   * (H×W), called only for the slices that are scored.
+   */
   async push(z0, n, data) {
     this.history.push({ z0, n, data });
     const keepFrom = z0 - this.step - this.reach;
