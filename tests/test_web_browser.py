@@ -772,9 +772,11 @@ def test_hu_conversion_is_bit_identical_to_python(
                 const o = new Int16Array(rec.rows * rec.cols);
                 const c = s.hu(o);
                 const [h, w] = transpose ? [rec.cols, rec.rows] : [rec.rows, rec.cols];
-                const at = [];
-                for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) at.push(s.huAt(y, x));
-                lazy.push({ orient: [transpose, flipY, flipX], hu: Array.from(o), at, clipped: c });
+                const at = new Int16Array(h * w);
+                s.previewInto(at, 0, h, w, 1);  // stride 1: every voxel
+                const pv = new Int16Array(2 + Math.ceil(h / 3) * Math.ceil(w / 3));  // stride 3, offset 2
+                s.previewInto(pv, 2, Math.ceil(h / 3), Math.ceil(w / 3), 3);
+                lazy.push({ orient: [transpose, flipY, flipX], hu: Array.from(o), at: Array.from(at), clipped: c, pv: Array.from(pv.subarray(2)) });
             }
             return { hu: Array.from(out), clipped, lazy };
         }""",
@@ -798,6 +800,7 @@ def test_hu_conversion_is_bit_identical_to_python(
         want = want[:: -1 if flip_y else 1, :: -1 if flip_x else 1]
         assert np.array_equal(np.array(lz['hu'], np.int16).reshape(want.shape), want)
         assert np.array_equal(np.array(lz['at'], np.int16).reshape(want.shape), want)
+        assert np.array_equal(np.array(lz['pv'], np.int16).reshape(want[::3, ::3].shape), want[::3, ::3])
         assert lz['clipped'] == bool(clip.n)
 
 

@@ -519,7 +519,7 @@ export function storedValues(r) {
 /**
  * A slice kept as its stored values until its HU are needed: `hu(out)` writes
  * the (y, x) HU slice (oriented like the volume) into `out` and returns true
- * when values were clipped; `huAt(y, x)` converts one voxel (for previews).
+ * when values were clipped; `previewInto` converts only every stride-th voxel.
  * The arithmetic is sliceToHU's (the Python loader's), so results are equal.
  */
 export function lazySlice(r, raw, orient) {
@@ -537,18 +537,39 @@ export function lazySlice(r, raw, orient) {
       orientSlice(tmp, r.rows, r.cols, orient, out);
       return clipped;
     },
-    // stored (row, col) of output voxel (y, x): the inverse of orientSlice
-    huAt(y, x) {
-      let row;
-      let col;
-      if (!orient.transpose) {
-        row = orient.flipY ? r.rows - 1 - y : y;
-        col = orient.flipX ? r.cols - 1 - x : x;
-      } else {
-        col = orient.flipY ? r.cols - 1 - y : y;
-        row = orient.flipX ? r.rows - 1 - x : x;
+    // the HU of output voxels (y·stride, x·stride), y < pY, x < pX, into
+    // out[offset + y·pX + x]: the preview images, without converting the slice
+    previewInto(out, offset, pY, pX, stride) {
+      const { transpose, flipY, flipX } = orient;
+      const cols = r.cols;
+      const bs = r.bitsStored > 0 && r.bitsStored <= 16 ? r.bitsStored : 16;
+      const sh = 32 - bs;
+      const mask = bs === 16 ? 0xffff : (1 << bs) - 1;
+      const signed = r.pixelRepresentation === 1;
+      const fast = r.slope === 1 && Number.isInteger(r.intercept);
+      const b = r.intercept;
+      for (let y = 0; y < pY; y++) {
+        const yo = y * stride;
+        for (let x = 0; x < pX; x++) {
+          const xo = x * stride;
+          let row;
+          let col;
+          if (!transpose) {
+            row = flipY ? r.rows - 1 - yo : yo;
+            col = flipX ? cols - 1 - xo : xo;
+          } else {
+            col = flipY ? cols - 1 - yo : yo;
+            row = flipX ? r.rows - 1 - xo : xo;
+          }
+          const v = raw[row * cols + col];
+          if (fast) {
+            const h = (signed ? (v << sh) >> sh : v & mask) + b;
+            out[offset + y * pX + x] = h < -32768 ? -32768 : h > 32767 ? 32767 : h;
+          } else {
+            out[offset + y * pX + x] = storedToHU(v, rec);
+          }
+        }
       }
-      return storedToHU(raw[row * r.cols + col], rec);
     },
   };
 }

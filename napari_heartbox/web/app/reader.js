@@ -101,9 +101,7 @@ async function start({ files, chunkSlices, previewSize, wholeReadBytes = WHOLE_R
       const r = px.get(sourceOf[z0 + k]);
       const values = storedValues(r);
       const lazy = lazySlice(r, values, orient);
-      for (let yy = 0; yy < pY; yy++) {
-        for (let xx = 0; xx < pX; xx++) preview[(k * pY + yy) * pX + xx] = lazy.huAt(yy * stride, xx * stride);
-      }
+      lazy.previewInto(preview, k * pY * pX, pY, pX, stride);
       raw.push(values);
       convs.push(conv(r));
     }
