@@ -1,4 +1,4 @@
-"""Post-processing: per-cell probabilities → Sector (docs/model.md §3)."""
+"""Post-processing: per-cell probabilities → Sector (docs/model.md §4)."""
 
 from __future__ import annotations
 

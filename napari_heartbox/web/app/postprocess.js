@@ -1,5 +1,5 @@
 // Per-cell heart probabilities → heart box: the JavaScript port of
-// napari_heartbox/model/postprocess.py, following docs/model.md §3 step by step.
+// napari_heartbox/model/postprocess.py, following docs/model.md §4 step by step.
 //
 // Conventions: prob is float32 [Z, 64, 64] in the volume's (z, y, x) order
 // (z index 0 = most inferior slice). Cell (r, c) covers pixel rows
@@ -103,7 +103,7 @@ function faceProbs(prob, cells, axis, side, nValid) {
 }
 
 /**
- * The heart box from the model output (docs/model.md §3).
+ * The heart box from the model output (docs/model.md §4).
  *
  * @param {Float32Array} prob [Z*64*64]
  * @param {number[]} shape [Z, H, W]
