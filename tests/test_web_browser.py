@@ -815,7 +815,11 @@ def test_api_accepts_a_volume(web, tiny_series, model_files):
             const { findHeartSector } = await import('./heartbox.js');
             const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
             const hu = new Int16Array(bytes.buffer);
-            return await findHeartSector({ hu, shape, spacing, affine, seriesUid: uid });
+            const moved = new Int16Array(hu);  // a copy, handed over with transfer: true
+            const viaTransfer = await findHeartSector({ hu: moved, shape, spacing, affine, seriesUid: uid },
+                                                      { transfer: true });
+            const sector = await findHeartSector({ hu, shape, spacing, affine, seriesUid: uid });
+            return { sector, viaTransfer, movedLength: moved.length, keptLength: hu.length };
         }""",
         [
             base64.b64encode(vol.hu.tobytes()).decode(),
@@ -825,9 +829,11 @@ def test_api_accepts_a_volume(web, tiny_series, model_files):
             vol.series_uid,
         ],
     )
-    assert_same_sector(got, python_sector(tiny_series, model_files))
+    assert_same_sector(got['sector'], python_sector(tiny_series, model_files))
+    assert got['viaTransfer'] == got['sector']
+    assert got['movedLength'] == 0 and got['keptLength'] == vol.hu.size  # moved vs copied
     # the event reached the page too
     page.wait_for_selector(
         '#event-result:not(:empty)', state='attached', timeout=TIMEOUT_MS
     )
-    assert json.loads(page.locator('#event-result').inner_text()) == got
+    assert json.loads(page.locator('#event-result').inner_text()) == got['sector']

@@ -76,9 +76,16 @@ export class HeartboxWorker {
       wholeReadBytes: options.wholeReadBytes, // series larger than this are read in two passes
     };
     const msg = { type: 'run', options: opts };
-    if (isVolume(input)) msg.volume = input;
-    else msg.files = toFiles(input);
-    return this._call(msg, options.onProgress);
+    let transfer = [];
+    if (isVolume(input)) {
+      msg.volume = input;
+      // options.transfer: move the HU buffer into the worker instead of copying it
+      // (input.hu is left empty); saves a copy of the whole volume
+      if (options.transfer) transfer = [input.hu.buffer];
+    } else {
+      msg.files = toFiles(input);
+    }
+    return this._call(msg, options.onProgress, transfer);
   }
 
   /** Speed benchmark: median latency per batch size (see speed.html). */
@@ -111,7 +118,8 @@ function sharedWorker(numThreads) {
  * Run the pipeline and return everything (sector, warnings, timings, previews).
  *
  * @param {FileList|File[]|object} filesOrVolume DICOM files of one series, or a volume
- * @param {object} [options] {numThreads=1, marginMm, onProgress(msg), eventTarget, previews}
+ * @param {object} [options] {numThreads=1, marginMm, onProgress(msg), eventTarget, previews,
+ *   transfer (a volume's hu buffer is moved to the worker, not copied)}
  */
 export async function analyze(filesOrVolume, options = {}) {
   const w = sharedWorker(options.numThreads || 1);
