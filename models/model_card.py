@@ -32,10 +32,10 @@ KNOWN_LIMITATIONS = [
     'test phantoms (previous model on the same phantoms: 0.94).'),
     ('- Per-slice 2D model: no z context, so the heart/liver and atria/great-vessel transitions rely '
     'on one 64×64 slice each.'),
-    ('- Speed (measured once on the 2-vCPU dev machine, quiet, a 700×512² phantom volume in memory): '
-    'inference 116-124 ms + post-processing ~10 ms against 23 ms for `volume.max()`, i.e. 5.4-5.7× '
-    '(2 threads, batch 8-16; 1 thread: 10×), above the issue bar of 4×. The full-resolution Cast + '
-    'Clip + ReduceSum passes of the preprocessing cost about as much as the network.'),
+    ('- Speed: `propose` scores slices by the coarse-to-fine slice schedule (`docs/model.md` §3: '
+    'every 4 mm, then every slice around the heart\'s faces), about 145 of the 700 slices of a '
+    '0.5 mm scan; measured numbers (ratio to `volume.max()`, folder and browser) are in '
+    '`benchmarks/README.md`.'),
     '',
 ]
 
