@@ -24,13 +24,15 @@ def hwm_mib():
 t0 = time.perf_counter()
 from napari_heartbox import load_ct, propose
 from napari_heartbox.errors import ModelError
+from napari_heartbox.io import open_ct
 from napari_heartbox.model import HeartModel
 t_imp = time.perf_counter() - t0
 rss_imports = hwm_mib()
-vol = load_ct(sys.argv[1])
-nbytes = vol.hu.nbytes
+mode = sys.argv[1]  # 'whole': load_ct + propose (napari); 'propose': open_ct + propose (CLI)
+vol = load_ct(sys.argv[2]) if mode == 'whole' else open_ct(sys.argv[2])
+nbytes = 2 * vol.shape[0] * vol.shape[1] * vol.shape[2]
 try:
-    model = HeartModel(sys.argv[2], sys.argv[3]) if len(sys.argv) > 3 else None
+    model = HeartModel(sys.argv[3], sys.argv[4]) if len(sys.argv) > 4 else None
     s = propose(vol, model=model)
     found = s.found
     err = None
@@ -49,13 +51,23 @@ print(json.dumps({
 
 
 def peak_rss_folder_to_sector(folder: Path, model_path=None, card_path=None) -> dict:
-    """Run ``load_ct(folder)`` + ``propose`` in a fresh interpreter; return its peak RSS.
+    """Peak RSS of folder → Sector in a fresh interpreter, both ways.
 
-    The child's ``VmHWM`` (Linux peak RSS) covers the whole process,
-    interpreter and imports included. The bar (issue 6) is ``volume + 300 MB``.
+    The top level is ``load_ct(folder)`` + ``propose`` (the whole volume, as
+    napari holds it); ``propose_path`` is ``open_ct(folder)`` + ``propose``
+    (the CLI: only the scored slices are read). The child's ``VmHWM`` (Linux
+    peak RSS) covers the whole process, interpreter and imports included. The
+    bar (issue 6) is ``volume + 300 MB``.
     """
+    d = _peak_rss('whole', folder, model_path, card_path)
+    if 'error' not in d:
+        d['propose_path'] = _peak_rss('propose', folder, model_path, card_path)
+    return d
+
+
+def _peak_rss(mode: str, folder: Path, model_path=None, card_path=None) -> dict:
     r = subprocess.run(
-        [sys.executable, '-c', _CHILD, str(folder)]
+        [sys.executable, '-c', _CHILD, mode, str(folder)]
         + ([str(model_path), str(card_path)] if model_path else []),
         capture_output=True,
         text=True,

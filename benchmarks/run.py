@@ -400,11 +400,16 @@ def format_report(res: dict) -> str:
         mem = r.get('memory')
         if mem and 'error' not in mem and 'skipped' not in mem:
             lines.append(
-                f'peak RSS folder -> Sector (fresh process): {mem["peak_rss_mib"]:.0f} MiB '
+                f'peak RSS folder -> volume + Sector (fresh process, load_ct): {mem["peak_rss_mib"]:.0f} MiB '
                 f'(volume {mem["volume_mib"]:.0f} MiB; bar {mem["bar_mib"]:.0f} MiB; imports alone '
                 f'{mem["rss_after_imports_mib"]:.0f} MiB)'
                 + ('' if mem.get('found') is not None else ' [no model: load only]')
             )
+            pm = mem.get('propose_path') or {}
+            if 'peak_rss_mib' in pm:
+                lines.append(
+                    f'  propose path (open_ct + propose, the CLI): {pm["peak_rss_mib"]:.0f} MiB'
+                )
         elif mem:
             lines.append(f'peak RSS: {mem.get("error") or mem.get("skipped")}')
         cli = r.get('cli_cold')
