@@ -33,6 +33,8 @@ _LAZY = {
     'CTLoadError': 'napari_heartbox.errors',
     'ModelError': 'napari_heartbox.errors',
     'load_ct': 'napari_heartbox.io',
+    'open_ct': 'napari_heartbox.io',
+    'CTSeries': 'napari_heartbox.io',
     'propose': 'napari_heartbox.model',
     # napari helpers (import napari only when used)
     'add_ct_layer': 'napari_heartbox._napari',
@@ -45,7 +47,7 @@ if TYPE_CHECKING:  # pragma: no cover - static analysers only; runtime is lazy
     from ._napari import add_ct_layer, attach_box_editor  # noqa: F401
     from .errors import CTLoadError, HeartboxError, ModelError  # noqa: F401
     from .grid import Grid  # noqa: F401
-    from .io import load_ct  # noqa: F401
+    from .io import CTSeries, load_ct, open_ct  # noqa: F401
     from .model import propose  # noqa: F401
     from .sector import Sector, box_iou_mm  # noqa: F401
     from .volume import CTVolume, SeriesInfo  # noqa: F401
