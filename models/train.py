@@ -211,7 +211,7 @@ def main(argv=None):
     ap.add_argument('--train-cases', type=int, default=240)
     ap.add_argument('--calib-cases', type=int, default=30)
     ap.add_argument('--test-cases', type=int, default=40)
-    ap.add_argument('--steps', type=int, default=4000)
+    ap.add_argument('--steps', type=int, default=6000)
     ap.add_argument('--batch', type=int, default=64)
     ap.add_argument('--lr', type=float, default=4e-3)
     ap.add_argument('--seed', type=int, default=0)

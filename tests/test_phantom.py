@@ -168,6 +168,21 @@ def test_heart_label_follows_the_reference_definition():
         assert (myo[case.heart_box.z[0]] & m[case.heart_box.z[0]]).any()
 
 
+@pytest.mark.parametrize('seed', [3, 11, 12])
+def test_heart_rests_on_the_diaphragm_with_liver_below(seed):
+    """Real hearts lie on the diaphragm: no lung right under the inferior heart
+    wall, and liver under (part of) the heart a few cm lower."""
+    case = make_phantom(seed, matrix=(128, 128), slice_spacing_mm=1.0, coverage='chest',
+                        n_slices=None, metal='none', fov_mm=360.0, position='HFS')
+    lab, m = case.labels, case.heart_mask
+    z0 = case.heart_box.z[0]
+    foot = m[z0 : z0 + 3].any(axis=0)  # the heart's inferior (diaphragmatic) surface
+    below = lab[z0 - 2][foot]  # 2 mm under it
+    assert (below == Tissue.LUNG).mean() < 0.05, 'lung between the heart and the diaphragm'
+    liver = (lab[z0 - 30 : z0 - 10][:, foot] == Tissue.LIVER).mean()
+    assert liver > 0.3, f'only {liver:.2f} of the region 1-3 cm under the heart is liver'
+
+
 def _tissue_means(case):
     return {t: float(case.volume.hu[case.labels == t].mean())
             for t in Tissue if (case.labels == t).sum() > 200}

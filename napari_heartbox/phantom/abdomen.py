@@ -34,6 +34,16 @@ def paint_abdomen(cv: Canvas, an: Anatomy, rng: np.random.Generator) -> None:
     cv.ellipsoid(lc, (0.72 * a, 0.95 * b, 95.0), T.LIVER, where=only)
     cv.ellipsoid((0.12 * a, c - 0.4 * b, an.dome_l - 30.0), (0.55 * a, 0.5 * b, 40.0), T.LIVER,
                  rot=rotation(-15), where=only)
+    # the left lobe also fills the anterior, right part of the central tendon
+    # under the heart (``liver_under_heart`` of its LR extent), up to the
+    # diaphragm sheet: in real CT the heart's inferior wall lies on the liver. A
+    # plateau (edge rounded over 10 mm) down to 70 mm below the heart.
+    if an.tendon is not None:
+        tx, ty, ta, tb, top = an.tendon
+        f = float(an.p['liver_under_heart'])
+        zt = cv.zslab(-70.0, top)
+        k = np.sqrt(np.clip((top - cv.pz[zt]) / 10.0, 0, 1))
+        cv.extruded_ellipse(zt, tx - ta + f * ta, ty - 0.1 * tb, f * ta * k, 0.9 * tb * k, T.LIVER, where=only)
     # stomach under the left dome, anterior; gas cap in the fundus (prone: the
     # gas rises the other way, but the anatomy frame stays put — close enough)
     sc = np.array([0.45 * a, c - 0.15 * b, an.dome_l - 55.0])

@@ -32,6 +32,7 @@ class Anatomy:
         self.W = p['body_half_width_mm']
         self.D = p['body_half_width_mm'] * p['body_depth_ratio']
         self.set_heart_top(95.0 * s)  # provisional; heart.py sets the true top
+        self.tendon = None  # set_tendon (after the heart is placed)
         infl = p['lung_inflation']
         self.dome_r = p['dome_above_heart_bottom_mm'] - 25.0 * (infl - 0.5)
         self.dome_l = self.dome_r - 12.0
@@ -49,6 +50,22 @@ class Anatomy:
         self.inlet = self.apex - 25.0  # sternal notch / thoracic inlet
         self.neck_top = self.apex + 220.0
         self.sternum_bottom = -5.0 + 0.15 * self.heart_height  # xiphoid
+
+    def set_tendon(self, sac_lo, sac_hi) -> None:
+        """Place the diaphragm's central tendon under the heart.
+
+        The heart rests on the diaphragm: below its inferior wall (z = 0) the
+        tendon (abdomen, no lung) spans the heart's LR extent and, in AP, from
+        the anterior chest wall to the back of the heart; a muscle sheet
+        ``diaphragm_gap_mm`` thick separates the heart from the liver below.
+        Stored as ``self.tendon`` = (centre L, centre P, half width, half
+        depth, top of the abdomen below the sheet), anatomy mm.
+        """
+        a, b, c = (float(v) for v in self.cavity_profile(0.0))
+        x0, x1 = float(sac_lo[0]), float(sac_hi[0])
+        y0, y1 = float(c - b), float(sac_hi[1]) - 10.0
+        self.tendon = (0.5 * (x0 + x1), 0.5 * (y0 + y1), 0.5 * (x1 - x0), 0.5 * (y1 - y0) + 6.0,
+                       -float(self.p['diaphragm_gap_mm']))
 
     # ------------------------------------------------------------ profile
     def body_profile(self, z):

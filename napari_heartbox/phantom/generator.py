@@ -113,6 +113,7 @@ def make_phantom(seed: int, *, ranges: PhantomRanges | None = None, keep_labels:
     an = Anatomy(p)
     g = heart_geometry(an)
     an.set_heart_top(g.z_top)
+    an.set_tendon(g.sac_min, g.sac_max)
     lay = layout(p, an, g)
     cv = Canvas(lay.pz, lay.py, lay.px)
     paint_body(cv, an)

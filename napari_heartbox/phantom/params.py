@@ -115,6 +115,18 @@ class PhantomRanges:
     carina_above_heart_top_mm: tuple = (10.0, 40.0)
     apex_above_carina_mm: tuple = (65.0, 100.0)
     dome_above_heart_bottom_mm: tuple = (0.0, 35.0)
+    # the heart rests on the diaphragm's central tendon: a muscle sheet this
+    # thick between the inferior heart wall and the liver / abdominal fat
+    diaphragm_gap_mm: tuple = (1.0, 6.0)
+    # share of the sub-cardiac tendon region filled by the liver's left lobe
+    # (the rest: fat / stomach), as a fraction of the heart's LR extent
+    liver_under_heart: tuple = (0.55, 1.0)
+    # superior mediastinum: the fat around the great vessels (half-width
+    # scale of the fat band) and the ascending aorta / pulmonary trunk moved
+    # towards the sternum (real great vessels form a compact mass right
+    # behind the sternum)
+    mediastinal_fat_scale: tuple = (0.3, 1.0)
+    aorta_anterior_mm: tuple = (0.0, 30.0)
     # --- contrast and Hounsfield units --------------------------------------
     contrast_probability: float = 0.6
     contrast_phase: Choice = _c('venous', 'arterial', 'pulmonary', w=(0.5, 0.35, 0.15))
@@ -324,4 +336,9 @@ def sample_params(seed: int, ranges: PhantomRanges | None = None, **overrides) -
     s.u('hu_cartilage')
     s.u('hu_calcium')
     s.u('hu_table')
+    # round 3 (drawn last so the earlier draws of a seed are unchanged)
+    s.u('diaphragm_gap_mm')
+    s.u('liver_under_heart')
+    s.u('mediastinal_fat_scale')
+    s.u('aorta_anterior_mm')
     return s.out

@@ -33,6 +33,7 @@ def paint_lungs(cv: Canvas, an: Anatomy) -> None:
     cv.extruded_ellipse(zs, 4.0, (post_front + sp) / 2, 20.0, (sp - post_front) / 2, T.FAT, power=3.0,
                         where=(T.LUNG,))
     sup = np.clip((z - (an.heart_top - 15.0)) / 25.0, 0, 1)
+    sup = sup * an.p['mediastinal_fat_scale']
     cv.extruded_ellipse(zs, 4.0, (front + sp) / 2, med * sup, (sp - front) / 2 + 5, T.FAT, power=3.0,
                         where=(T.LUNG,))
     # paraspinal muscles and the spine bulge into the back of the cavity
@@ -51,6 +52,18 @@ def paint_lungs(cv: Canvas, an: Anatomy) -> None:
         k = np.where(zz < cz, 1.0, k)
         cv.extruded_ellipse(zd, side * 0.45 * a_c, c_c - 0.1 * b_c, a_c * 0.95 * k, b_c * 1.1 * k, T.FAT,
                             where=(T.LUNG,))
+    # central tendon: the heart rests on the diaphragm, so there is no lung
+    # between the inferior heart wall and the abdomen below it: a plateau
+    # under the heart, a little wider than the sac (edge rounded over 1.5 mm),
+    # continued downwards
+    if an.tendon is not None:
+        tx, ty, ta, tb, _ = an.tendon
+        zd = cv.zslab(an.body_bottom, 0.0)
+        k = 1.2 * np.sqrt(np.clip(-cv.pz[zd] / 1.5, 0, 1))
+        cv.extruded_ellipse(zd, tx, ty, ta * k, tb * k, T.FAT, power=3.0, where=(T.LUNG,))
+        # the diaphragm itself: a muscle sheet ``diaphragm_gap_mm`` thick
+        zm = cv.zslab(-float(an.p['diaphragm_gap_mm']), 0.0)
+        cv.extruded_ellipse(zm, tx, ty, 1.2 * ta, 1.2 * tb, T.MUSCLE, power=3.0, where=(T.FAT,))
     # no lung below the deepest costophrenic recess
     zl = cv.zslab(an.body_bottom, min(an.dome_l, an.dome_r) - 75)
     if zl.stop > zl.start:

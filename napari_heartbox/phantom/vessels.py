@@ -50,7 +50,7 @@ def paint_vessels(cv: Canvas, an: Anatomy, g: HeartGeometry, rng: np.random.Gene
     sp = float(an.spine_y(an.carina))
     y_desc = sp - 26.0
     arch_top = an.carina + 28.0 + 6 * p['chamber_jitter'][1]
-    asc_top = np.array([ar[0] - 8, ar[1] - 4, an.carina - 5])
+    asc_top = np.array([ar[0] - 8, ar[1] - 4 - p['aorta_anterior_mm'], an.carina - 5])
     arch = [
         ar, asc_top,
         np.array([ar[0] - 2, ar[1] + 10, arch_top - 8]),
@@ -71,7 +71,7 @@ def paint_vessels(cv: Canvas, an: Anatomy, g: HeartGeometry, rng: np.random.Gene
     # pulmonary trunk and arteries (right-heart blood)
     bif = np.array([pv[0] + 10, pv[1] + 26, an.carina - 6])
     r_pa = 13.5 * s + 1.5 * p['chamber_jitter'][2]
-    cv.tube([pv, pv + np.array([4, 6, 18]), bif], r_pa, T.BLOOD_RIGHT)
+    cv.tube([pv, pv + np.array([4, 6 - 0.7 * p['aorta_anterior_mm'], 18]), bif], r_pa, T.BLOOD_RIGHT)
     lpa = [bif, np.array([bif[0] + 30, bif[1] + 12, bif[2] - 2]), np.array([bif[0] + 55, bif[1] + 25, bif[2] - 30])]
     rpa = [bif, np.array([ar[0] - 2, bif[1] + 12, bif[2] - 10]), np.array([-60.0, bif[1] + 16, bif[2] - 22]),
            np.array([-80.0, bif[1] + 24, bif[2] - 55])]
