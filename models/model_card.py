@@ -83,6 +83,7 @@ def _real_table(rows: list[dict]) -> list[str]:
 
 def write_model_card(card: dict, phantom_summary: dict, real: list, real_default: list, path) -> None:
     """Render the markdown model card."""
+    from models import data
     tw = card.get('trained_with', {})
     pp = card['postprocess']
     lines = [
@@ -112,9 +113,12 @@ def write_model_card(card: dict, phantom_summary: dict, real: list, real_default
         '',
         (f'{tw.get("train_phantoms")} randomised thorax phantoms (`napari_heartbox.phantom.make_phantom`, seeds '
         f'{tw.get("train_seeds")}; the generator\'s parameters are documented in `models/PHANTOM.md`), '
-        f'{tw.get("training_slices")} slices (a uniform sample of each volume + the slices within 15 mm of '
-        'the heart top/bottom + up to 8 hard-negative slices 15-80 mm below the heart (liver dome) and 8 '
-        'at 15-50 mm above it (great vessels)), preprocessed by running the preprocessing graph in onnxruntime. '
+        f'{tw.get("training_slices")} slices (a uniform sample of each volume + up to {data.EDGE_MAX_PER_SIDE} '
+        f'of the slices within {data.EDGE_BAND_MM:g} mm of the heart top and of the heart bottom + up to '
+        f'{data.HARD_MAX_PER_SIDE} hard-negative slices {data.HARD_BELOW_MM[0]:g}-{data.HARD_BELOW_MM[1]:g} mm '
+        f'below the heart (liver dome) and {data.HARD_MAX_PER_SIDE} at {data.HARD_ABOVE_MM[0]:g}-'
+        f'{data.HARD_ABOVE_MM[1]:g} mm above it (great vessels)), preprocessed by running the preprocessing '
+        'graph in onnxruntime. '
         'Label = fraction of each cell inside the phantom heart mask. Augmentation: left-right (50 %) and '
         'antero-posterior (15 %) flips, random scale 0.8–1.25, rotation ±12°, shift ±15 %, HU gain ±6 % and '
         'offset ±30 HU keeping air fixed, a random monotone power remap of the soft-tissue range '
