@@ -124,3 +124,29 @@ def test_propose_on_an_opened_series_reads_few_slices_and_gives_the_same_box(tmp
     assert lazy.confidence == pytest.approx(whole.confidence, abs=1e-12)
     assert len(seen) == len(set(seen))  # no image read twice
     assert len(seen) < 0.4 * vol.shape[0]
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize(
+    'case',
+    ['cptac-lscc-c3n-00247/dicom', 'ricord-1a-001012/dicom', 'totalseg-example-abdomen/example_ct_dicom'],
+)
+def test_real_series_read_lazily_equal_the_whole_load(shared_data, case):
+    """Real headers, real compression (RICORD: JPEG lossless): the requested slices
+    equal the whole load's, and propose gives the same box both ways."""
+    from napari_heartbox.model import HeartModel, propose
+
+    path = shared_data / 'ct' / case
+    if not path.exists():
+        pytest.skip(f'{path} not found')
+    full = load_ct(path)
+    series = open_ct(path)
+    assert series.grid == full.grid and series.warnings == full.warnings
+    zs = sorted({0, full.shape[0] // 3, full.shape[0] // 2, full.shape[0] - 1})
+    np.testing.assert_array_equal(series.read_slices(zs), full.hu[zs])
+    try:
+        HeartModel.default()
+    except Exception as e:  # noqa: BLE001 - no bundled model in this checkout
+        pytest.skip(str(e))
+    a, b = propose(series), propose(full)
+    assert a.found == b.found and a.ranges == b.ranges
