@@ -31,6 +31,12 @@ KNOWN_LIMITATIONS = [
     ('- Held-out phantoms: one heart of 31 is missed (round-2 model on the same phantoms: none); '
     'coverage >= 0.99 with the 5 mm default margin on 0.90 of the test phantoms (round-2 model on the '
     'same phantoms: 0.90); the phantom targets (median IoU 0.90, 3 mm) are not reached.'),
+    ('- Tried in round 3 and not shipped (candidate runs, `--out`): (a) more transition slices (16 '
+    'edge, 12 hard-negative per side) and 8000 steps: held-out phantoms 0.841 / 2.87 mm, but CPTAC IoU '
+    '0.53 and RICORD 0.41 (great vessels taken for heart: RICORD superior face +31 mm); (b) dilated great '
+    'vessels in the phantom (radius scale 0.9-1.3): CPTAC 0.66 with the superior face exact, RICORD '
+    '0.55, but one false box and one missed heart on the held-out phantoms. The real-scan IoU moves by '
+    '0.1-0.15 between such runs, so two real scans cannot rank close candidates.'),
     ('- The confidence is calibrated on phantoms; on real scans it is over-confident.'),
     ('- Phantom realism gaps that remain: phantom bodies are flatter ellipses and the phantom ribs '
     'thicker than in the two real scans; the real great-vessel mass above the heart is rounder and '
