@@ -209,7 +209,8 @@ def evaluate_real(model, margin_mm):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--train-cases', type=int, default=240)
-    ap.add_argument('--calib-cases', type=int, default=30)
+    # enough cases that the confidence fit sees failures too (30 gave an almost flat fit)
+    ap.add_argument('--calib-cases', type=int, default=120)
     ap.add_argument('--test-cases', type=int, default=40)
     ap.add_argument('--steps', type=int, default=6000)
     ap.add_argument('--batch', type=int, default=64)
@@ -326,7 +327,7 @@ def main(argv=None):
     pp = card['postprocess']
     pp_raw = dict(pp, min_confidence=0.0)  # candidates before the confidence gate
     feats, ys, cov_rows = [], [], []
-    margins = [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+    margins = [float(m) for m in range(0, 11)]  # default margin: the smallest meeting coverage
     calib_seeds = range(CALIB_SEED0, CALIB_SEED0 + args.calib_cases)
     for c in phantom_probs(model, calib_seeds):
         f = component_features(c['prob'], c['volume'].grid, pp_raw)
