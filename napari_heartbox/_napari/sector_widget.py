@@ -444,7 +444,9 @@ class HeartSectorWidget(Container):
             camera_of(viewer).orientation2d = (vertical, 'right')
         layer, model = self.ct.value, self.model
         if layer is not None and model is not None and model.has_box:
-            centre = [(a + b - 1) / 2 for a, b in model.sector.ranges]
+            # the centre voxel (an integer index: a point between two voxels slices no
+            # shape, since napari keys a rectangle to its integer plane)
+            centre = [(a + b - 1) // 2 for a, b in model.sector.ranges]
             world = layer.data_to_world(centre)
             for axis in range(3):
                 viewer.dims.set_point(axis, world[axis])
