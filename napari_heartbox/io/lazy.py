@@ -43,12 +43,7 @@ class CTSeries:
         The header pass's warnings, plus those of the pixels read so far
         (clipping) or of the full load after a fallback.
     shape : tuple of int
-    dtype : numpy.dtype
-        Always int16 (HU).
     """
-
-    dtype = np.dtype(np.int16)
-    ndim = 3
 
     def __init__(self, scanned: _Scanned | None = None, volume: CTVolume | None = None):
         self._scanned = scanned

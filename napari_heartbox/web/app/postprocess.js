@@ -12,6 +12,13 @@
 
 export const CELLS = 64;
 
+/** Valid (non-padding) cell rows and columns of an H×W image: ceil(H/kH), ceil(W/kW). */
+export function validCells(H, W) {
+  const kH = Math.ceil(H / CELLS);
+  const kW = Math.ceil(W / CELLS);
+  return [Math.ceil(H / kH), Math.ceil(W / kW)];
+}
+
 function toRange(loEdge, hiEdge, n) {
   let a = Math.min(Math.max(Math.floor(loEdge + 0.5), 0), n);
   let b = Math.min(Math.max(Math.floor(hiEdge + 0.5), 0), n);
@@ -120,8 +127,7 @@ export function sectorFromProb(prob, shape, spacing, config, marginMm) {
   if (prob.length !== nz * G * G) throw new Error(`prob has ${prob.length} values, expected ${nz}x${G}x${G}`);
   const kH = Math.ceil(H / G);
   const kW = Math.ceil(W / G);
-  const rowsValid = Math.ceil(H / kH);
-  const colsValid = Math.ceil(W / kW);
+  const [rowsValid, colsValid] = validCells(H, W);
   // step 1: positive cells (float32 comparison)
   const thr = Math.fround(config.threshold);
   const mask = new Uint8Array(nz * G * G);

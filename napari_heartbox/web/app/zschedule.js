@@ -15,7 +15,7 @@
 // keeping only the last step + reach slices (and the current chunk) in memory;
 // it scores exactly the slices the Python schedule scores.
 
-import { CELLS } from './postprocess.js';
+import { CELLS, validCells } from './postprocess.js';
 
 export function zStep(dz, config) {
   const mm = Number(config.z_step_mm || 0);
@@ -27,13 +27,6 @@ export function refineReach(dz, config) {
   const mm = Number(config.z_refine_mm || 0);
   if (!(mm > 0) || !(dz > 0)) return 0;
   return Math.floor(mm / dz + 0.5);
-}
-
-/** Valid (non-padding) cell rows and columns of an H×W image. */
-export function validCells(H, W) {
-  const kH = Math.ceil(H / CELLS);
-  const kW = Math.ceil(W / CELLS);
-  return [Math.ceil(H / kH), Math.ceil(W / kW)];
 }
 
 /** Does slice z of prob [Z*64*64] have a valid cell >= threshold (float32)? */
