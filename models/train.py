@@ -45,7 +45,7 @@ def augment(x, y, gen):
     from napari_heartbox.model.graph import HU_HI, HU_LO
 
     b = x.shape[0]
-    r = lambda *s: torch.rand(*s, generator=gen)  # noqa: E731
+    r = lambda *s: torch.rand(*s, generator=gen, device=gen.device)  # noqa: E731
     flip = r(b) < 0.5
     x = torch.where(flip[:, None, None], x.flip(-1), x)
     y = torch.where(flip[:, None, None], y.flip(-1), y)
@@ -76,7 +76,7 @@ def augment(x, y, gen):
     shift = (r(b) - 0.5) * 60
     w = (x - HU_LO) / (HU_HI - HU_LO)
     x = x * gain[:, None, None] + (shift[:, None, None] - HU_LO * (gain[:, None, None] - 1)) * w
-    x = x + torch.randn(x.shape, generator=gen) * (r(b) * 12)[:, None, None]
+    x = x + torch.randn(x.shape, generator=gen, device=gen.device) * (r(b) * 12)[:, None, None]
     # blur (smoother kernels / thicker slices than the phantoms): mix with the
     # 3×3 cell mean on 30 % of the slices
     on = (r(b) < 0.3).float()[:, None, None] * r(b)[:, None, None]
@@ -85,7 +85,13 @@ def augment(x, y, gen):
     return x.clamp(HU_LO, HU_HI), y.clamp(0, 1)
 
 
-def train_net(x_all, y_all, *, steps, batch, lr, seed, threads, log_every=250):
+def train_net(x_all, y_all, *, steps, batch, lr, seed, threads, log_every=250, device='cpu'):
+    """Train :class:`models.net.HeartNet` on cached slices; returns it in eval mode on the CPU.
+
+    ``device='cpu'`` (the default) is the reproducible path: the committed
+    ONNX is the bytes this gives. ``'cuda'`` runs the same recipe on a GPU
+    for exploration (same seed, different arithmetic, so not the same bytes).
+    """
     import torch
     from torch.nn import functional as F
 
@@ -93,10 +99,11 @@ def train_net(x_all, y_all, *, steps, batch, lr, seed, threads, log_every=250):
 
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
-    gen = torch.Generator().manual_seed(seed)
-    x_all = torch.from_numpy(x_all)
-    y_all = torch.from_numpy(y_all.astype(np.float32))
-    net = HeartNet()
+    dev = torch.device(device)
+    gen = torch.Generator(device=dev).manual_seed(seed)
+    x_all = torch.from_numpy(x_all).to(dev)
+    y_all = torch.from_numpy(y_all.astype(np.float32)).to(dev)
+    net = HeartNet().to(dev)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt, max_lr=lr, total_steps=steps, pct_start=0.1, anneal_strategy='cos'
@@ -106,7 +113,7 @@ def train_net(x_all, y_all, *, steps, batch, lr, seed, threads, log_every=250):
     run = 0.0
     net.train()
     for step in range(1, steps + 1):
-        idx = torch.randint(0, n, (batch,), generator=gen)
+        idx = torch.randint(0, n, (batch,), generator=gen, device=dev)
         x, y = augment(x_all[idx], y_all[idx], gen)
         logit = net(x)
         loss = F.binary_cross_entropy_with_logits(logit, y)
@@ -119,7 +126,7 @@ def train_net(x_all, y_all, *, steps, batch, lr, seed, threads, log_every=250):
         if step % log_every == 0 or step == steps:
             log(f'  step {step}/{steps} loss {run:.4f} ({time.perf_counter() - t0:.0f} s)')
     net.eval()
-    return net
+    return net.cpu()
 
 
 # --------------------------------------------------------------- calibration
@@ -217,6 +224,10 @@ def main(argv=None):
     ap.add_argument('--lr', type=float, default=4e-3)
     ap.add_argument('--seed', type=int, default=0)
     ap.add_argument('--threads', type=int, default=2)
+    ap.add_argument(
+        '--device', default='cpu',
+        help="torch device for training ('cpu' reproduces the committed model; 'cuda' explores faster)",
+    )
     ap.add_argument('--workers', type=int, default=2, help='phantom generation processes')
     ap.add_argument('--out', default=str(ROOT / 'napari_heartbox' / 'model' / 'assets'))
     ap.add_argument('--skip-real', action='store_true')
@@ -276,7 +287,7 @@ def main(argv=None):
         # 2. train
         net = train_net(
             x_all, y_all, steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed,
-            threads=args.threads,
+            threads=args.threads, device=args.device,
         )
         t_train = time.perf_counter() - t_start - t_data
         # 3. export
@@ -406,7 +417,7 @@ def main(argv=None):
         'calibration_seeds': [calib_seeds.start, calib_seeds.stop],
         'test_seeds': [TEST_SEED0, TEST_SEED0 + args.test_cases],
         'training_slices': int(len(x_all)), 'steps': args.steps, 'batch': args.batch, 'lr': args.lr,
-        'seed': args.seed, 'torch': torch.__version__, 'threads': args.threads,
+        'seed': args.seed, 'torch': torch.__version__, 'threads': args.threads, 'device': args.device,
         'phantom_cache_id': data.cache_dir().name,
         'seconds': {'data': round(t_data), 'train': round(t_train), 'total': round(t_total)},
         'eval_only_rerun': bool(args.eval_only),

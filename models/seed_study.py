@@ -1,0 +1,156 @@
+"""``python -m models.seed_study``: how much do the results depend on the training seed?
+
+Trains the network several times on the SAME training phantoms with different
+torch seeds (initialisation, batch order, augmentation), exports each run as a
+candidate ``heartbox.onnx``, and scores every candidate at margin 0 on the
+held-out test phantoms and on every real case in ``../shared/data/ct/``.
+Prints a table with the mean and standard deviation over seeds and writes
+``OUT/seed_study.json``.
+
+Why: on the real chest CTs the IoU of two runs of the same recipe differs by
+0.1-0.3, so one run per recipe cannot rank two recipes. Compare recipes by
+their seed means (``models/EXPERIMENTS.md``). The post-processing parameters
+(threshold, confidence, margin) are the bundled card's; candidates are not
+calibrated, so the study compares networks, not cards.
+
+Examples
+--------
+::
+
+    python -m models.seed_study --seeds 0 1 2                   # CPU, ~15 min per seed
+    python -m models.seed_study --seeds 0 1 2 3 4 --device cuda  # a GPU, ~1 min per seed
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from models.train import ROOT, TEST_SEED0, TRAIN_SEED0, evaluate_real, log, phantom_probs, train_net
+
+
+def _candidate(net, out: Path) -> Path:
+    """Export ``net`` into ``out`` with a copy of the bundled card (own hash)."""
+    from models.export import compose, export_network
+    from napari_heartbox.model.card import CARD_NAME, ONNX_NAME, assets_dir, sha256_file, write_card
+
+    out.mkdir(parents=True, exist_ok=True)
+    onnx_path = out / ONNX_NAME
+    onnx_path.write_bytes(compose(export_network(net)).SerializeToString())
+    card = json.loads((assets_dir() / CARD_NAME).read_text())
+    card.pop('metrics', None)
+    card.pop('trained_with', None)
+    card.update(sha256=sha256_file(onnx_path), bytes=onnx_path.stat().st_size,
+                name='napari-heartbox seed-study candidate')
+    write_card(out / CARD_NAME, card)
+    return onnx_path
+
+
+def _phantom_scores(model, seeds) -> dict:
+    from napari_heartbox.evaluate import evaluate_volume, summarize
+    from napari_heartbox.model.postprocess import sector_from_prob
+
+    rows = []
+    for c in phantom_probs(model, seeds):
+        heart = bool(c['mask'].any())
+        sec = sector_from_prob(c['prob'], c['volume'].grid, model.postprocess, margin_mm=0.0)
+        rows.append(evaluate_volume(c['volume'], proposed=sec, heart_mask=c['mask'] if heart else None,
+                                    heart=heart))
+    s = summarize(rows)
+    iou, err = s['iou'] or {}, s['mean_abs_face_error_mm'] or {}  # None: no heart case / no box
+    return {'iou_median': iou.get('median'), 'iou_p5': iou.get('p5'),
+            'mean_abs_face_error_mm': err.get('mean'),
+            'missed': s['n_missed_heart'], 'false_box': s['n_false_box'],
+            'coverage_ge_99': s['coverage_ge_99']}
+
+
+def _table(results: list[dict]) -> list[str]:
+    real_ids = [r['id'] for r in results[0]['real']] if results else []
+    head = ['seed', 'phantom IoU med (p5)', '|face err| mm', 'missed/false'] + [
+        i.split('/')[0][:14] for i in real_ids]
+    lines = [' | '.join(head)]
+
+    def f(v, spec):
+        return '-' if v is None else format(v, spec)
+
+    def real_cell(r):
+        if r['heart_expected']:
+            return '-' if r['iou'] is None else f"{r['iou']:.3f}"
+        return 'false box' if r['found'] else 'none ✓'
+
+    for res in results:
+        p = res['phantom']
+        lines.append(' | '.join([
+            str(res['seed']), f"{f(p['iou_median'], '.3f')} ({f(p['iou_p5'], '.2f')})",
+            f(p['mean_abs_face_error_mm'], '.2f'), f"{p['missed']}/{p['false_box']}",
+            *[real_cell(r) for r in res['real']]]))
+
+    def ms(vals):
+        vals = [v for v in vals if v is not None]
+        return '-' if not vals else f'{np.mean(vals):.3f} ± {np.std(vals):.3f}'
+
+    lines.append(' | '.join([
+        'mean ± sd', ms([r['phantom']['iou_median'] for r in results]),
+        ms([r['phantom']['mean_abs_face_error_mm'] for r in results]), '',
+        *[ms([res['real'][k]['iou'] for res in results]) if results[0]['real'][k]['heart_expected']
+          else f"{sum(not res['real'][k]['found'] for res in results)}/{len(results)} none"
+          for k in range(len(real_ids))]]))
+    return lines
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2], help='torch seeds, one run each')
+    ap.add_argument('--train-cases', type=int, default=240)
+    ap.add_argument('--test-cases', type=int, default=40)
+    ap.add_argument('--steps', type=int, default=6000)
+    ap.add_argument('--batch', type=int, default=64)
+    ap.add_argument('--lr', type=float, default=4e-3)
+    ap.add_argument('--threads', type=int, default=2)
+    ap.add_argument('--workers', type=int, default=2, help='phantom generation processes')
+    ap.add_argument('--device', default='cpu', help="torch device for training ('cpu', 'cuda')")
+    ap.add_argument('--skip-real', action='store_true')
+    ap.add_argument('--out', default=str(ROOT / 'models' / 'runs' / 'seed_study'))
+    args = ap.parse_args(argv)
+
+    from models import data
+    from napari_heartbox.model.card import CARD_NAME
+    from napari_heartbox.model.runtime import HeartModel
+
+    out = Path(args.out)
+    train_seeds = range(TRAIN_SEED0, TRAIN_SEED0 + args.train_cases)
+    data.build_cache(train_seeds, workers=args.workers, log=log)
+    x_all, y_all = data.load_training_arrays(train_seeds)
+    log(f'training slices: {len(x_all)} from {args.train_cases} phantoms (cache {data.cache_dir().name})')
+    results = []
+    for seed in args.seeds:
+        t0 = time.perf_counter()
+        net = train_net(x_all, y_all, steps=args.steps, batch=args.batch, lr=args.lr, seed=seed,
+                        threads=args.threads, device=args.device, log_every=max(args.steps // 4, 1))
+        onnx_path = _candidate(net, out / f'seed_{seed}')
+        model = HeartModel(onnx_path, onnx_path.parent / CARD_NAME)
+        res = {'seed': seed, 'train_s': round(time.perf_counter() - t0),
+               'phantom': _phantom_scores(model, range(TEST_SEED0, TEST_SEED0 + args.test_cases)),
+               'real': [] if args.skip_real else [
+                   {k: r.get(k) for k in ('id', 'heart_expected', 'found', 'iou', 'face_error_mm')}
+                   for r in evaluate_real(model, 0.0)]}
+        results.append(res)
+        log(f'seed {seed}: {res["phantom"]}')
+    report = {
+        'phantom_cache_id': data.cache_dir().name, 'train_phantoms': args.train_cases,
+        'test_phantoms': args.test_cases, 'steps': args.steps, 'batch': args.batch, 'lr': args.lr,
+        'device': args.device, 'margin_mm': 0.0, 'runs': results,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / 'seed_study.json').write_text(json.dumps(report, indent=1, default=str))
+    print('\n'.join(_table(results)))
+    log(f'wrote {out / "seed_study.json"}')
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
