@@ -30,13 +30,27 @@ from pathlib import Path
 
 import numpy as np
 
-from models.train import ROOT, TEST_SEED0, TRAIN_SEED0, evaluate_real, log, phantom_probs, train_net
+from models.train import (
+    ROOT,
+    TEST_SEED0,
+    TRAIN_SEED0,
+    evaluate_real,
+    log,
+    phantom_probs,
+    train_net,
+)
 
 
 def _candidate(net, out: Path) -> Path:
     """Export ``net`` into ``out`` with a copy of the bundled card (own hash)."""
     from models.export import compose, export_network
-    from napari_heartbox.model.card import CARD_NAME, ONNX_NAME, assets_dir, sha256_file, write_card
+    from napari_heartbox.model.card import (
+        CARD_NAME,
+        ONNX_NAME,
+        assets_dir,
+        sha256_file,
+        write_card,
+    )
 
     out.mkdir(parents=True, exist_ok=True)
     onnx_path = out / ONNX_NAME

@@ -338,7 +338,7 @@ def main(argv=None):
     pp = card['postprocess']
     pp_raw = dict(pp, min_confidence=0.0)  # candidates before the confidence gate
     feats, ys, cov_rows = [], [], []
-    margins = [float(m) for m in range(0, 11)]  # default margin: the smallest meeting coverage
+    margins = [float(m) for m in range(11)]  # default margin: the smallest meeting coverage
     calib_seeds = range(CALIB_SEED0, CALIB_SEED0 + args.calib_cases)
     for c in phantom_probs(model, calib_seeds):
         f = component_features(c['prob'], c['volume'].grid, pp_raw)
