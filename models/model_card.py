@@ -60,8 +60,11 @@ KNOWN_LIMITATIONS = [
     'more compact.'),
     ('- Per-slice 2D model: no z context, so the heart/liver and atria/great-vessel transitions rely '
     'on one 64×64 slice each. On the real contrast scan the liver\'s left lobe 3-6 mm below the heart '
-    'and the vessel mass up to 3 cm above the left atrium look like heart slices to every recipe tried; '
-    'adjacent-slice input is the next step (`models/EXPERIMENTS.md`).'),
+    'and the vessel mass up to 3 cm above the left atrium look like heart slices to every 2D recipe '
+    'tried. A 2.5D prototype (cells of z - 8 mm, z, z + 8 mm as channels, 3 seeds) fixed the liver '
+    'confusion on the contrast scan (CPTAC seed mean 0.42 -> 0.55) and reached 2.7 mm on the phantoms, '
+    'but took the unenhanced descending aorta for heart on the non-contrast scan (RICORD 0.54 -> 0.32); '
+    'not shipped (`models/EXPERIMENTS.md`).'),
     ('- Speed: `propose` scores slices by the coarse-to-fine slice schedule (`docs/model.md` §3), 145 '
     'of the 700 slices of a 0.5 mm scan: 0.062 s in memory, 2.7× one numpy pass over the volume '
     '(bar 4×), 2 workers × chunks of 8 slices; see `benchmarks/README.md`.'),
