@@ -63,7 +63,8 @@ KNOWN_LIMITATIONS = [
     'and the vessel mass up to 3 cm above the left atrium look like heart slices to every 2D recipe '
     'tried. A 2.5D prototype (cells of z - 8 mm, z, z + 8 mm as channels, 3 seeds) fixed the liver '
     'confusion on the contrast scan (CPTAC seed mean 0.42 -> 0.55) and reached 2.7 mm on the phantoms, '
-    'but took the unenhanced descending aorta for heart on the non-contrast scan (RICORD 0.54 -> 0.32); '
+    'but took the unenhanced posterior mediastinum (descending aorta, oesophagus) for heart on the '
+    'non-contrast scan (RICORD 0.54 -> 0.32); '
     'not shipped (`models/EXPERIMENTS.md`).'),
     ('- Speed: `propose` scores slices by the coarse-to-fine slice schedule (`docs/model.md` §3), 145 '
     'of the 700 slices of a 0.5 mm scan: 0.062 s in memory, 2.7× one numpy pass over the volume '
