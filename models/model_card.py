@@ -64,8 +64,10 @@ KNOWN_LIMITATIONS = [
     'tried. A 2.5D prototype (cells of z - 8 mm, z, z + 8 mm as channels, 3 seeds) fixed the liver '
     'confusion on the contrast scan (CPTAC seed mean 0.42 -> 0.55) and reached 2.7 mm on the phantoms, '
     'but took the unenhanced posterior mediastinum (descending aorta, oesophagus) for heart on the '
-    'non-contrast scan (RICORD 0.54 -> 0.32); '
-    'not shipped (`models/EXPERIMENTS.md`).'),
+    'non-contrast scan (RICORD 0.54 -> 0.32). Trained on the round-4 phantoms it reached CPTAC 0.50 / '
+    '0.84 and RICORD 0.43 / 0.49 (2 seeds; RICORD\'s box still leaks 45-74 mm posteriorly). Not '
+    'shipped: it needs the adjacent-slice input in the graph, runtime, slice schedules and browser '
+    '(`models/EXPERIMENTS.md`).'),
     ('- Speed: `propose` scores slices by the coarse-to-fine slice schedule (`docs/model.md` §3), 145 '
     'of the 700 slices of a 0.5 mm scan: 0.062 s in memory, 2.7× one numpy pass over the volume '
     '(bar 4×), 2 workers × chunks of 8 slices; see `benchmarks/README.md`.'),
