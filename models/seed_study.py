@@ -34,6 +34,7 @@ from models.train import (
     ROOT,
     TEST_SEED0,
     TRAIN_SEED0,
+    add_recipe_args,
     evaluate_real,
     log,
     phantom_probs,
@@ -119,15 +120,7 @@ def _table(results: list[dict]) -> list[str]:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2], help='torch seeds, one run each')
-    ap.add_argument('--train-cases', type=int, default=240)
-    ap.add_argument('--test-cases', type=int, default=40)
-    ap.add_argument('--steps', type=int, default=6000)
-    ap.add_argument('--batch', type=int, default=64)
-    ap.add_argument('--lr', type=float, default=4e-3)
-    ap.add_argument('--threads', type=int, default=2)
-    ap.add_argument('--workers', type=int, default=2, help='phantom generation processes')
-    ap.add_argument('--device', default='cpu', help="torch device for training ('cpu', 'cuda')")
-    ap.add_argument('--skip-real', action='store_true')
+    add_recipe_args(ap)
     ap.add_argument('--out', default=str(ROOT / 'models' / 'runs' / 'seed_study'))
     args = ap.parse_args(argv)
 

@@ -11,7 +11,8 @@ Seeded and CPU-only. Steps:
    "calibration" phantoms;
 5. evaluate on held-out "test" phantoms and on every real case in
    ``../shared/data/ct/`` (never used for training or tuning);
-6. write ``heartbox.card.json`` and ``models/MODEL_CARD.md`` (for a candidate run with ``--out DIR``: ``DIR/MODEL_CARD.md``).
+6. write ``heartbox.card.json``, ``models/MODEL_CARD.md`` and ``models/runs/eval_last.json``
+   (for a candidate run with ``--out DIR``: ``DIR/MODEL_CARD.md``, ``DIR/eval_last.json``).
 
 Real scans are only ever evaluated, never trained or tuned on.
 """
@@ -213,24 +214,29 @@ def evaluate_real(model, margin_mm):
 
 
 # ------------------------------------------------------------------------ main
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_recipe_args(ap: argparse.ArgumentParser) -> None:
+    """The training recipe's options and defaults (shared with ``models.seed_study``)."""
     ap.add_argument('--train-cases', type=int, default=240)
-    # enough cases that the confidence fit sees failures too (30 gave an almost flat fit)
-    ap.add_argument('--calib-cases', type=int, default=120)
     ap.add_argument('--test-cases', type=int, default=40)
     ap.add_argument('--steps', type=int, default=6000)
     ap.add_argument('--batch', type=int, default=64)
     ap.add_argument('--lr', type=float, default=4e-3)
-    ap.add_argument('--seed', type=int, default=0)
     ap.add_argument('--threads', type=int, default=2)
     ap.add_argument(
         '--device', default='cpu',
         help="torch device for training ('cpu' reproduces the committed model; 'cuda' explores faster)",
     )
     ap.add_argument('--workers', type=int, default=2, help='phantom generation processes')
-    ap.add_argument('--out', default=str(ROOT / 'napari_heartbox' / 'model' / 'assets'))
     ap.add_argument('--skip-real', action='store_true')
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_recipe_args(ap)
+    # enough cases that the confidence fit sees failures too (30 gave an almost flat fit)
+    ap.add_argument('--calib-cases', type=int, default=120)
+    ap.add_argument('--seed', type=int, default=0)
+    ap.add_argument('--out', default=str(ROOT / 'napari_heartbox' / 'model' / 'assets'))
     ap.add_argument(
         '--eval-only',
         action='store_true',
@@ -424,16 +430,18 @@ def main(argv=None):
         'trainable_params_torch': count_params(net),
     }
     write_card(out / CARD_NAME, card)
-    (ROOT / 'models' / 'runs').mkdir(exist_ok=True)
-    (ROOT / 'models' / 'runs' / 'eval_last.json').write_text(
+    # the committed MODEL_CARD.md and models/runs/eval_last.json (per-case results, from
+    # which the card can be re-rendered) describe the bundled model only; a candidate
+    # run (--out elsewhere) gets both next to its own files
+    bundled = out.resolve() == (ROOT / 'napari_heartbox' / 'model' / 'assets').resolve()
+    runs = ROOT / 'models' / 'runs' if bundled else out
+    runs.mkdir(parents=True, exist_ok=True)
+    (runs / 'eval_last.json').write_text(
         json.dumps({'phantom': {str(k): v for k, v in test_rows.items()}, 'real': real,
                     'real_default_margin': real_default}, indent=1, default=str)
     )
     from models.model_card import write_model_card
 
-    # the committed MODEL_CARD.md describes the bundled model only; a candidate run
-    # (--out elsewhere) gets its card next to its own files
-    bundled = out.resolve() == (ROOT / 'napari_heartbox' / 'model' / 'assets').resolve()
     card_md = ROOT / 'models' / 'MODEL_CARD.md' if bundled else out / 'MODEL_CARD.md'
     write_model_card(card, phantom_summary, real, real_default, card_md)
     log(f'done in {t_total:.0f} s; card {out / CARD_NAME}')
