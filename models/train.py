@@ -162,6 +162,24 @@ def phantom_probs(model, seeds, keep_masks=False):
         }
 
 
+def score_phantoms(model, seeds, margins=(0.0,)) -> dict[float, list[dict]]:
+    """Per-case :func:`napari_heartbox.evaluate.evaluate_volume` rows of held-out
+    phantoms, per margin (mm), with the model card's post-processing."""
+    from napari_heartbox.evaluate import evaluate_volume
+    from napari_heartbox.model.postprocess import sector_from_prob
+
+    rows = {float(m): [] for m in margins}
+    for c in phantom_probs(model, seeds):
+        heart = bool(c['mask'].any())
+        for m in rows:
+            sec = sector_from_prob(c['prob'], c['volume'].grid, model.postprocess, margin_mm=m)
+            r = evaluate_volume(c['volume'], proposed=sec, heart_mask=c['mask'] if heart else None,
+                                heart=heart)
+            r['id'] = f'phantom-{c["seed"]}'
+            rows[m].append(r)
+    return rows
+
+
 def box_mm(sector):
     lo, hi = sector.patient_mm()
     return lo, hi
@@ -393,18 +411,9 @@ def main(argv=None):
     log(f'calibrated: confidence {pp["confidence"]}, default margin {default_margin} mm')
 
     # 5. evaluation: held-out test phantoms and real scans
-    from napari_heartbox.evaluate import evaluate_volume, summarize
+    from napari_heartbox.evaluate import summarize
 
-    test_rows = {0.0: [], default_margin: []}
-    for c in phantom_probs(model, range(TEST_SEED0, TEST_SEED0 + args.test_cases)):
-        for m in test_rows:
-            sec = sector_from_prob(c['prob'], c['volume'].grid, pp, margin_mm=m)
-            r = evaluate_volume(
-                c['volume'], proposed=sec, heart_mask=c['mask'] if c['mask'].any() else None,
-                heart=bool(c['mask'].any()),
-            )
-            r['id'] = f'phantom-{c["seed"]}'
-            test_rows[m].append(r)
+    test_rows = score_phantoms(model, range(TEST_SEED0, TEST_SEED0 + args.test_cases), (0.0, default_margin))
     phantom_summary = {f'margin_{m:g}mm': summarize(rows) for m, rows in test_rows.items()}
     real = [] if args.skip_real else evaluate_real(model, 0.0)
     real_default = [] if args.skip_real or default_margin == 0 else evaluate_real(model, default_margin)
