@@ -183,6 +183,54 @@ def test_heart_rests_on_the_diaphragm_with_liver_below(seed):
     assert liver > 0.3, f'only {liver:.2f} of the region 1-3 cm under the heart is liver'
 
 
+def _grow(mask: np.ndarray, n: int) -> np.ndarray:
+    """Binary dilation of a 2D mask by ``n`` pixels (4-neighbourhood steps)."""
+    out = mask.copy()
+    for _ in range(n):
+        g = out.copy()
+        g[1:] |= out[:-1]
+        g[:-1] |= out[1:]
+        g[:, 1:] |= out[:, :-1]
+        g[:, :-1] |= out[:, 1:]
+        out = g
+    return out
+
+
+@pytest.mark.parametrize('seed', [3, 11])
+def test_liver_meets_the_hearts_right_inferior_border(seed):
+    """Real CT: on the heart's lowest slices the liver (right dome's medial
+    shoulder) touches the heart's right border, with no lung between them."""
+    case = make_phantom(seed, matrix=(256, 256), slice_spacing_mm=1.0, coverage='chest', n_slices=None,
+                        metal='none', fov_mm=360.0, position='HFS', liver_contact_mm=20.0)
+    lab, m = case.labels, case.heart_mask
+    px = case.volume.spacing[2]
+    z = case.heart_box.z[0] + 6  # 6 mm above the heart's inferior wall
+    rows = np.flatnonzero(m[z].any(axis=1))
+    right = np.array([np.flatnonzero(m[z, r])[0] for r in rows])  # x grows to the patient's left
+    band = int(round(12.0 / px))  # 12 mm to the patient's right of the heart
+    tissue = np.concatenate([lab[z, r, max(x - band, 0) : x] for r, x in zip(rows, right)])
+    assert (tissue == Tissue.LIVER).mean() > 0.3, 'liver must lie against the heart on its lowest slices'
+    assert (tissue == Tissue.LUNG).mean() < 0.15, 'lung between the heart and the liver'
+
+
+@pytest.mark.parametrize('seed', [4, 5])
+def test_great_vessels_touch_each_other_above_the_heart(seed):
+    """Above the heart's top the SVC lies against the ascending aorta (one
+    compact vessel mass, separated by a fat plane of ``vessel_gap_mm``, not by
+    lung); the previous generator left 7-14 mm between them for these seeds."""
+    case = make_phantom(seed, matrix=(256, 256), slice_spacing_mm=1.0, coverage='chest', n_slices=None,
+                        metal='none', fov_mm=360.0, position='HFS', contrast=True)
+    lab = case.labels
+    px = case.volume.spacing[2]
+    reach = int(np.ceil(case.params['vessel_gap_mm'] / px)) + 2  # the gap plus two pixels of rounding
+    for dz in (4, 8):  # mm above the heart's top
+        z = case.heart_box.z[1] + dz
+        arterial = lab[z] == Tissue.BLOOD_LEFT
+        svc = lab[z] == Tissue.BLOOD_VEIN
+        assert svc.any() and arterial.any()
+        assert (_grow(svc, reach) & arterial).any(), f'SVC apart from the aorta {dz} mm above the heart'
+
+
 def _tissue_means(case):
     return {t: float(case.volume.hu[case.labels == t].mean())
             for t in Tissue if (case.labels == t).sum() > 200}

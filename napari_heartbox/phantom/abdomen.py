@@ -44,6 +44,12 @@ def paint_abdomen(cv: Canvas, an: Anatomy, rng: np.random.Generator) -> None:
         zt = cv.zslab(-70.0, top)
         k = np.sqrt(np.clip((top - cv.pz[zt]) / 10.0, 0, 1))
         cv.extruded_ellipse(zt, tx - ta + f * ta, ty - 0.1 * tb, f * ta * k, 0.9 * tb * k, T.LIVER, where=only)
+    # ... and beside the heart's lowest slices, the dome's medial shoulder
+    # (Anatomy.liver_contact) under the diaphragm sheet
+    zc = cv.zslab(an.body_bottom, float(an.p['liver_contact_mm']))
+    if zc.stop > zc.start:
+        cx, cy, ha, hb = an.liver_contact(cv.pz[zc], inset=float(an.p['diaphragm_gap_mm']))
+        cv.extruded_ellipse(zc, cx, cy, ha, hb, T.LIVER, power=3.0, where=only)
     # stomach under the left dome, anterior; gas cap in the fundus (prone: the
     # gas rises the other way, but the anatomy frame stays put — close enough)
     sc = np.array([0.45 * a, c - 0.15 * b, an.dome_l - 55.0])

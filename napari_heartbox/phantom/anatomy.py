@@ -67,6 +67,30 @@ class Anatomy:
         self.tendon = (0.5 * (x0 + x1), 0.5 * (y0 + y1), 0.5 * (x1 - x0), 0.5 * (y1 - y0) + 6.0,
                        -float(self.p['diaphragm_gap_mm']))
 
+    def liver_contact(self, z, inset: float = 0.0):
+        """Medial shoulder of the right dome beside the heart at levels ``z``.
+
+        In real CT the liver meets the heart's right-inferior border: on the
+        lowest ``liver_contact_mm`` of the heart (above its inferior wall,
+        z = 0) there is no lung between them, only the diaphragm and fat. The
+        region spans, in LR, from the right dome's centre to the heart's
+        centre (the heart, painted later, covers its own part) and, in AP,
+        the central tendon's band; its top edge is rounded over 8 mm.
+
+        Returns ``(cx, cy, half_width, half_depth)`` (anatomy mm) per ``z``,
+        shrunk by ``inset`` mm (the diaphragm's thickness for the liver);
+        zero size above the shoulder or without a tendon.
+        """
+        z = np.asarray(z, float)
+        h = float(self.p['liver_contact_mm']) - inset
+        if self.tendon is None or h <= 0:
+            return 0.0, 0.0, np.zeros_like(z), np.zeros_like(z)
+        tx, ty, _, tb, _ = self.tendon
+        x_r = -0.45 * float(self.cavity_profile(0.0)[0])
+        k = np.sqrt(np.clip((h - z) / 8.0, 0, 1))
+        half = max(0.5 * (tx - x_r) - inset, 0.0)
+        return 0.5 * (x_r + tx), ty, half * k, max(tb - inset, 0.0) * k
+
     # ------------------------------------------------------------ profile
     def body_profile(self, z):
         """Outer body half-width, half-depth and AP centre at levels ``z``."""

@@ -45,6 +45,11 @@ class Chamber:
     wall: float
     blood: int
     ventricle: bool
+    rot: np.ndarray | None = None  # semi-axes' frame (None: the heart frame)
+
+    def frame(self, heart_frame: np.ndarray) -> np.ndarray:
+        """Rotation of the semi-axes: its own, else the heart frame."""
+        return heart_frame if self.rot is None else self.rot
 
 
 @dataclass
@@ -97,8 +102,12 @@ def heart_geometry(an: Anatomy) -> HeartGeometry:
     f = _frame(p)
     # (centre in heart frame (a, b, c), cavity radii, wall) per chamber, mm at s = 1
     spec = [
-        # atria large (real: they merge smoothly with the ventricles)
-        ('LA', (-24, -12, 16), (22, 26, 24), 2.0, T.BLOOD_LEFT, False),
+        # atria large (real: they merge smoothly with the ventricles). The LA's
+        # semi-axes are patient-aligned (x LR, y AP, z SI), not heart-frame: the
+        # real LA is the widest, most posterior chamber with a broad, flat roof
+        # right under the right pulmonary artery, so the heart's top slices are
+        # wide, not a small atrial dome
+        ('LA', (-24, -12, 16), (31, 19, 21), 2.0, T.BLOOD_LEFT, False),
         ('LAA', (-12, -33, 27), (13, 8, 8), 1.5, T.BLOOD_LEFT, False),
         ('RA', (-26, 27, 5), (27, 23, 29), 2.0, T.BLOOD_RIGHT, False),
         ('RV', (6, 20, 0), (31, 15, 29), 4.0, T.BLOOD_RIGHT, True),
@@ -108,15 +117,16 @@ def heart_geometry(an: Anatomy) -> HeartGeometry:
     for i, (name, c, r, w, blood, vent) in enumerate(spec):
         c = np.asarray(c, float) * s + 4.0 * j[(2 * i) % 12 : (2 * i) % 12 + 3].sum() / 3
         r = np.asarray(r, float) * s * (1 + 0.08 * j[(2 * i + 1) % 12])
-        chambers.append(Chamber(name, f @ c, r, w * (0.85 + 0.3 * (j[i] + 1) / 2), blood, vent))
+        rot = np.eye(3) if name == 'LA' else None
+        chambers.append(Chamber(name, f @ c, r, w * (0.85 + 0.3 * (j[i] + 1) / 2), blood, vent, rot))
     # placement: sac centred ``heart_x_mm`` left of the midline, its front
     # ``heart_gap_mm`` behind the anterior chest wall, myocardium bottom at z=0
     lo, hi, sac_lo, sac_hi = [], [], [], []
     for ch in chambers:
-        _, half = ellipsoid_quadric(ch.radii + ch.wall, f)
+        _, half = ellipsoid_quadric(ch.radii + ch.wall, ch.frame(f))
         lo.append(ch.centre[2] - half[2] if ch.ventricle else np.inf)
         hi.append(ch.centre[2] + half[2] if not ch.ventricle else -np.inf)
-        _, half = ellipsoid_quadric(ch.radii + ch.wall + p['epicardial_fat_mm'], f)
+        _, half = ellipsoid_quadric(ch.radii + ch.wall + p['epicardial_fat_mm'], ch.frame(f))
         sac_lo.append(ch.centre - half)
         sac_hi.append(ch.centre + half)
     sac_lo, sac_hi = np.min(sac_lo, axis=0), np.max(sac_hi, axis=0)
@@ -143,7 +153,8 @@ def heart_geometry(an: Anatomy) -> HeartGeometry:
     # a smooth envelope ellipsoid inside the chambers' extent (heart frame):
     # fills the gaps between the chamber ellipsoids (see paint_heart)
     loc = np.array([f.T @ (ch.centre - shift) for ch in chambers])
-    rad = np.array([ch.radii + ch.wall for ch in chambers])
+    # half extents along the heart frame's axes
+    rad = np.array([ellipsoid_quadric(ch.radii + ch.wall, f.T @ ch.frame(f))[1] for ch in chambers])
     e_lo, e_hi = (loc - rad).min(axis=0), (loc + rad).max(axis=0)
     env = Chamber('envelope', f @ (0.5 * (e_lo + e_hi)) + shift, 0.5 * (e_hi - e_lo) * 0.9, 0.0,
                   T.EPICARDIAL_FAT, False)
@@ -167,20 +178,20 @@ def paint_heart(cv: Canvas, an: Anatomy, g: HeartGeometry) -> np.ndarray:
     eff = float(an.p['pericardial_effusion_mm'])  # fluid inside the sac
     for ch in [env, *g.chambers]:
         r = ch.radii + ch.wall + g.fat + eff + 1.5
-        cv.ellipsoid(ch.centre, r, T.PERICARDIUM, rot=f, zclip=flat)
-        cv.ellipsoid(ch.centre, r, 0, rot=f, zclip=zclip, out=mask)
+        cv.ellipsoid(ch.centre, r, T.PERICARDIUM, rot=ch.frame(f), zclip=flat)
+        cv.ellipsoid(ch.centre, r, 0, rot=ch.frame(f), zclip=zclip, out=mask)
     if eff > 0:
         for ch in [env, *g.chambers]:
-            cv.ellipsoid(ch.centre, ch.radii + ch.wall + g.fat + eff, T.WATER, rot=f, zclip=flat)
+            cv.ellipsoid(ch.centre, ch.radii + ch.wall + g.fat + eff, T.WATER, rot=ch.frame(f), zclip=flat)
     for ch in [env, *g.chambers]:
-        cv.ellipsoid(ch.centre, ch.radii + ch.wall + g.fat, T.EPICARDIAL_FAT, rot=f, zclip=flat)
+        cv.ellipsoid(ch.centre, ch.radii + ch.wall + g.fat, T.EPICARDIAL_FAT, rot=ch.frame(f), zclip=flat)
     # chambers are pressed together: the envelope's core is heart wall
     # (atrial/ventricular walls, septa), fat remains on the surface and in
     # the grooves that reach it
     cv.ellipsoid(env.centre, env.radii, T.MYOCARDIUM, rot=f, zclip=flat)
     for ch in g.chambers:
-        cv.ellipsoid(ch.centre, ch.radii + ch.wall, T.MYOCARDIUM, rot=f, zclip=flat)
-        cv.ellipsoid(ch.centre, ch.radii, ch.blood, rot=f, zclip=flat)
+        cv.ellipsoid(ch.centre, ch.radii + ch.wall, T.MYOCARDIUM, rot=ch.frame(f), zclip=flat)
+        cv.ellipsoid(ch.centre, ch.radii, ch.blood, rot=ch.frame(f), zclip=flat)
     return mask
 
 

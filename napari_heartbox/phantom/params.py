@@ -106,7 +106,9 @@ class PhantomRanges:
     heart_x_mm: tuple = (12.0, 45.0)  # heart (sac) centre left of the midline
     heart_gap_mm: tuple = (-6.0, 6.0)  # sac front behind the anterior chest wall
     epicardial_fat_mm: tuple = (1.0, 6.0)
-    heart_flatten_mm: tuple = (4.0, 16.0)  # inferior wall cut flat by the diaphragm
+    # inferior wall cut flat by the diaphragm (real: a broad, flat diaphragmatic
+    # surface, so the heart's lowest slices are already wide)
+    heart_flatten_mm: tuple = (6.0, 22.0)
     pericardial_effusion_probability: float = 0.06
     pericardial_effusion_mm: tuple = (3.0, 15.0)
     calcium_probability: float = 0.35
@@ -121,12 +123,18 @@ class PhantomRanges:
     # share of the sub-cardiac tendon region filled by the liver's left lobe
     # (the rest: fat / stomach), as a fraction of the heart's LR extent
     liver_under_heart: tuple = (0.55, 1.0)
+    # the liver (right dome's medial shoulder) touches the heart's right-inferior
+    # border up to this height above the heart's inferior wall (Anatomy.liver_contact)
+    liver_contact_mm: tuple = (0.0, 25.0)
     # superior mediastinum: the fat around the great vessels (half-width
     # scale of the fat band) and the ascending aorta / pulmonary trunk moved
     # towards the sternum (real great vessels form a compact mass right
     # behind the sternum)
     mediastinal_fat_scale: tuple = (0.3, 1.0)
     aorta_anterior_mm: tuple = (0.0, 30.0)
+    # fat plane between the ascending aorta, pulmonary trunk and SVC, which
+    # touch each other above the heart (vessels.paint_vessels)
+    vessel_gap_mm: tuple = (0.5, 4.0)
     # --- contrast and Hounsfield units --------------------------------------
     contrast_probability: float = 0.6
     contrast_phase: Choice = _c('venous', 'arterial', 'pulmonary', w=(0.5, 0.35, 0.15))
@@ -341,4 +349,6 @@ def sample_params(seed: int, ranges: PhantomRanges | None = None, **overrides) -
     s.u('liver_under_heart')
     s.u('mediastinal_fat_scale')
     s.u('aorta_anterior_mm')
+    s.u('vessel_gap_mm')
+    s.u('liver_contact_mm')
     return s.out

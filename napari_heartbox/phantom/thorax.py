@@ -64,6 +64,12 @@ def paint_lungs(cv: Canvas, an: Anatomy) -> None:
         # the diaphragm itself: a muscle sheet ``diaphragm_gap_mm`` thick
         zm = cv.zslab(-float(an.p['diaphragm_gap_mm']), 0.0)
         cv.extruded_ellipse(zm, tx, ty, 1.2 * ta, 1.2 * tb, T.MUSCLE, power=3.0, where=(T.FAT,))
+    # the liver's medial shoulder against the heart's right-inferior border
+    # (Anatomy.liver_contact): abdomen, not lung, beside the heart's lowest slices
+    zd = cv.zslab(an.body_bottom, float(an.p['liver_contact_mm']))
+    if zd.stop > zd.start:
+        cx, cy, ha, hb = an.liver_contact(cv.pz[zd])
+        cv.extruded_ellipse(zd, cx, cy, ha, hb, T.FAT, power=3.0, where=(T.LUNG,))
     # no lung below the deepest costophrenic recess
     zl = cv.zslab(an.body_bottom, min(an.dome_l, an.dome_r) - 75)
     if zl.stop > zl.start:

@@ -45,6 +45,7 @@ def paint_vessels(cv: Canvas, an: Anatomy, g: HeartGeometry, rng: np.random.Gene
     pv = pulmonary_valve(an, g)
     # real ascending aorta 30-38 mm, pulmonary trunk 25-32 mm, SVC ~22 mm: above
     # the heart they form one large soft-tissue / contrast mass
+    gap = float(p['vessel_gap_mm'])
     r_asc = 15.5 + 3.0 * (s - 0.85) / 0.3 + 2.0 * p['chamber_jitter'][0]
     r_desc = r_asc * 0.78
     sp = float(an.spine_y(an.carina))
@@ -61,6 +62,7 @@ def paint_vessels(cv: Canvas, an: Anatomy, g: HeartGeometry, rng: np.random.Gene
     desc = [arch[-1], np.array([18.0, y_desc, 0.0]),
             np.array([6.0, float(an.spine_y(an.dome_r - 120)) - 28, an.dome_r - 120]),
             np.array([2.0, float(an.spine_y(an.dome_r - 300)) - 26, an.dome_r - 300])]
+    cv.tube(arch[:3], r_asc + 2.0 + gap, T.FAT, where=(T.LUNG,))  # fat around the mass
     cv.tube(arch, r_asc, T.BLOOD_LEFT)
     cv.tube(desc, r_desc, T.BLOOD_LEFT)
     # arch branches up into the neck
@@ -68,24 +70,47 @@ def paint_vessels(cv: Canvas, an: Anatomy, g: HeartGeometry, rng: np.random.Gene
         base = np.array([arch[3][0] + dx, arch[3][1] - 2, arch_top])
         top = np.array([dx * 2.2, base[1] - 6, an.neck_top])
         cv.tube([base, base + np.array([dx * 0.6, -4, 40]), top], r, T.BLOOD_LEFT, where=_SOFT)
-    # pulmonary trunk and arteries (right-heart blood)
-    bif = np.array([pv[0] + 10, pv[1] + 26, an.carina - 6])
+    # Real CT: from the heart's top up to the arch, the ascending aorta, the
+    # pulmonary trunk (on its left-anterior side, bifurcating behind it), the
+    # right pulmonary artery (behind the aorta and SVC, over the left atrium)
+    # and the SVC (on its right-posterior side) touch each other: one compact
+    # mass of blood-density tubes, separated by fat planes ``vessel_gap_mm``
+    # thin. So the trunk, the bifurcation and the SVC are placed against the
+    # ascending aorta's centreline, at its height.
     r_pa = 13.5 * s + 1.5 * p['chamber_jitter'][2]
-    cv.tube([pv, pv + np.array([4, 6 - 0.7 * p['aorta_anterior_mm'], 18]), bif], r_pa, T.BLOOD_RIGHT)
+
+    def aorta_at(z):
+        t = float(np.clip((z - ar[2]) / max(asc_top[2] - ar[2], 1.0), 0, 1))
+        return ar + t * (asc_top - ar)
+
+    def beside(z, direction, r):
+        d = np.array([direction[0], direction[1], 0.0])
+        return aorta_at(z) + d / np.linalg.norm(d) * (r_asc + r + gap)
+
+    # pulmonary trunk and arteries (right-heart blood)
+    z_bif = max(an.carina - 6, pv[2] + 22)
+    z_mid = 0.5 * (pv[2] + z_bif)
+    bif = beside(z_bif, (0.55, 1.0), r_pa * 0.8)
+    trunk = [pv, beside(z_mid, (1.0, -0.35), r_pa), bif]
+    cv.tube(trunk, r_pa + 2.0 + gap, T.FAT, where=(T.LUNG,))
+    cv.tube(trunk, r_pa, T.BLOOD_RIGHT)
     lpa = [bif, np.array([bif[0] + 30, bif[1] + 12, bif[2] - 2]), np.array([bif[0] + 55, bif[1] + 25, bif[2] - 30])]
-    rpa = [bif, np.array([ar[0] - 2, bif[1] + 12, bif[2] - 10]), np.array([-60.0, bif[1] + 16, bif[2] - 22]),
-           np.array([-80.0, bif[1] + 24, bif[2] - 55])]
+    behind = beside(bif[2] - 6, (-0.2, 1.0), r_pa * 0.75)
+    rpa = [bif, behind, np.array([-60.0, behind[1] + 4, bif[2] - 16]),
+           np.array([-80.0, behind[1] + 12, bif[2] - 50])]
     cv.tube(lpa, r_pa * 0.8, T.BLOOD_RIGHT)
     cv.tube(rpa, r_pa * 0.75, T.BLOOD_RIGHT)
-    # SVC down into the RA; IVC up from the abdomen into the RA
+    # SVC down into the RA (against the aorta's right-posterior side); IVC up
+    # from the abdomen into the RA
     ra = _ch(g, 'RA')
     ra_top = ra.centre + g.frame[:, 2] * ra.radii[2] * 0.6
     ra_bot = ra.centre - g.frame[:, 2] * ra.radii[2] * 0.7
-    svc_x = min(ar[0] - r_asc - 10, ra_top[0])
-    svc = [np.array([svc_x - 6, ar[1] + 4, an.apex - 10]), np.array([svc_x, ar[1] + 6, ra_top[2] + 10]), ra_top]
+    svc_mid = beside(ra_top[2] + 20, (-1.0, 0.45), 11.0)
+    svc_hi = beside(an.carina, (-1.0, 0.3), 11.0)
+    svc = [np.array([svc_hi[0] - 6, svc_hi[1] + 2, an.apex - 10]), svc_hi, svc_mid, ra_top]
     cv.tube(svc, 11.0, T.BLOOD_VEIN)
-    cv.tube([np.array([svc_x - 6, ar[1] + 4, an.apex - 10]), np.array([-20.0, ar[1], an.apex + 20]),
-             np.array([-30.0, ar[1] + 10, an.neck_top])], 7.0, T.BLOOD_VEIN, where=_SOFT)
+    cv.tube([svc[0], np.array([-20.0, svc[0][1] - 4, an.apex + 20]),
+             np.array([-30.0, svc[0][1] + 6, an.neck_top])], 7.0, T.BLOOD_VEIN, where=_SOFT)
     ivc = [ra_bot, np.array([ra_bot[0] - 4, ra_bot[1] + 12, -25.0]),
            np.array([-22.0, float(an.spine_y(an.dome_r - 150)) - 28, an.dome_r - 150]),
            np.array([-18.0, float(an.spine_y(an.dome_r - 300)) - 24, an.dome_r - 300])]
