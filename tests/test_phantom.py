@@ -231,6 +231,31 @@ def test_great_vessels_touch_each_other_above_the_heart(seed):
         assert (_grow(svc, reach) & arterial).any(), f'SVC apart from the aorta {dz} mm above the heart'
 
 
+@pytest.mark.parametrize('position', ['HFS', 'HFP'])
+def test_dependent_atelectasis_lines_the_dependent_lung_beside_the_spine(position):
+    """Round 5: dependent atelectasis is soft tissue on the lung's dependent
+    side (posterior supine, anterior prone), in the paravertebral gutters,
+    never inside the heart label, with its own HU."""
+    case = make_phantom(6, matrix=(256, 256), slice_spacing_mm=2.0, coverage='chest', n_slices=None,
+                        metal='none', fov_mm=380.0, position=position, dependent_mm=25.0,
+                        dependent_height_mm=150.0)
+    lab, m = case.labels, case.heart_mask
+    dep = lab == Tissue.DEPENDENT
+    assert dep.any() and not (dep & m).any()
+    z = (case.heart_box.z[0] + case.heart_box.z[1]) // 2
+    rows = np.flatnonzero(dep[z].any(axis=1))
+    assert rows.size
+    spine = np.flatnonzero((lab[z] == Tissue.CSF).any(axis=1))  # the spinal canal's rows
+    heart = np.flatnonzero(m[z].any(axis=1))
+    # supine the band lies behind the heart, around the spine; prone it lies
+    # along the anterior chest wall, in front of the heart (as seen from the spine)
+    d_band = abs(np.median(rows) - np.median(spine))
+    d_heart = abs(np.median(heart) - np.median(spine))
+    assert (d_band < d_heart) == (position == 'HFS')
+    lo, hi = case.params['hu_dependent'] - 60, case.params['hu_dependent'] + 60
+    assert lo < float(np.median(case.volume.hu[z][dep[z]])) < hi
+
+
 def _tissue_means(case):
     return {t: float(case.volume.hu[case.labels == t].mean())
             for t in Tissue if (case.labels == t).sum() > 200}

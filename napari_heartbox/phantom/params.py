@@ -135,8 +135,18 @@ class PhantomRanges:
     # fat plane between the ascending aorta, pulmonary trunk and SVC, which
     # touch each other above the heart (vessels.paint_vessels)
     vessel_gap_mm: tuple = (0.5, 4.0)
+    # dependent atelectasis / consolidation (round 5): a soft-tissue band along
+    # the dependent lung surface (posterior when supine), thickest in the
+    # paravertebral gutters beside the spine, from the lung bases up to
+    # ``dependent_height_mm`` above the right dome (real: common in inpatient
+    # and COVID-19 CT; next to the spine it joins the descending aorta and the
+    # oesophagus into one soft-tissue mass behind the heart)
+    dependent_probability: float = 0.5
+    dependent_mm: tuple = (4.0, 35.0)
+    dependent_height_mm: tuple = (30.0, 170.0)
+    hu_dependent: tuple = (-250.0, 60.0)
     # --- contrast and Hounsfield units --------------------------------------
-    contrast_probability: float = 0.6
+    contrast_probability: float = 0.5  # round 5: was 0.6 (non-contrast CT is the harder domain)
     contrast_phase: Choice = _c('venous', 'arterial', 'pulmonary', w=(0.5, 0.35, 0.15))
     hu_blood_plain: tuple = (28.0, 52.0)
     hu_blood_venous: tuple = (110.0, 260.0)
@@ -351,4 +361,8 @@ def sample_params(seed: int, ranges: PhantomRanges | None = None, **overrides) -
     s.u('aorta_anterior_mm')
     s.u('vessel_gap_mm')
     s.u('liver_contact_mm')
+    dep = _u(rng, R.dependent_mm) if rng.uniform() < R.dependent_probability else 0.0
+    s.get('dependent_mm', lambda: dep)
+    s.u('dependent_height_mm')
+    s.get('hu_dependent', lambda: _u(rng, R.hu_dependent) + (0.0 if phase == 'none' else _u(rng, (10.0, 50.0))))
     return s.out

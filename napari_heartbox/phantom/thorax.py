@@ -120,6 +120,24 @@ def paint_lung_disease(cv: Canvas, an: Anatomy, rng: np.random.Generator, prone:
             yc = cc + sign * (bc - h / 2)
             cv.extruded_ellipse(zs, side * 0.55 * ac, yc, 0.5 * ac, np.maximum(h / 2 + 8, 0) * (h > 1),
                                 T.WATER, power=3.0, where=(T.LUNG,))
+    dep = float(p['dependent_mm'])
+    if dep > 0:
+        # dependent atelectasis: per side, an ellipse centred on the cavity's
+        # dependent wall (only its inner half lies in the lung), widest at
+        # 0.22 × the cavity half-width from the midline, so it fills the
+        # paravertebral gutter and thins out laterally; thinner towards its top
+        top = an.dome_r + float(p['dependent_height_mm'])
+        zs = cv.zslab(an.rib_bottom, top)
+        if zs.stop > zs.start:
+            z = cv.pz[zs]
+            ac, bc, cc = an.cavity_profile(z)
+            h = dep * (0.35 + 0.65 * np.clip((top - z) / 60.0, 0, 1))
+            sign = -1.0 if prone else 1.0
+            for side in (-1, 1):
+                if rng.uniform() < 0.2:
+                    continue  # one-sided
+                cv.extruded_ellipse(zs, side * 0.22 * ac, cc + sign * bc, 0.45 * ac, h * (bc > 0), T.DEPENDENT,
+                                    power=2.0, where=(T.LUNG,))
     for _ in range(int(p['lung_opacities'])):
         side = rng.choice([-1.0, 1.0])
         z = rng.uniform(an.dome_r - 20.0, an.apex - 30.0)

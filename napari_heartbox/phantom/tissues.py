@@ -50,6 +50,7 @@ class T(IntEnum):
     WATER = 30  # pleural / pericardial effusion, bladder
     OPACITY = 31  # lung disease: ground glass / consolidation
     THYROID = 32
+    DEPENDENT = 33  # dependent atelectasis / consolidation along the posterior lung
 
 
 N_TISSUES = max(T) + 1
@@ -98,4 +99,5 @@ def tissue_hu(p: dict) -> np.ndarray:
     lut[T.WATER] = 8
     lut[T.OPACITY] = p['hu_opacity']
     lut[T.THYROID] = p['hu_thyroid']
+    lut[T.DEPENDENT] = p['hu_dependent']
     return lut
