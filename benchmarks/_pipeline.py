@@ -72,7 +72,7 @@ def _post(model, prob, grid):
 def in_memory(model, volume, repeats: int) -> dict:
     """In-memory volume → Sector, by stage, alternating with the numpy baseline ``hu.max()``."""
     predict, post, total, base = [], [], [], []
-    model.predict(volume.hu[: min(64, volume.shape[0])])  # warm-up
+    model.predict(volume.hu[: min(64, volume.shape[0])], volume.grid.spacing[0])  # warm-up
     sector = None
     for _ in range(repeats):
         t0 = time.perf_counter()

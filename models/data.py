@@ -1,4 +1,4 @@
-"""Training data: phantom volumes → the ONNX preprocessing → cached 64×64 slices.
+"""Training data: phantom volumes → the ONNX preprocessing → cached z-context cells.
 
 Inputs are produced ONLY by running the preprocessing graph
 (:func:`napari_heartbox.model.graph.build_preprocess_model`) in onnxruntime,
@@ -6,8 +6,14 @@ so training sees exactly what the shipped model sees. The label of a cell is
 the fraction of its ``kH×kW`` pixels inside the phantom's heart mask (cells
 defined as in ``docs/model.md``; padding pixels count as not heart).
 
-Cache: ``models/cache/phantom_<seed>.npz`` (gitignored), one per case, holding
-a subset of slices (all heart-edge slices plus a uniform sample).
+Each training sample is one slice ``z`` with its z context: the cells of
+slices ``z - k``, ``z``, ``z + k`` (``[3, 64, 64]``), ``k`` from
+:func:`napari_heartbox.model.zschedule.context_offset` with :data:`SCHEDULE`
+(the card's values), exactly as the runtime forms them.
+
+Cache: ``models/cache/<generator fingerprint>/phantom_<seed>.npz``
+(gitignored), one per case, holding a subset of slices (all heart-edge
+slices plus a uniform sample and hard negatives).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from napari_heartbox.model.postprocess import CELLS, cell_size
+from napari_heartbox.model.zschedule import context_offset, context_rows, gather_rows
 
 CACHE = Path(__file__).resolve().parent / 'cache'
 SLICES_PER_CASE = 72  # uniform sample of each volume
@@ -29,11 +36,16 @@ EDGE_MAX_PER_SIDE = 12
 HARD_BELOW_MM = (15.0, 80.0)
 HARD_ABOVE_MM = (15.0, 50.0)
 HARD_MAX_PER_SIDE = 8
-CACHE_VERSION = 3
+CACHE_VERSION = 4  # 4: z-context cells [S, 3, 64, 64]
+# the slice schedule and z context written to the card's postprocess section
+# (napari_heartbox/model/zschedule.py): score every 4 mm, then every slice
+# around heart/no-heart transitions, 12 mm into the heart; each slice is seen
+# with the slices ~8 mm below and above it
+SCHEDULE = {'z_step_mm': 4.0, 'z_refine_mm': 12.0, 'z_context_mm': 8.0}
 
 
 def prep_session(threads: int = 1):
-    """onnxruntime session of the preprocessing graph (``hu`` → ``cell_hu``)."""
+    """onnxruntime session of the preprocessing graph (``hu``, ``context`` → ``context_cells``)."""
     import onnxruntime as ort
 
     from napari_heartbox.model.graph import build_preprocess_model
@@ -47,12 +59,16 @@ def prep_session(threads: int = 1):
     )
 
 
-def run_prep(sess, hu: np.ndarray, batch: int = 16) -> np.ndarray:
-    """``cell_hu`` float32 ``(Z, 64, 64)`` of an int16 ``(Z, H, W)`` volume."""
-    out = np.empty((hu.shape[0], CELLS, CELLS), np.float32)
-    for i in range(0, hu.shape[0], batch):
-        out[i : i + batch] = sess.run(None, {'hu': np.ascontiguousarray(hu[i : i + batch])})[0]
-    return out
+def run_prep(sess, hu: np.ndarray, rows: np.ndarray, batch: int = 16) -> np.ndarray:
+    """``context_cells`` float32 ``(M, 3, 64, 64)`` of context ``rows`` (int ``(M, 3)``)
+    of an int16 ``(Z, H, W)`` volume, in chunks of ``batch`` rows, each chunk
+    reading only its rows' slices (as the runtime does)."""
+    rows = np.asarray(rows, np.int64)
+    out = []
+    for i in range(0, len(rows), batch):
+        needed, local = gather_rows(rows[i : i + batch])
+        out.append(sess.run(None, {'hu': np.ascontiguousarray(hu[needed]), 'context': local})[0])
+    return np.concatenate(out)
 
 
 def heart_fraction(mask: np.ndarray) -> np.ndarray:
@@ -96,14 +112,15 @@ def make_case(seed: int, sess=None) -> dict:
     sess = sess or prep_session()
     case = make_phantom(seed)
     vol = case.volume
-    cell = run_prep(sess, vol.hu)
     label = heart_fraction(np.asarray(case.heart_mask, bool))
     rng = np.random.default_rng(seed + 7_000_000)
     idx = choose_slices(label, vol.spacing[0], rng)
+    rows = context_rows(idx, vol.shape[0], context_offset(vol.spacing[0], SCHEDULE))
     return {
-        'cell_hu': cell[idx],
+        'context_cells': run_prep(sess, vol.hu, rows),
         'label': label[idx].astype(np.float16),
         'z_index': idx,
+        'context_rows': rows,
         'shape': np.array(vol.shape),
         'spacing': np.array(vol.spacing),
         'has_heart': np.array(bool(case.heart_box.found) if case.heart_box is not None else False),
@@ -188,10 +205,10 @@ def build_cache(seeds, workers: int = 2, log=print) -> None:
 
 
 def load_training_arrays(seeds) -> tuple[np.ndarray, np.ndarray]:
-    """Concatenate the cached slices of ``seeds``: ``(cell_hu, label)``."""
+    """Concatenate the cached slices of ``seeds``: ``(context_cells [S,3,64,64], label [S,64,64])``."""
     xs, ys = [], []
     for s in seeds:
         with np.load(cache_path(s)) as d:
-            xs.append(d['cell_hu'])
+            xs.append(d['context_cells'])
             ys.append(d['label'])
     return np.concatenate(xs), np.concatenate(ys)

@@ -1,7 +1,8 @@
 """Export the trained network and compose it with the preprocessing graph.
 
-The shipped ``heartbox.onnx`` = preprocessing graph (``hu`` int16 →
-``cell_hu``) + network (``cell_hu`` → ``prob`` = sigmoid(logits)), merged
+The shipped ``heartbox.onnx`` = preprocessing graph (``hu`` int16 +
+``context`` int64 → ``context_cells``) + network (``context_cells`` →
+``prob`` = sigmoid(logits)), merged
 into ONE graph with ``onnx.compose.merge_models``. BatchNorm is folded into
 the convolutions by the exporter (eval mode).
 """
@@ -14,7 +15,7 @@ import onnx
 import torch
 from torch import nn
 
-from napari_heartbox.model.graph import OPSET, build_preprocess_model
+from napari_heartbox.model.graph import CONTEXT, OPSET, build_preprocess_model
 
 
 class _WithSigmoid(nn.Module):
@@ -22,22 +23,22 @@ class _WithSigmoid(nn.Module):
         super().__init__()
         self.net = net
 
-    def forward(self, cell_hu):
-        return torch.sigmoid(self.net(cell_hu))
+    def forward(self, context_cells):
+        return torch.sigmoid(self.net(context_cells))
 
 
 def export_network(net: nn.Module) -> onnx.ModelProto:
-    """The network alone as ONNX: ``cell_hu [N,64,64]`` → ``prob [N,64,64]``."""
+    """The network alone as ONNX: ``context_cells [M,3,64,64]`` → ``prob [M,64,64]``."""
     net = _WithSigmoid(net).eval()
     buf = io.BytesIO()
     with torch.no_grad():
         torch.onnx.export(
             net,
-            (torch.zeros(2, 64, 64),),
+            (torch.zeros(2, CONTEXT, 64, 64),),
             buf,
-            input_names=['cell_hu'],
+            input_names=['context_cells'],
             output_names=['prob'],
-            dynamic_axes={'cell_hu': {0: 'N'}, 'prob': {0: 'N'}},
+            dynamic_axes={'context_cells': {0: 'M'}, 'prob': {0: 'M'}},
             opset_version=OPSET,
             do_constant_folding=True,
             dynamo=False,
@@ -46,13 +47,13 @@ def export_network(net: nn.Module) -> onnx.ModelProto:
 
 
 def compose(net_model: onnx.ModelProto) -> onnx.ModelProto:
-    """Preprocessing + network as one model (input ``hu``, output ``prob``)."""
+    """Preprocessing + network as one model (inputs ``hu``, ``context``; output ``prob``)."""
     prep = build_preprocess_model()
     net_model.ir_version = prep.ir_version
     prep = onnx.compose.add_prefix(prep, 'pre_', rename_inputs=False, rename_outputs=False)
     net_model = onnx.compose.add_prefix(net_model, 'net_', rename_inputs=False, rename_outputs=False)
     merged = onnx.compose.merge_models(
-        prep, net_model, io_map=[('cell_hu', 'cell_hu')], producer_name='napari-heartbox'
+        prep, net_model, io_map=[('context_cells', 'context_cells')], producer_name='napari-heartbox'
     )
     # merge_models can leave duplicate default-domain opset entries
     seen, keep = set(), []
@@ -64,7 +65,8 @@ def compose(net_model: onnx.ModelProto) -> onnx.ModelProto:
     merged.opset_import.extend(keep)
     merged.graph.name = 'heartbox'
     merged.doc_string = (
-        'napari-heartbox heart model: hu int16 [N,H,W] -> prob float32 [N,64,64]. '
+        'napari-heartbox heart model: hu int16 [N,H,W] + context int64 [M,3] '
+        '-> prob float32 [M,64,64]. '
         'See docs/model.md.'
     )
     onnx.checker.check_model(merged, full_check=True)

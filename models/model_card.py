@@ -129,15 +129,19 @@ def write_model_card(card: dict, phantom_summary: dict, real: list, real_default
         '',
         f'One ONNX graph (opset {card["opset"]}, {card["bytes"]:,} bytes, {card["params"]:,} float '
         f'weights, {card["macs_per_slice"]:,} MAC per slice of the network) that maps int16 HU slices '
-        '`hu [N,H,W]` to a per-cell heart probability `prob [N,64,64]`. The preprocessing (HU window '
-        f'{card["preprocess"]["window_hu"]}, exact area mean to 64×64 cells) is part of the graph; '
+        '`hu [N,H,W]` and z-context rows `context [M,3]` (each scored slice with the slices '
+        f'~{card["postprocess"].get("z_context_mm", 0):g} mm below and above it) to a per-cell heart '
+        'probability `prob [M,64,64]`. The preprocessing (HU window '
+        f'{card["preprocess"]["window_hu"]}, exact area mean to 64×64 cells, the context gather) is part '
+        'of the graph; '
         'see `docs/model.md`. SHA-256 `' + card['sha256'] + '`.',
         '',
         f'Ops: {", ".join(card["ops"])}.',
         '',
         '## Architecture',
         '',
-        ('`models/net.py` HeartNet: normalise `(cell_hu + 300) / 500`; stem conv 3×3 s2 (8 ch, 32²); '
+        ('`models/net.py` HeartNet: input the 64×64 cells of slices z − k, z, z + k as 3 channels; '
+        'normalise `(cells + 300) / 500`; stem conv 3×3 s2 (3 → 8 ch, 32²); '
         'depthwise-separable blocks 8→16 s2 (16²), 16→16, 16→48 s2 (8²), 48→48 (5×5), 48→48 (3×3, '
         'dilation 2), 48→64 s2 (4²), 64→64; squeeze-excite gate from the 4×4 global context on the 8² '
         'features; decoder with additive skips at 8², 16², 32² and bilinear upsampling to 64² logits; '
@@ -151,10 +155,11 @@ def write_model_card(card: dict, phantom_summary: dict, real: list, real_default
         f'of the slices within {data.EDGE_BAND_MM:g} mm of the heart top and of the heart bottom + up to '
         f'{data.HARD_MAX_PER_SIDE} hard-negative slices {data.HARD_BELOW_MM[0]:g}-{data.HARD_BELOW_MM[1]:g} mm '
         f'below the heart (liver dome) and {data.HARD_MAX_PER_SIDE} at {data.HARD_ABOVE_MM[0]:g}-'
-        f'{data.HARD_ABOVE_MM[1]:g} mm above it (great vessels)), preprocessed by running the preprocessing '
+        f'{data.HARD_ABOVE_MM[1]:g} mm above it (great vessels)), each with its z context (the slices '
+        'k below and above it, k as at run time), preprocessed by running the preprocessing '
         'graph in onnxruntime. '
         'Label = fraction of each cell inside the phantom heart mask. Augmentation: left-right (50 %) and '
-        'antero-posterior (15 %) flips, random scale 0.8–1.25, rotation ±12°, shift ±15 %, HU gain ±6 % and '
+        'antero-posterior (15 %) flips (the same for the three context slices, as are the geometry and HU changes below), random scale 0.8–1.25, rotation ±12°, shift ±15 %, HU gain ±6 % and '
         'offset ±30 HU keeping air fixed, a random monotone power remap of the soft-tissue range '
         '[-150, 450] HU (60 %, gamma 0.56-1.8), cell noise up to 12 HU, blur (30 %: a random mix with the '
         '3×3 cell mean). '

@@ -1,12 +1,12 @@
-"""The per-slice heart network: 64×64 mean-HU cells → 64×64 heart logits.
+"""The per-slice heart network: 3 × 64×64 mean-HU cells (z context) → 64×64 heart logits.
 
 A MobileNetV3-flavoured encoder (depthwise-separable blocks, squeeze-excite
 gate from the 4×4 global context) with a light U-Net decoder (additive skips
 at 8×8, 16×16 and 32×32, bilinear upsampling). ReLU everywhere; BatchNorm is
 folded into the convolutions at export. Input is the preprocessing graph's
-``cell_hu`` (float32 ``[N, 64, 64]``, mean windowed HU per cell); the first
-operation normalises it with the constants of
-:mod:`napari_heartbox.model.graph`.
+``context_cells`` (float32 ``[N, 3, 64, 64]``: mean windowed HU per cell of
+the slices ``z - k``, ``z``, ``z + k``, as channels); the first operation
+normalises it with the constants of :mod:`napari_heartbox.model.graph`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from napari_heartbox.model.graph import NORM_CENTER, NORM_SCALE
+from napari_heartbox.model.graph import CONTEXT, NORM_CENTER, NORM_SCALE
 
 
 def _cbr(cin, cout, k=1, s=1, groups=1, dil=1):
@@ -47,12 +47,12 @@ def _up(x, like=None):
 
 
 class HeartNet(nn.Module):
-    """``cell_hu [N, 64, 64]`` → heart logits ``[N, 64, 64]``."""
+    """``context_cells [N, 3, 64, 64]`` → heart logits of the centre slices ``[N, 64, 64]``."""
 
     def __init__(self, c=(8, 16, 48, 64)):
         super().__init__()
         c1, c2, c3, c4 = c
-        self.stem = _cbr(1, c1, 3, 2)  # 32×32
+        self.stem = _cbr(CONTEXT, c1, 3, 2)  # 32×32; z context as input channels
         self.e2 = DSBlock(c1, c2, 3, 2)  # 16×16
         self.e2b = DSBlock(c2, c2, 3)
         self.e3 = DSBlock(c2, c3, 3, 2)  # 8×8
@@ -67,8 +67,8 @@ class HeartNet(nn.Module):
         self.d1 = DSBlock(c1, c1, 3)  # 32×32
         self.head = nn.Conv2d(c1, 1, 1)
 
-    def forward(self, cell_hu):
-        x = (cell_hu.unsqueeze(1) - NORM_CENTER) / NORM_SCALE
+    def forward(self, context_cells):
+        x = (context_cells - NORM_CENTER) / NORM_SCALE
         s1 = self.stem(x)
         s2 = self.e2b(self.e2(s1))
         s3 = self.e3c(self.e3b(self.e3(s2)))
@@ -110,7 +110,7 @@ def count_macs(model: nn.Module, hw: int = 64) -> int:
     was = model.training
     model.eval()
     with torch.no_grad():
-        model(torch.zeros(1, hw, hw))
+        model(torch.zeros(1, CONTEXT, hw, hw))
     model.train(was)
     for h in hooks:
         h.remove()

@@ -39,7 +39,12 @@ def log(*a):
 
 # ------------------------------------------------------------------ training
 def augment(x, y, gen):
-    """Random flips, affine (scale/rotate/shift), intensity and noise at 64×64."""
+    """Random flips, affine (scale/rotate/shift), intensity and noise at 64×64.
+
+    ``x`` float32 ``[B, 3, 64, 64]`` (the z-context cells: z - k, z, z + k),
+    ``y`` ``[B, 64, 64]`` (the centre slice's label). Geometry and intensity
+    changes are the same for the three slices of a sample; the noise is not.
+    """
     import torch
     from torch.nn import functional as F
 
@@ -47,11 +52,15 @@ def augment(x, y, gen):
 
     b = x.shape[0]
     r = lambda *s: torch.rand(*s, generator=gen, device=gen.device)  # noqa: E731
+
+    def per_sample(v):  # [B] → broadcast over the slices and cells of x
+        return v[:, None, None, None]
+
     flip = r(b) < 0.5
-    x = torch.where(flip[:, None, None], x.flip(-1), x)
+    x = torch.where(per_sample(flip), x.flip(-1), x)
     y = torch.where(flip[:, None, None], y.flip(-1), y)
     flip = r(b) < 0.15
-    x = torch.where(flip[:, None, None], x.flip(-2), x)
+    x = torch.where(per_sample(flip), x.flip(-2), x)
     y = torch.where(flip[:, None, None], y.flip(-2), y)
     # affine on 75 % of the slices
     on = (r(b) < 0.75).float()
@@ -63,25 +72,25 @@ def augment(x, y, gen):
         [torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1
     )
     grid = F.affine_grid(theta, (b, 1, 64, 64), align_corners=False)
-    x = F.grid_sample((x - HU_LO)[:, None], grid, align_corners=False)[:, 0] + HU_LO
+    x = F.grid_sample(x - HU_LO, grid, align_corners=False) + HU_LO
     y = F.grid_sample(y[:, None], grid, align_corners=False)[:, 0]
     # soft-tissue contrast: a random monotone (power) remap of [-150, 450] HU, so the
     # network cannot rely on exact phantom HU differences between organs (liver vs
     # heart, contrast vs plain); outside that range HU are unchanged
-    on = (r(b) < 0.6).float()[:, None, None]
-    gamma = torch.exp((r(b) - 0.5) * 2 * math.log(1.8))[:, None, None]
+    on = per_sample((r(b) < 0.6).float())
+    gamma = per_sample(torch.exp((r(b) - 0.5) * 2 * math.log(1.8)))
     t = ((x + 150) / 600).clamp(0, 1)
     x = x + on * 600 * (t.pow(gamma) - t)
     # intensity: affine HU map that keeps air fixed, plus cell noise
-    gain = 1 + (r(b) - 0.5) * 0.12
-    shift = (r(b) - 0.5) * 60
+    gain = per_sample(1 + (r(b) - 0.5) * 0.12)
+    shift = per_sample((r(b) - 0.5) * 60)
     w = (x - HU_LO) / (HU_HI - HU_LO)
-    x = x * gain[:, None, None] + (shift[:, None, None] - HU_LO * (gain[:, None, None] - 1)) * w
-    x = x + torch.randn(x.shape, generator=gen, device=gen.device) * (r(b) * 12)[:, None, None]
+    x = x * gain + (shift - HU_LO * (gain - 1)) * w
+    x = x + torch.randn(x.shape, generator=gen, device=gen.device) * per_sample(r(b) * 12)
     # blur (smoother kernels / thicker slices than the phantoms): mix with the
     # 3×3 cell mean on 30 % of the slices
-    on = (r(b) < 0.3).float()[:, None, None] * r(b)[:, None, None]
-    xb = F.avg_pool2d(x[:, None], 3, stride=1, padding=1, count_include_pad=False)[:, 0]
+    on = per_sample((r(b) < 0.3).float() * r(b))
+    xb = F.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False)
     x = x + on * (xb - x)
     return x.clamp(HU_LO, HU_HI), y.clamp(0, 1)
 
@@ -330,14 +339,21 @@ def main(argv=None):
         'ops': sorted(graph_ops(model_proto)),
         'params': n_params,
         'macs_per_slice': count_macs(net),
-        'inputs': [{'name': 'hu', 'dtype': 'int16', 'shape': ['N', 'H', 'W'], 'unit': 'HU'}],
+        'inputs': [
+            {'name': 'hu', 'dtype': 'int16', 'shape': ['N', 'H', 'W'], 'unit': 'HU',
+             'meaning': 'the slices that the context rows read, each once'},
+            {'name': 'context', 'dtype': 'int64', 'shape': ['M', 3],
+             'meaning': 'per scored slice z: positions in hu of slices (z-k, z, z+k), clamped to the volume; '
+                        'k from z_context_mm (napari_heartbox/model/zschedule.py context_offset)'},
+        ],
         'outputs': [
-            {'name': 'prob', 'dtype': 'float32', 'shape': ['N', 64, 64],
-             'meaning': 'heart probability per cell; cell (r,c) = pixel rows [r*kH,(r+1)*kH), cols [c*kW,(c+1)*kW), kH=ceil(H/64), kW=ceil(W/64)'}
+            {'name': 'prob', 'dtype': 'float32', 'shape': ['M', 64, 64],
+             'meaning': 'heart probability per cell of the centre slice of each context row; cell (r,c) = pixel rows [r*kH,(r+1)*kH), cols [c*kW,(c+1)*kW), kH=ceil(H/64), kW=ceil(W/64)'}
         ],
         'preprocess': {
             'window_hu': [HU_LO, HU_HI], 'pad_hu': PAD_HU, 'cells': 64,
             'cell_rule': 'kH=ceil(H/64), kW=ceil(W/64); pad bottom/right with pad_hu; mean of clip(hu, window) per kH x kW cell',
+            'context': 'context_cells[m, j] = cells of slice hu[context[m, j]], j = 0, 1, 2 (network input channels)',
             'normalise': {'center': NORM_CENTER, 'scale': NORM_SCALE},
         },
         'postprocess': {
@@ -346,10 +362,8 @@ def main(argv=None):
             'min_confidence': 0.1,
             'default_margin_mm': 0.0,
             'confidence': {'bias': -4.0, 'w_mean_prob': 6.0, 'w_log_volume_ml': 0.0},
-            # coarse-to-fine slice schedule (napari_heartbox/model/zschedule.py): score every
-            # 4 mm, then every slice around heart/no-heart transitions, 12 mm into the heart
-            'z_step_mm': 4.0,
-            'z_refine_mm': 12.0,
+            # slice schedule and z context, as the training data were made
+            **data.SCHEDULE,
         },
         # from the benchmarks' runtime sweep of propose (benchmarks/README.md)
         'runtime': {'batch': 8, 'threads': 2, 'onnxruntime_web': '1.30.0'},

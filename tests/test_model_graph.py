@@ -59,15 +59,32 @@ def test_preprocessing_is_bit_exact_against_numpy_reference(prep, shape):
     rng = np.random.default_rng(sum(shape))
     hu = rng.integers(-32768, 32768, size=shape).astype(np.int16)
     hu[..., : shape[-1] // 2] = rng.integers(-1100, 700, size=hu[..., : shape[-1] // 2].shape)
-    got = prep.run(None, {'hu': hu})[0]
+    got = prep.run(None, {'hu': hu, 'context': _same(shape[0])})[0][:, 1]
     assert got.shape == (shape[0], 64, 64) and got.dtype == np.float32
     ref = reference_cells(hu)
     assert np.array_equal(got.view(np.uint32), ref.view(np.uint32))
 
 
+def _same(n):
+    """Context rows that pick each slice three times: (i, i, i)."""
+    return np.repeat(np.arange(n, dtype=np.int64)[:, None], 3, axis=1)
+
+
+def test_preprocessing_gathers_the_context_rows(prep):
+    """Row m of the output holds the cells of slices context[m, 0..2], in that
+    order; a slice may serve several rows and rows need not be sorted."""
+    rng = np.random.default_rng(3)
+    hu = rng.integers(-1100, 700, size=(4, 130, 70)).astype(np.int16)
+    rows = np.array([[0, 1, 2], [3, 3, 0], [1, 1, 1], [2, 0, 3], [0, 2, 3]], np.int64)
+    got = prep.run(None, {'hu': hu, 'context': rows})[0]
+    assert got.shape == (5, 3, 64, 64)
+    ref = reference_cells(hu)
+    assert np.array_equal(got, ref[rows])
+
+
 def test_preprocessing_pads_with_air(prep):
     hu = np.full((1, 500, 600), 40, np.int16)  # soft tissue everywhere
-    got = prep.run(None, {'hu': hu})[0][0]
+    got = prep.run(None, {'hu': hu, 'context': _same(1)})[0][0, 0]
     # kH = 8: cell row 62 covers rows 496..503, 4 of them padding (-1024)
     assert got[0, 0] == 40.0
     assert got[62, 0] == np.float32((4 * 40 + 4 * -1024) / 8)
@@ -112,8 +129,9 @@ def test_bundled_model_ops_opset_size_and_params(bundled):
     assert ops <= WASM_OPS, ops - WASM_OPS
     assert domains <= {''}
     assert all(o.version <= MAX_OPSET for o in m.opset_import if o.domain in ('', 'ai.onnx'))
-    assert [i.name for i in m.graph.input] == ['hu']
+    assert [i.name for i in m.graph.input] == ['hu', 'context']
     assert m.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.INT16
+    assert m.graph.input[1].type.tensor_type.elem_type == onnx.TensorProto.INT64
     assert [o.name for o in m.graph.output] == ['prob']
     n_params = sum(int(np.prod(t.dims)) for t in m.graph.initializer if t.data_type == onnx.TensorProto.FLOAT)
     n_params += sum(
@@ -131,7 +149,7 @@ def test_card_matches_the_bundled_file(bundled):
     card = load_card(bundled.with_name(CARD_NAME))
     assert card['sha256'] == sha256_file(bundled)
     assert card['bytes'] == bundled.stat().st_size
-    assert card['inputs'][0]['name'] == 'hu' and card['outputs'][0]['name'] == 'prob'
+    assert [i['name'] for i in card['inputs']] == ['hu', 'context'] and card['outputs'][0]['name'] == 'prob'
     pp = card['postprocess']
     assert 0 < pp['threshold'] < 1 and pp['min_heart_volume_ml'] > 0 and pp['default_margin_mm'] >= 0
 
@@ -140,12 +158,18 @@ def test_model_runs_on_odd_sizes_and_chunks_agree(bundled):
     model = HeartModel()
     rng = np.random.default_rng(1)
     hu = rng.integers(-1024, 400, size=(5, 500, 600)).astype(np.int16)
-    prob = model.predict(hu)
+    prob = model.predict(hu, 2.0)
     assert prob.shape == (5, 64, 64) and prob.dtype == np.float32
     assert np.all((prob >= 0) & (prob <= 1))
-    # chunking does not change the result: slices are independent
-    one = HeartModel(batch=1, threads=1).predict(hu)
+    # chunking does not change the result: each chunk reads its rows' context slices
+    one = HeartModel(batch=1, threads=1).predict(hu, 2.0)
     np.testing.assert_allclose(prob, one, atol=1e-5)
+    # the z context matters: slice 2 scored with other neighbours gives other values
+    k = model.context_offset(2.0)
+    rows = np.array([[max(2 - k, 0), 2, min(2 + k, 4)], [2, 2, 2]])
+    ctx = model.predict_rows(hu, rows)
+    np.testing.assert_allclose(ctx[0], prob[2], atol=1e-5)
+    assert np.abs(ctx[1] - ctx[0]).max() > 1e-4
 
 
 def test_tampered_model_is_refused(bundled, tmp_path):

@@ -551,12 +551,13 @@ def test_postprocess_port_matches_python(web, model_files):
 
 def test_slice_schedule_port_scores_the_same_slices_as_python(web):
     """zschedule.js, streaming chunk by chunk, scores exactly the slices that
-    napari_heartbox.model.zschedule picks and fills the same stack."""
-    from napari_heartbox.model.zschedule import scheduled_prob
+    napari_heartbox.model.zschedule picks, each with the same z-context rows,
+    and fills the same stack."""
+    from napari_heartbox.model.zschedule import context_offset, context_rows, scheduled_prob
 
     page = web.open('index.html')
     rng = np.random.default_rng(1)
-    cfg = {'threshold': 0.5, 'z_step_mm': 4.0, 'z_refine_mm': 12.0}
+    cfg = {'threshold': 0.5, 'z_step_mm': 4.0, 'z_refine_mm': 12.0, 'z_context_mm': 8.0}
     cases = []
     for i in range(8):
         nz = int(rng.integers(20, 300))
@@ -587,12 +588,12 @@ def test_slice_schedule_port_scores_the_same_slices_as_python(web):
                 const prob = new Float32Array(bytes.buffer);
                 const H = 4, W = 4, G2 = 64 * 64;  // tiny slices: pixel 0 holds the slice index
                 const scored = [];
-                const score = async (data, n) => {
-                    const p = new Float32Array(n * G2);
-                    for (let k = 0; k < n; k++) {
-                        const z = data[k * H * W];
-                        scored.push(z);
-                        p.set(prob.subarray(z * G2, (z + 1) * G2), k * G2);
+                const score = async (data, n, context, m) => {
+                    const p = new Float32Array(m * G2);
+                    for (let i = 0; i < m; i++) {
+                        const [lo, z, hi] = [0, 1, 2].map((j) => data[Number(context[i * 3 + j]) * H * W]);
+                        scored.push([z, lo, hi]);
+                        p.set(prob.subarray(z * G2, (z + 1) * G2), i * G2);
                     }
                     return p;
                 };
@@ -607,15 +608,16 @@ def test_slice_schedule_port_scores_the_same_slices_as_python(web):
                 }
                 const { prob: filled, slicesRun } = s.finish();
                 const ids = Array.from({ length: nz }, (_, z) => Math.round(filled[z * G2] * 1e4));
-                out.push({ scored: scored.sort((a, b) => a - b), slicesRun, ids });
+                out.push({ scored: scored.sort((a, b) => a[0] - b[0]), slicesRun, ids });
             }
             return out;
         }""",
         [[[base64.b64encode(p.tobytes()).decode(), nz, dz, ch] for p, nz, dz, ch, _, _ in cases], cfg],
     )
     n_refined = 0
-    for (_, nz, _, _, filled, ran), js in zip(cases, got, strict=True):
-        assert js['scored'] == ran.tolist()  # each slice once, the same set
+    for (_, nz, dz, _, filled, ran), js in zip(cases, got, strict=True):
+        rows = context_rows(ran, nz, context_offset(dz, cfg))
+        assert js['scored'] == rows[:, [1, 0, 2]].tolist()  # each slice once, the same set and context
         assert js['slicesRun'] == ran.size
         assert js['ids'] == np.rint(filled[:, 0, 0] * 1e4).astype(int).tolist()
         n_refined += ran.size < nz

@@ -9,7 +9,10 @@ from napari_heartbox.grid import Grid
 from napari_heartbox.model.postprocess import sector_from_prob
 from napari_heartbox.model.zschedule import (
     coarse_slices,
+    context_offset,
+    context_rows,
     fill_nearest,
+    gather_rows,
     refine_reach,
     refine_slices,
     scheduled_prob,
@@ -24,7 +27,47 @@ CFG = {
     'confidence': {'bias': -3.0, 'w_mean_prob': 4.0, 'w_log_volume_ml': 0.3},
     'z_step_mm': 4.0,
     'z_refine_mm': 12.0,
+    'z_context_mm': 8.0,
 }
+
+
+@pytest.mark.parametrize(
+    ('dz', 'k', 'mm'),
+    [(0.5, 16, 8.0), (0.625, 12, 7.5), (1.0, 8, 8.0), (1.25, 6, 7.5), (2.5, 3, 7.5), (3.0, 3, 9.0), (5.0, 2, 10.0)],
+)
+def test_context_offset_is_whole_coarse_steps_near_8_mm(dz, k, mm):
+    got = context_offset(dz, CFG)
+    assert got == k and got % z_step(dz, CFG) == 0
+    assert got * dz == pytest.approx(mm)
+
+
+def test_context_offset_without_a_setting_is_one_slice():
+    assert context_offset(1.0, {'z_step_mm': 4.0}) == 1
+    assert context_offset(0.0, CFG) == 1
+
+
+def test_context_rows_clamp_at_the_volume_ends():
+    rows = context_rows(np.array([0, 3, 9]), 10, 4)
+    np.testing.assert_array_equal(rows, [[0, 0, 4], [0, 3, 7], [5, 9, 9]])
+    assert rows.dtype == np.int64
+
+
+def test_gather_rows_reads_each_slice_once():
+    rows = context_rows(np.array([8, 16, 17]), 40, 8)
+    needed, local = gather_rows(rows)
+    np.testing.assert_array_equal(needed, [0, 8, 9, 16, 17, 24, 25])
+    np.testing.assert_array_equal(needed[local], rows)
+
+
+def test_context_of_coarse_slices_is_coarse():
+    """The coarse pass reads (almost) no slice it does not score: only the last
+    slice's lower neighbour may fall between coarse slices."""
+    for dz in (0.5, 0.625, 0.8, 1.0, 1.25, 2.0, 3.0):
+        nz = 301
+        coarse = coarse_slices(nz, z_step(dz, CFG))
+        k = context_offset(dz, CFG)
+        needed, _ = gather_rows(context_rows(coarse, nz, k))
+        assert set(needed.tolist()) - set(coarse.tolist()) <= {nz - 1 - k}, dz
 
 
 def test_step_and_reach_follow_the_spacing():
@@ -135,7 +178,7 @@ def test_bundled_model_schedule_matches_every_slice_on_a_thin_slice_phantom():
     vol = case.volume
     prob, ran = model.scheduled_prob(vol.hu, vol.grid.spacing[0])
     assert ran.size < 0.6 * vol.grid.shape[0]
-    full = sector_from_prob(model.predict(vol.hu), vol.grid, model.postprocess)
+    full = sector_from_prob(model.predict(vol.hu, vol.grid.spacing[0]), vol.grid, model.postprocess)
     sched = sector_from_prob(prob, vol.grid, model.postprocess)
     assert full.found and sched.found
     assert sched.iou(full) >= 0.95

@@ -5,7 +5,8 @@ running this graph in onnxruntime, and the shipped model is this graph
 composed with the network (see ``models/export.py``). Python never
 re-implements it (the numpy reference in the tests exists only to check it).
 
-Definition (``hu`` int16 ``[N, H, W]`` → ``cell_hu`` float32 ``[N, 64, 64]``)
+Definition (``hu`` int16 ``[N, H, W]``, ``context`` int64 ``[M, 3]`` →
+``context_cells`` float32 ``[M, 3, 64, 64]``)
 ---------------------------------------------------------------------------
 1. ``x = float32(hu)`` — HU values are integers, so this is exact.
 2. Window: ``x = clip(x, HU_LO, HU_HI)``. Values stay integers.
@@ -18,7 +19,13 @@ Definition (``hu`` int16 ``[N, H, W]`` → ``cell_hu`` float32 ``[N, 64, 64]``)
    so float32 sums are exact and independent of summation order: the result
    is bit-identical in numpy, onnxruntime and onnxruntime-web.
 5. ``cell_hu = sum / (kH·kW)`` (one IEEE division: correctly rounded,
-   identical across runtimes).
+   identical across runtimes), float32 ``[N, 64, 64]``.
+6. z context: ``context_cells[m, j] = cell_hu[context[m, j]]`` (Gather on
+   axis 0). Row ``m`` of ``context`` holds the positions in ``hu`` of the
+   slices ``z - k``, ``z`` and ``z + k`` of the ``m``-th scored slice
+   (:func:`napari_heartbox.model.zschedule.context_rows`); the caller passes
+   just the slices these rows read, each once
+   (:func:`~napari_heartbox.model.zschedule.gather_rows`).
 
 The normalisation (``(cell_hu - NORM_CENTER) / NORM_SCALE``) is the first
 operation of the network, not of this graph.
@@ -30,6 +37,7 @@ import numpy as np
 
 __all__ = [
     'CELLS',
+    'CONTEXT',
     'HU_HI',
     'HU_LO',
     'NORM_CENTER',
@@ -47,7 +55,9 @@ NORM_CENTER = -300.0  # network input = (cell_hu - NORM_CENTER) / NORM_SCALE
 NORM_SCALE = 500.0
 OPSET = 17
 INPUT_NAME = 'hu'
-OUTPUT_NAME = 'cell_hu'
+CONTEXT_NAME = 'context'  # int64 [M, 3]: positions in hu of (z - k, z, z + k)
+OUTPUT_NAME = 'context_cells'  # float32 [M, 3, 64, 64]
+CONTEXT = 3  # slices per scored slice (the network's input channels)
 
 
 def _cell_sum_graph(src: str, name: str, *, pad: bool):
@@ -79,7 +89,7 @@ def _cell_sum_graph(src: str, name: str, *, pad: bool):
 
 
 def build_preprocess_model():
-    """Return the preprocessing ``onnx.ModelProto`` (``hu`` → ``cell_hu``).
+    """Return the preprocessing ``onnx.ModelProto`` (``hu``, ``context`` → ``context_cells``).
 
     Needs the ``onnx`` package (a build/test-time dependency, not needed to
     run the shipped model).
@@ -138,13 +148,18 @@ def build_preprocess_model():
         # 5. mean = sum / (kH*kW)
         helper.make_node('Mul', ['kH', 'kW'], ['area_i']),
         helper.make_node('Cast', ['area_i'], ['area'], to=TensorProto.FLOAT),
-        helper.make_node('Div', ['x_s', 'area'], [OUTPUT_NAME]),
+        helper.make_node('Div', ['x_s', 'area'], ['cell_hu']),
+        # 6. z context: rows of cell_hu picked by the context indices
+        helper.make_node('Gather', ['cell_hu', CONTEXT_NAME], [OUTPUT_NAME], axis=0),
     ]
     graph = helper.make_graph(
         nodes,
         'heartbox_preprocess',
-        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.INT16, ['N', 'H', 'W'])],
-        [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ['N', CELLS, CELLS])],
+        [
+            helper.make_tensor_value_info(INPUT_NAME, TensorProto.INT16, ['N', 'H', 'W']),
+            helper.make_tensor_value_info(CONTEXT_NAME, TensorProto.INT64, ['M', CONTEXT]),
+        ],
+        [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ['M', CONTEXT, CELLS, CELLS])],
     )
     model = helper.make_model(
         graph,

@@ -4,6 +4,11 @@ One :class:`HeartModel` per model file; it checks the file's SHA-256 against
 the card before creating a session, keeps the session for reuse, and runs
 the volume in chunks of slices on a small thread pool (onnxruntime releases
 the GIL; each run uses one intra-op thread, so chunks run in parallel).
+
+The network sees each scored slice with its z context (the slices ``k``
+below and above it, see :mod:`napari_heartbox.model.zschedule`): a chunk
+of scored slices is one run whose ``hu`` input holds just the slices its
+context rows read, each once, and whose ``context`` input points into it.
 """
 
 from __future__ import annotations
@@ -20,11 +25,11 @@ from ..errors import ModelError
 from ..volume import CTVolume
 from .card import CARD_NAME, ONNX_NAME, assets_dir, load_card, sha256_file
 from .postprocess import CELLS, sector_from_prob, valid_cells
-from .zschedule import scheduled_prob, z_step
+from .zschedule import context_offset, context_rows, gather_rows, scheduled_prob, z_step
 
 __all__ = ['HeartModel']
 
-DEFAULT_BATCH = 16  # slices per run (keeps the float intermediates in cache)
+DEFAULT_BATCH = 16  # scored slices per run (keeps the float intermediates in cache)
 
 
 class HeartModel:
@@ -108,9 +113,14 @@ class HeartModel:
                     ) from None
             return self._session
 
+    def context_offset(self, dz: float) -> int:
+        """Slices between a scored slice and its context slices at spacing ``dz`` (mm)."""
+        return context_offset(dz, self.postprocess)
+
     def predict(
         self,
         hu: np.ndarray,
+        dz: float,
         progress: Callable[[int, int], object] | None = None,
         *,
         slices: np.ndarray | None = None,
@@ -121,35 +131,66 @@ class HeartModel:
         ----------
         hu : numpy.ndarray
             int16 ``(Z, H, W)`` Hounsfield units.
+        dz : float
+            Slice spacing (mm); sets the z context (:meth:`context_offset`).
         progress : callable, optional
             Called as ``progress(done_slices, total_slices)`` after each chunk.
         slices : numpy.ndarray of int, optional
-            Run only these slice indices (in this order); default all.
+            Score only these slice indices (in this order); default all.
 
         Returns
         -------
         numpy.ndarray
             float32 ``(len(slices), 64, 64)`` (``(Z, 64, 64)`` by default).
         """
+        nz = hu.shape[0]
+        z = np.arange(nz, dtype=np.int64) if slices is None else np.asarray(slices, np.int64)
+        return self.predict_rows(hu, context_rows(z, nz, self.context_offset(dz)), progress)
+
+    def predict_rows(
+        self,
+        hu: np.ndarray,
+        rows: np.ndarray,
+        progress: Callable[[int, int], object] | None = None,
+    ) -> np.ndarray:
+        """Heart probability per cell of the centre slice of each context row.
+
+        Parameters
+        ----------
+        hu : numpy.ndarray
+            int16 ``(Z, H, W)`` Hounsfield units.
+        rows : numpy.ndarray of int
+            ``(M, 3)`` slice indices into ``hu`` (lower, centre, upper), as
+            :func:`~napari_heartbox.model.zschedule.context_rows` makes them.
+        progress : callable, optional
+            Called as ``progress(done_rows, M)`` after each chunk.
+
+        Returns
+        -------
+        numpy.ndarray
+            float32 ``(M, 64, 64)``.
+        """
         if hu.dtype != np.int16 or hu.ndim != 3:
             raise ValueError(f'hu must be int16 (Z, H, W), got {hu.dtype} {hu.shape}')
+        rows = np.asarray(rows, np.int64).reshape(-1, 3)
         sess = self.session
-        idx = None if slices is None else np.asarray(slices, np.int64)
-        n = hu.shape[0] if idx is None else idx.size
+        n = len(rows)
         out = np.empty((n, CELLS, CELLS), np.float32)
         starts = list(range(0, n, self.batch))
         done = [0]
         done_lock = threading.Lock()
 
         def run(i0: int) -> None:
-            if idx is None:  # a view, copied only if not contiguous
-                chunk = np.ascontiguousarray(hu[i0 : i0 + self.batch])
-            else:  # gathers just this chunk's slices
-                chunk = hu[idx[i0 : i0 + self.batch]]
-            out[i0 : i0 + len(chunk)] = sess.run(['prob'], {'hu': chunk})[0]
+            part = rows[i0 : i0 + self.batch]
+            needed, local = gather_rows(part)
+            if needed[-1] - needed[0] + 1 == needed.size:  # a run of slices: a view
+                chunk = np.ascontiguousarray(hu[needed[0] : needed[-1] + 1])
+            else:  # gathers just the slices this chunk reads
+                chunk = hu[needed]
+            out[i0 : i0 + len(part)] = sess.run(['prob'], {'hu': chunk, 'context': local})[0]
             if progress is not None:
                 with done_lock:
-                    done[0] += len(chunk)
+                    done[0] += len(part)
                     progress(done[0], n)
 
         if self.threads <= 1 or len(starts) == 1:
@@ -166,14 +207,14 @@ class HeartModel:
         """Probabilities of every slice by the coarse-to-fine slice schedule.
 
         See :mod:`napari_heartbox.model.zschedule`: the model runs on every
-        ``step``-th slice and on the slices around heart/no-heart transitions;
-        the others copy their nearest scored slice.
+        ``step``-th slice and on the slices around heart/no-heart transitions
+        (each with its z context); the others copy their nearest scored slice.
 
         Parameters
         ----------
         hu : numpy.ndarray or CTSeries
             int16 ``(Z, H, W)``, or a :class:`~napari_heartbox.io.lazy.CTSeries`
-            (then only the scheduled slices are read from disk).
+            (then only the scheduled slices and their context are read from disk).
         dz : float
             Slice spacing (mm).
         progress : callable, optional
@@ -189,6 +230,7 @@ class HeartModel:
         nz = hu.shape[0]
         rows_valid, cols_valid = valid_cells(hu.shape[1], hu.shape[2])
         step = z_step(dz, self.postprocess)
+        k = self.context_offset(dz)
         calls = [0]
         last = [0]
 
@@ -207,9 +249,11 @@ class HeartModel:
             def cb(k: int, n: int) -> None:
                 report(max(1, lo + (hi - lo) * k // max(n, 1)))
 
+            rows = context_rows(indices, nz, k)
             if isinstance(hu, np.ndarray):
-                return self.predict(hu, cb, slices=indices)
-            return self.predict(hu.read_slices(indices), cb)  # a lazy series: these slices only
+                return self.predict_rows(hu, rows, cb)
+            needed, local = gather_rows(rows)  # a lazy series: read these slices only
+            return self.predict_rows(hu.read_slices(needed), local, cb)
 
         out = scheduled_prob(run, nz, dz, rows_valid, cols_valid, self.postprocess)
         report(nz)

@@ -23,7 +23,15 @@ work. The schedule, in three steps (``docs/model.md``, "Slice schedule"):
    runs on the filled ``[Z, 64, 64]`` stack.
 
 With ``z_step_mm`` absent or 0 (or ``dz >= z_step_mm``) every slice is run
-and the result is that of the plain per-slice model. The browser port
+and the result is that of the plain per-slice model.
+
+**z context.** The network scores slice ``z`` from three slices, ``z - k``,
+``z`` and ``z + k`` (clamped to ``[0, Z-1]``), where
+``k = step · max(1, floor(z_context_mm / (step · dz) + 0.5))``: the offset
+nearest ``z_context_mm`` that is a whole number of coarse steps, so the
+context of a coarse slice is made of coarse slices (:func:`context_offset`,
+:func:`context_rows`). Scoring a set of slices therefore reads the union of
+their context rows (:func:`gather_rows`). The browser port
 (``web/app/zschedule.js``) implements the same three steps; both runtimes
 must choose the same slices.
 
@@ -46,6 +54,9 @@ __all__ = [
     'refine_slices',
     'fill_nearest',
     'scheduled_prob',
+    'context_offset',
+    'context_rows',
+    'gather_rows',
 ]
 
 
@@ -63,6 +74,61 @@ def z_step(dz: float, config: dict) -> int:
     if step_mm <= 0 or not dz or dz <= 0:
         return 1
     return max(1, math.floor(step_mm / float(dz) + 1e-6))
+
+
+def context_offset(dz: float, config: dict) -> int:
+    """Slices between a scored slice and each of its two context slices.
+
+    ``k = step · max(1, floor(z_context_mm / (step · dz) + 0.5))`` with
+    ``step = z_step(dz, config)``: the whole number of coarse steps nearest
+    ``z_context_mm`` (at least one), so coarse slices have coarse context.
+    ``z_context_mm`` absent or 0 (or ``dz`` unknown) → 1 slice.
+
+    Parameters
+    ----------
+    dz : float
+        Slice spacing in mm.
+    config : dict
+        The card's ``postprocess`` section.
+    """
+    step = z_step(dz, config)
+    mm = float(config.get('z_context_mm') or 0.0)
+    if mm <= 0 or not dz or dz <= 0:
+        return 1
+    return step * max(1, math.floor(mm / (step * float(dz)) + 0.5))
+
+
+def context_rows(slices: np.ndarray, nz: int, k: int) -> np.ndarray:
+    """The network's input rows: ``[z - k, z, z + k]`` per slice, clamped to the volume.
+
+    Parameters
+    ----------
+    slices : numpy.ndarray of int
+        Slices to score.
+    nz : int
+        Number of slices of the volume.
+    k : int
+        :func:`context_offset`.
+
+    Returns
+    -------
+    numpy.ndarray
+        int64 ``(len(slices), 3)``: (lower, centre, upper) slice indices.
+    """
+    z = np.asarray(slices, np.int64).reshape(-1)
+    return np.stack([np.clip(z - k, 0, nz - 1), z, np.clip(z + k, 0, nz - 1)], axis=1)
+
+
+def gather_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The slices a set of context rows reads, and the rows in terms of them.
+
+    Returns ``(needed, local)``: ``needed`` = sorted unique slice indices of
+    ``rows``; ``local`` = ``rows`` as positions in ``needed`` (the model's
+    ``context`` input when ``hu = volume[needed]``).
+    """
+    rows = np.asarray(rows, np.int64)
+    needed = np.unique(rows)
+    return needed, np.searchsorted(needed, rows).astype(np.int64)
 
 
 def coarse_slices(nz: int, step: int) -> np.ndarray:

@@ -136,7 +136,7 @@ def build_config(
             f'the model card for {model_path} has no "postprocess" section'
         )
     # input/output names from the card ('inputs'/'outputs' lists), else the contract's
-    inputs = card.get('inputs') or [{}]
+    inputs = card.get('inputs') or [{}, {}]
     outputs = card.get('outputs') or [{}]
     return {
         'schema': CONFIG_SCHEMA,
@@ -146,6 +146,8 @@ def build_config(
             'sha256': sha,
             'bytes': model_path.stat().st_size,
             'input': inputs[0].get('name', 'hu'),
+            # int64 [M, 3]: the z-context rows (zschedule.js gatherRows)
+            'context': (inputs[1] if len(inputs) > 1 else {}).get('name', 'context'),
             'output': outputs[0].get('name', 'prob'),
             'grid': 64,
         },

@@ -13,7 +13,7 @@ import * as ort from './vendor/ort/ort.wasm.min.mjs';
 import { DicomError, lazySlice } from './dicom.js';
 import { sectorFromProb, CELLS } from './postprocess.js';
 import { sectorToDict } from './sector.js';
-import { SliceScheduler, zStep } from './zschedule.js';
+import { SliceScheduler, gatherRows, zStep } from './zschedule.js';
 
 const CONFIG_URL = new URL('./heartbox.config.json', import.meta.url);
 let configPromise = null;
@@ -70,13 +70,16 @@ async function getSession(numThreads) {
   return sessionPromise;
 }
 
-async function runChunk(session, config, data, n, H, W, checkShape = true) {
-  const input = new ort.Tensor('int16', data.subarray(0, n * H * W), [n, H, W]);
-  const out = await session.run({ [config.model.input]: input });
+// One model run: n H×W slices and m context rows (positions in them of the
+// slices z-k, z, z+k) → m×64×64 probabilities of the rows' centre slices.
+async function runChunk(session, config, data, n, H, W, context, m, checkShape = true) {
+  const feeds = { [config.model.input]: new ort.Tensor('int16', data.subarray(0, n * H * W), [n, H, W]) };
+  if (config.model.context) feeds[config.model.context] = new ort.Tensor('int64', context, [m, 3]);
+  const out = await session.run(feeds);
   const prob = out[config.model.output];
   const values = prob.data;
-  if (checkShape && (prob.dims[0] !== n || prob.dims[1] !== CELLS || prob.dims[2] !== CELLS)) {
-    throw new Error(`model output has shape [${prob.dims}], expected [${n},${CELLS},${CELLS}]`);
+  if (checkShape && (prob.dims[0] !== m || prob.dims[1] !== CELLS || prob.dims[2] !== CELLS)) {
+    throw new Error(`model output has shape [${prob.dims}], expected [${m},${CELLS},${CELLS}]`);
   }
   const copy = Float32Array.from(values);
   prob.dispose?.();
@@ -146,10 +149,10 @@ async function run(msg) {
     const [Z, pY, pX] = m.preview.shape;
     const [, H, W] = m.shape;
     // the coarse-to-fine slice schedule (zschedule.js) decides which slices are scored
-    const score = async (data, n) => {
+    const score = async (data, n, context, nRows) => {
       const { session } = await sessionP;
       const t = now();
-      const p = await runChunk(session, config, data, n, H, W);
+      const p = await runChunk(session, config, data, n, H, W, context, nRows);
       inferMs += now() - t;
       return p;
     };
@@ -264,7 +267,9 @@ async function otherSession(url, inputName, numThreads) {
   const session = await ort.InferenceSession.create(new Uint8Array(await resp.arrayBuffer()), {
     executionProviders: ['wasm'], graphOptimizationLevel: 'all',
   });
-  const config = { model: { input: inputName || session.inputNames[0], output: session.outputNames[0] } };
+  const config = {
+    model: { input: inputName || session.inputNames[0], context: session.inputNames[1], output: session.outputNames[0] },
+  };
   return { session, config, initMs: now() - t0, base };
 }
 
@@ -285,11 +290,13 @@ async function bench(msg) {
       data = new Int16Array(b * H * W);
       const nb = base.length / (H * W);
       for (let k = 0; k < b; k++) data.set(base.subarray((k % nb) * H * W, ((k % nb) + 1) * H * W), k * H * W);
-      await runChunk(session, config, data, b, H, W, check); // warm-up
+      // b slices, each scored with its neighbours in the batch as z context
+      const { local } = gatherRows(Array.from({ length: b }, (_, k) => k), b, 1);
+      await runChunk(session, config, data, b, H, W, local, b, check); // warm-up
       const times = [];
       for (let r = 0; r < reps; r++) {
         const t0 = now();
-        await runChunk(session, config, data, b, H, W, check);
+        await runChunk(session, config, data, b, H, W, local, b, check);
         times.push(now() - t0);
       }
       times.sort((x, y) => x - y);

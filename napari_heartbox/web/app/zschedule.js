@@ -11,9 +11,15 @@
 // 3. Fill: every slice not scored copies the nearest scored slice (ties → the
 //    lower slice); sectorFromProb then runs unchanged on the full [Z,64,64].
 //
-// SliceScheduler applies these rules while the slices stream in, in z order,
-// keeping only the last step + reach slices (and the current chunk) in memory;
-// it scores exactly the slices the Python schedule scores.
+// z context: the network scores slice z from slices z-k, z, z+k (clamped to
+// [0, Z-1]), k = step * max(1, floor(z_context_mm / (step*dz) + 0.5)), so a
+// coarse slice's context is coarse (contextOffset, contextRows).
+//
+// SliceScheduler applies these rules while the slices stream in, in z order:
+// a slice is scored once its upper context slice has arrived, and only the
+// slices that later scoring can still read (back to the last coarse slice
+// - reach - k) stay in memory; it scores exactly the slices the Python
+// schedule scores.
 
 import { CELLS, validCells } from './postprocess.js';
 
@@ -27,6 +33,31 @@ export function refineReach(dz, config) {
   const mm = Number(config.z_refine_mm || 0);
   if (!(mm > 0) || !(dz > 0)) return 0;
   return Math.floor(mm / dz + 0.5);
+}
+
+export function contextOffset(dz, config) {
+  const step = zStep(dz, config);
+  const mm = Number(config.z_context_mm || 0);
+  if (!(mm > 0) || !(dz > 0)) return 1;
+  return step * Math.max(1, Math.floor(mm / (step * dz) + 0.5));
+}
+
+/** The context row [z-k, z, z+k] of slice z, clamped to [0, Z-1]. */
+export function contextRow(z, Z, k) {
+  return [Math.max(z - k, 0), z, Math.min(z + k, Z - 1)];
+}
+
+/**
+ * The slices that the context rows of `zs` read (sorted, unique) and the rows
+ * as positions in that list: the model's `hu` slices and `context` input.
+ */
+export function gatherRows(zs, Z, k) {
+  const rows = zs.map((z) => contextRow(z, Z, k));
+  const needed = [...new Set(rows.flat())].sort((a, b) => a - b);
+  const pos = new Map(needed.map((z, i) => [z, i]));
+  const local = new BigInt64Array(rows.length * 3);
+  rows.forEach((r, i) => r.forEach((z, j) => { local[i * 3 + j] = BigInt(pos.get(z)); }));
+  return { needed, local };
 }
 
 /** Does slice z of prob [Z*64*64] have a valid cell >= threshold (float32)? */
@@ -46,9 +77,10 @@ export function slicePositive(prob, z, rowsValid, colsValid, threshold) {
  * @param {number[]} shape [Z, H, W]
  * @param {number} dz slice spacing (mm)
  * @param {object} config the model card's postprocess section
- * @param {(data: Int16Array, n: number) => Promise<Float32Array>} score scores n
- *   contiguous H×W slices, returns n×64×64 probabilities
- * @param {number} maxBatch slices per score() call at most
+ * @param {(data: Int16Array, n: number, context: BigInt64Array, m: number) => Promise<Float32Array>} score
+ *   scores m slices given n H×W slices (`data`) and m context rows (positions
+ *   in `data` of z-k, z, z+k); returns m×64×64 probabilities
+ * @param {number} maxBatch slices scored per score() call at most
  */
 export class SliceScheduler {
   constructor(shape, dz, config, score, maxBatch) {
@@ -56,11 +88,14 @@ export class SliceScheduler {
     Object.assign(this, { Z, H, W, config, score, maxBatch: Math.max(1, maxBatch | 0) });
     this.step = zStep(dz, config);
     this.reach = refineReach(dz, config);
+    this.k = contextOffset(dz, config);
     [this.rowsValid, this.colsValid] = validCells(H, W);
     this.prob = new Float32Array(Z * CELLS * CELLS);
     this.ran = new Uint8Array(Z);
     this.want = new Uint8Array(Z);
-    this.history = []; // chunks {z0, n, data} still needed for refinement
+    this.history = []; // chunks {z0, n, data} still needed for scoring
+    this.arrived = 0; // slices [0, arrived) have been pushed
+    this.nextCoarse = 0; // coarse slices below this have been checked for transitions
     this.last = null; // previous coarse slice {z, pos}
     this.nRan = 0;
   }
@@ -82,10 +117,11 @@ export class SliceScheduler {
     const G2 = CELLS * CELLS;
     for (let i = 0; i < zs.length; i += this.maxBatch) {
       const part = zs.slice(i, i + this.maxBatch);
-      const buf = new Int16Array(part.length * px);
-      part.forEach((z, k) => buf.set(this.slice(z), k * px));
-      const p = await this.score(buf, part.length);
-      part.forEach((z, k) => { this.prob.set(p.subarray(k * G2, (k + 1) * G2), z * G2); this.ran[z] = 1; });
+      const { needed, local } = gatherRows(part, this.Z, this.k);
+      const buf = new Int16Array(needed.length * px);
+      needed.forEach((z, j) => buf.set(this.slice(z), j * px));
+      const p = await this.score(buf, needed.length, local, part.length);
+      part.forEach((z, j) => { this.prob.set(p.subarray(j * G2, (j + 1) * G2), z * G2); this.ran[z] = 1; });
       this.nRan += part.length;
     }
   }
@@ -93,30 +129,40 @@ export class SliceScheduler {
   /**
    * Add the next chunk of n slices starting at z0 (z order, contiguous).
    * `data` is their HU (Int16Array n×H×W) or a function k → HU of slice k
-   * (H×W), called only for the slices that are scored.
+   * (H×W), called only for the slices that are read.
    */
   async push(z0, n, data) {
+    const { Z } = this;
     this.history.push({ z0, n, data });
-    const keepFrom = z0 - this.step - this.reach;
-    this.history = this.history.filter((c) => c.z0 + c.n > keepFrom);
+    this.arrived = z0 + n;
+    // slices whose upper context slice has arrived can be scored
+    const ready = this.arrived >= Z ? Z - 1 : this.arrived - 1 - this.k;
+    const wanted = (z) => (this.isCoarse(z) || this.want[z]) && !this.ran[z];
     const first = [];
-    for (let z = z0; z < z0 + n; z++) if ((this.isCoarse(z) || this.want[z]) && !this.ran[z]) first.push(z);
+    const from = this.nextCoarse; // refinements still pending lie at or above it
+    for (let z = from; z <= ready; z++) if (wanted(z)) first.push(z);
     await this.runList(first);
-    for (let z = z0; z < z0 + n; z++) {
+    for (let z = from; z <= ready; z++) {
       if (!this.isCoarse(z)) continue;
       const pos = slicePositive(this.prob, z, this.rowsValid, this.colsValid, this.config.threshold);
       if (this.last && this.last.pos !== pos) {
         const a = this.last.z;
-        const [lo, hi] = pos ? [a + 1, Math.min(z + this.reach, this.Z - 1)] : [Math.max(a - this.reach, 0), z - 1];
+        const [lo, hi] = pos ? [a + 1, Math.min(z + this.reach, Z - 1)] : [Math.max(a - this.reach, 0), z - 1];
         for (let k = lo; k <= hi; k++) if (!this.isCoarse(k)) this.want[k] = 1;
       }
       this.last = { z, pos };
     }
+    this.nextCoarse = Math.max(this.nextCoarse, ready + 1);
+    // refinements found now reach down to the coarse slice before `from`, - reach
     const more = [];
-    for (let z = Math.max(0, keepFrom); z < z0 + n; z++) if (this.want[z] && !this.ran[z]) more.push(z);
+    for (let z = Math.max(0, from - this.step - this.reach); z <= ready; z++) if (this.want[z] && !this.ran[z]) more.push(z);
     await this.runList(more);
+    // keep what later scoring can read: a refinement reaches back to the last
+    // coarse slice - reach, and its context k further
+    const lastZ = this.last ? this.last.z : 0;
+    const keepFrom = Math.min(lastZ - this.reach, this.nextCoarse) - this.k;
+    this.history = this.history.filter((c) => c.z0 + c.n > keepFrom);
   }
-
   /** After the last chunk: the filled prob [Z*64*64] and the scored slice count. */
   finish() {
     const { Z, ran, prob } = this;
