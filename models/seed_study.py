@@ -18,6 +18,7 @@ Examples
 ::
 
     python -m models.seed_study --seeds 0 1 2                   # CPU: ~7 min per seed on 2 free cores
+    python -m models.seed_study --seeds 0 1 2 --val-cases 60    # + validation phantoms, to pick a seed
     python -m models.seed_study --seeds 0 1 2 3 4 --device cuda  # a GPU
 """
 
@@ -31,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from models.train import (
+    CALIB_SEED0,
     ROOT,
     TEST_SEED0,
     TRAIN_SEED0,
@@ -90,10 +92,17 @@ def _table(results: list[dict]) -> list[str]:
             return f(r['iou'], '.3f')
         return 'false box' if r['found'] else 'none ✓'
 
+    val = any(res.get('validation') for res in results)
+    if val:
+        head.insert(1, 'validation |face err| mm (IoU med)')
+        lines[0] = ' | '.join(head)
     for res in results:
         p = res['phantom']
+        v = res.get('validation') or {}
         lines.append(' | '.join([
-            str(res['seed']), f"{f(p['iou_median'], '.3f')} ({f(p['iou_p5'], '.2f')})",
+            str(res['seed']),
+            *([f"{f(v.get('mean_abs_face_error_mm'), '.2f')} ({f(v.get('iou_median'), '.3f')})"] if val else []),
+            f"{f(p['iou_median'], '.3f')} ({f(p['iou_p5'], '.2f')})",
             f(p['mean_abs_face_error_mm'], '.2f'), f"{p['missed']}/{p['false_box']}",
             *[real_cell(r) for r in res['real']]]))
 
@@ -102,7 +111,9 @@ def _table(results: list[dict]) -> list[str]:
         return '-' if not vals else f'{np.mean(vals):.3f} ± {np.std(vals):.3f}'
 
     lines.append(' | '.join([
-        'mean ± sd', ms([r['phantom']['iou_median'] for r in results]),
+        'mean ± sd',
+        *([ms([(r.get('validation') or {}).get('mean_abs_face_error_mm') for r in results])] if val else []),
+        ms([r['phantom']['iou_median'] for r in results]),
         ms([r['phantom']['mean_abs_face_error_mm'] for r in results]), '',
         *[ms([res['real'][k]['iou'] for res in results]) if results[0]['real'][k]['heart_expected']
           else f"{sum(not res['real'][k]['found'] for res in results)}/{len(results)} none"
@@ -114,6 +125,11 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2], help='torch seeds, one run each')
     add_recipe_args(ap)
+    ap.add_argument(
+        '--val-cases', type=int, default=0,
+        help='also score each run on this many calibration phantoms (validation: pick a seed by '
+        'these, never by the test phantoms or the real scans)',
+    )
     ap.add_argument('--out', default=str(ROOT / 'models' / 'runs' / 'seed_study'))
     args = ap.parse_args(argv)
 
@@ -134,6 +150,8 @@ def main(argv=None) -> int:
         onnx_path = _candidate(net, out / f'seed_{seed}')
         model = HeartModel(onnx_path, onnx_path.parent / CARD_NAME)
         res = {'seed': seed, 'train_s': round(time.perf_counter() - t0),
+               'validation': _phantom_scores(model, range(CALIB_SEED0, CALIB_SEED0 + args.val_cases))
+               if args.val_cases else None,
                'phantom': _phantom_scores(model, range(TEST_SEED0, TEST_SEED0 + args.test_cases)),
                'real': [] if args.skip_real else [
                    {k: r.get(k) for k in ('id', 'heart_expected', 'found', 'iou', 'face_error_mm')}
