@@ -13,7 +13,7 @@ import numpy as np
 
 from ._timing import repeat
 
-__all__ = ['make_session', 'batch_curve', 'frames']
+__all__ = ['make_session', 'batch_curve', 'feeds_for', 'frames']
 
 
 def make_session(model, threads: int):
@@ -26,6 +26,19 @@ def make_session(model, threads: int):
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     src = model if isinstance(model, (bytes, str)) else str(model)
     return ort.InferenceSession(src, so, providers=['CPUExecutionProvider'])
+
+
+def feeds_for(session) -> Callable[[np.ndarray], dict]:
+    """``int16 [B, H, W] → input dict`` for a graph: ``hu`` alone, plus for a
+    z-context graph (a second input, ``context``) every slice of the batch
+    scored with its in-batch neighbours (``context_rows`` with k = 1), so a
+    frame is one scored slice and the batch reads B slices."""
+    from napari_heartbox.model.zschedule import context_rows
+
+    names = [i.name for i in session.get_inputs()]
+    if len(names) == 1:
+        return lambda x: {names[0]: x}
+    return lambda x: {names[0]: x, names[1]: context_rows(np.arange(len(x)), len(x), 1)}
 
 
 def frames(hu: np.ndarray, n: int) -> np.ndarray:

@@ -246,7 +246,7 @@ def _run(args, sizes, repeats, batches, skip, cache: Path) -> dict:
                     f'{name}_{threads}t',
                     lambda s=sess: _batch.batch_curve(
                         s,
-                        lambda x: {'hu': x},
+                        _batch.feeds_for(s),
                         hu,
                         batches,
                         repeats=curve_repeats,

@@ -208,7 +208,7 @@ def test_liver_meets_the_hearts_right_inferior_border(seed):
     rows = np.flatnonzero(m[z].any(axis=1))
     right = np.array([np.flatnonzero(m[z, r])[0] for r in rows])  # x grows to the patient's left
     band = int(round(12.0 / px))  # 12 mm to the patient's right of the heart
-    tissue = np.concatenate([lab[z, r, max(x - band, 0) : x] for r, x in zip(rows, right)])
+    tissue = np.concatenate([lab[z, r, max(x - band, 0) : x] for r, x in zip(rows, right, strict=True)])
     assert (tissue == Tissue.LIVER).mean() > 0.3, 'liver must lie against the heart on its lowest slices'
     assert (tissue == Tissue.LUNG).mean() < 0.15, 'lung between the heart and the liver'
 

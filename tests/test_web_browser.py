@@ -553,7 +553,11 @@ def test_slice_schedule_port_scores_the_same_slices_as_python(web):
     """zschedule.js, streaming chunk by chunk, scores exactly the slices that
     napari_heartbox.model.zschedule picks, each with the same z-context rows,
     and fills the same stack."""
-    from napari_heartbox.model.zschedule import context_offset, context_rows, scheduled_prob
+    from napari_heartbox.model.zschedule import (
+        context_offset,
+        context_rows,
+        scheduled_prob,
+    )
 
     page = web.open('index.html')
     rng = np.random.default_rng(1)
