@@ -142,7 +142,7 @@ def seed_card(path: Path, postprocess: dict) -> dict:
     """
     import hashlib
 
-    post = {k: v for k, v in postprocess.items() if k not in ('z_step_mm', 'z_refine_mm')}
+    post = {k: v for k, v in postprocess.items() if k not in ('z_step_mm', 'z_refine_mm', 'z_context_mm')}
     # random weights give a noisy half-positive mask, and timing our component analysis
     # on noise would flatter the ratio; the demo's own post (threshold + extent) costs a
     # few ms. So no cell passes: the seed pipeline is timed as read + parse + inference.

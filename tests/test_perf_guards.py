@@ -93,10 +93,13 @@ def test_inference_graph_size_and_ops_are_bounded():
     )
     assert params <= MAX_PARAMS
     assert path.stat().st_size <= MAX_BYTES
-    # one int16 [N, H, W] input, the probabilities out: nothing re-implemented outside
-    (inp,) = model.graph.input
+    # the int16 [N, H, W] slices and the int64 [M, 3] z-context rows in, the
+    # probabilities out: nothing re-implemented outside
+    inp, ctx = model.graph.input
     assert inp.type.tensor_type.elem_type == onnx.TensorProto.INT16
     assert len(inp.type.tensor_type.shape.dim) == 3
+    assert ctx.type.tensor_type.elem_type == onnx.TensorProto.INT64
+    assert len(ctx.type.tensor_type.shape.dim) == 2
     assert 'prob' in [o.name for o in model.graph.output]
 
 

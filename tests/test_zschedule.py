@@ -41,9 +41,12 @@ def test_context_offset_is_whole_coarse_steps_near_8_mm(dz, k, mm):
     assert got * dz == pytest.approx(mm)
 
 
-def test_context_offset_without_a_setting_is_one_slice():
-    assert context_offset(1.0, {'z_step_mm': 4.0}) == 1
-    assert context_offset(0.0, CFG) == 1
+def test_context_offset_without_a_setting_means_a_per_slice_model():
+    assert context_offset(1.0, {'z_step_mm': 4.0}) == 0  # rows (z, z, z): each slice alone
+    needed, local = gather_rows(context_rows(np.array([3, 7]), 10, 0))
+    np.testing.assert_array_equal(needed, [3, 7])
+    np.testing.assert_array_equal(local, [[0, 0, 0], [1, 1, 1]])
+    assert context_offset(0.0, CFG) == 1  # spacing unknown: the nearest slices
 
 
 def test_context_rows_clamp_at_the_volume_ends():

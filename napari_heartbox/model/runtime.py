@@ -174,6 +174,13 @@ class HeartModel:
             raise ValueError(f'hu must be int16 (Z, H, W), got {hu.dtype} {hu.shape}')
         rows = np.asarray(rows, np.int64).reshape(-1, 3)
         sess = self.session
+        # a per-slice graph (input hu only) takes rows (z, z, z): z_context_mm 0 in the card
+        has_context = len(sess.get_inputs()) > 1
+        if not has_context and np.any(rows != rows[:, 1:2]):
+            raise ModelError(
+                f'{self.onnx_path}: the graph has no context input but the card asks for z context '
+                f'(postprocess.z_context_mm = {self.postprocess.get("z_context_mm")})'
+            )
         n = len(rows)
         out = np.empty((n, CELLS, CELLS), np.float32)
         starts = list(range(0, n, self.batch))
@@ -187,7 +194,8 @@ class HeartModel:
                 chunk = np.ascontiguousarray(hu[needed[0] : needed[-1] + 1])
             else:  # gathers just the slices this chunk reads
                 chunk = hu[needed]
-            out[i0 : i0 + len(part)] = sess.run(['prob'], {'hu': chunk, 'context': local})[0]
+            feeds = {'hu': chunk, 'context': local} if has_context else {'hu': chunk}
+            out[i0 : i0 + len(part)] = sess.run(['prob'], feeds)[0]
             if progress is not None:
                 with done_lock:
                     done[0] += len(part)
@@ -231,6 +239,7 @@ class HeartModel:
         rows_valid, cols_valid = valid_cells(hu.shape[1], hu.shape[2])
         step = z_step(dz, self.postprocess)
         k = self.context_offset(dz)
+        read: dict[int, np.ndarray] = {}  # slices of a lazy series read so far
         calls = [0]
         last = [0]
 
@@ -252,8 +261,13 @@ class HeartModel:
             rows = context_rows(indices, nz, k)
             if isinstance(hu, np.ndarray):
                 return self.predict_rows(hu, rows, cb)
-            needed, local = gather_rows(rows)  # a lazy series: read these slices only
-            return self.predict_rows(hu.read_slices(needed), local, cb)
+            # a lazy series: read only these slices, each image once per schedule
+            # (the refinement's context may hold slices the coarse pass read)
+            needed, local = gather_rows(rows)
+            missing = [int(z) for z in needed if int(z) not in read]
+            if missing:
+                read.update(zip(missing, hu.read_slices(missing), strict=True))
+            return self.predict_rows(np.stack([read[int(z)] for z in needed]), local, cb)
 
         out = scheduled_prob(run, nz, dz, rows_valid, cols_valid, self.postprocess)
         report(nz)

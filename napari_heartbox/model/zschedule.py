@@ -82,7 +82,8 @@ def context_offset(dz: float, config: dict) -> int:
     ``k = step · max(1, floor(z_context_mm / (step · dz) + 0.5))`` with
     ``step = z_step(dz, config)``: the whole number of coarse steps nearest
     ``z_context_mm`` (at least one), so coarse slices have coarse context.
-    ``z_context_mm`` absent or 0 (or ``dz`` unknown) → 1 slice.
+    ``z_context_mm`` absent or 0 → 0: a per-slice model, each slice scored
+    alone (its context row is ``(z, z, z)``). ``dz`` unknown → 1 slice.
 
     Parameters
     ----------
@@ -93,7 +94,9 @@ def context_offset(dz: float, config: dict) -> int:
     """
     step = z_step(dz, config)
     mm = float(config.get('z_context_mm') or 0.0)
-    if mm <= 0 or not dz or dz <= 0:
+    if mm <= 0:
+        return 0
+    if not dz or dz <= 0:
         return 1
     return step * max(1, math.floor(mm / (step * float(dz)) + 0.5))
 

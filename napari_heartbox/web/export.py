@@ -136,7 +136,7 @@ def build_config(
             f'the model card for {model_path} has no "postprocess" section'
         )
     # input/output names from the card ('inputs'/'outputs' lists), else the contract's
-    inputs = card.get('inputs') or [{}, {}]
+    inputs = card.get('inputs') or [{}, {}]  # no list: the contract's hu + context
     outputs = card.get('outputs') or [{}]
     return {
         'schema': CONFIG_SCHEMA,
@@ -146,8 +146,9 @@ def build_config(
             'sha256': sha,
             'bytes': model_path.stat().st_size,
             'input': inputs[0].get('name', 'hu'),
-            # int64 [M, 3]: the z-context rows (zschedule.js gatherRows)
-            'context': (inputs[1] if len(inputs) > 1 else {}).get('name', 'context'),
+            # int64 [M, 3]: the z-context rows (zschedule.js gatherRows); None for a
+            # per-slice graph with the one input hu
+            'context': inputs[1].get('name', 'context') if len(inputs) > 1 else None,
             'output': outputs[0].get('name', 'prob'),
             'grid': 64,
         },

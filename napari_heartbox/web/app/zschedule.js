@@ -38,7 +38,8 @@ export function refineReach(dz, config) {
 export function contextOffset(dz, config) {
   const step = zStep(dz, config);
   const mm = Number(config.z_context_mm || 0);
-  if (!(mm > 0) || !(dz > 0)) return 1;
+  if (!(mm > 0)) return 0; // a per-slice model: each slice alone
+  if (!(dz > 0)) return 1;
   return step * Math.max(1, Math.floor(mm / (step * dz) + 0.5));
 }
 
