@@ -191,3 +191,38 @@ def test_missing_model_and_bad_card_raise_model_error(tmp_path):
     (tmp_path / CARD_NAME).write_text(json.dumps({'name': 'x'}))
     with pytest.raises(ModelError, match='lacks'):
         HeartModel(tmp_path / ONNX_NAME)
+
+
+def test_a_per_slice_graph_runs_without_context(bundled, tmp_path):
+    """A graph with the one input ``hu`` (a per-slice model, card without
+    ``z_context_mm``) gets no context feed, and its outputs come back in the
+    order of the requested slices; with ``z_context_mm`` in its card it is
+    refused with a clear error."""
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [
+            helper.make_node('Cast', ['hu'], ['f'], to=TensorProto.FLOAT),
+            helper.make_node('Constant', [], ['s'], value=helper.make_tensor('s', TensorProto.FLOAT, [], [1e-3])),
+            helper.make_node('Mul', ['f', 's'], ['g']),
+            helper.make_node('Sigmoid', ['g'], ['prob']),
+        ],
+        'per_slice',
+        [helper.make_tensor_value_info('hu', TensorProto.INT16, ['N', 64, 64])],
+        [helper.make_tensor_value_info('prob', TensorProto.FLOAT, ['N', 64, 64])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', 17)])
+    model.ir_version = 8
+    path = tmp_path / ONNX_NAME
+    path.write_bytes(model.SerializeToString())
+    card = load_card(bundled.with_name(CARD_NAME))
+    card['sha256'] = sha256_file(path)
+    card['postprocess'].pop('z_context_mm')
+    (tmp_path / CARD_NAME).write_text(json.dumps(card))
+    hu = (np.arange(5, dtype=np.int16)[:, None, None] * 100 * np.ones((1, 64, 64), np.int16)).astype(np.int16)
+    got = HeartModel(path, batch=2, threads=1).predict(hu, 1.0, slices=np.array([3, 1, 4]))
+    np.testing.assert_allclose(got[:, 0, 0], 1 / (1 + np.exp(-np.array([0.3, 0.1, 0.4]))), rtol=1e-6)
+    card['postprocess']['z_context_mm'] = 8.0
+    (tmp_path / CARD_NAME).write_text(json.dumps(card))
+    with pytest.raises(ModelError, match='no context input'):
+        HeartModel(path).predict(hu, 1.0)

@@ -194,8 +194,10 @@ class HeartModel:
                 chunk = np.ascontiguousarray(hu[needed[0] : needed[-1] + 1])
             else:  # gathers just the slices this chunk reads
                 chunk = hu[needed]
-            feeds = {'hu': chunk, 'context': local} if has_context else {'hu': chunk}
-            out[i0 : i0 + len(part)] = sess.run(['prob'], feeds)[0]
+            if has_context:
+                out[i0 : i0 + len(part)] = sess.run(['prob'], {'hu': chunk, 'context': local})[0]
+            else:  # one output per slice of the chunk: back to the rows' order
+                out[i0 : i0 + len(part)] = sess.run(['prob'], {'hu': chunk})[0][local[:, 1]]
             if progress is not None:
                 with done_lock:
                     done[0] += len(part)
@@ -238,7 +240,7 @@ class HeartModel:
         nz = hu.shape[0]
         rows_valid, cols_valid = valid_cells(hu.shape[1], hu.shape[2])
         step = z_step(dz, self.postprocess)
-        k = self.context_offset(dz)
+        k_ctx = self.context_offset(dz)
         read: dict[int, np.ndarray] = {}  # slices of a lazy series read so far
         calls = [0]
         last = [0]
@@ -258,16 +260,18 @@ class HeartModel:
             def cb(k: int, n: int) -> None:
                 report(max(1, lo + (hi - lo) * k // max(n, 1)))
 
-            rows = context_rows(indices, nz, k)
+            rows = context_rows(indices, nz, k_ctx)
             if isinstance(hu, np.ndarray):
                 return self.predict_rows(hu, rows, cb)
             # a lazy series: read only these slices, each image once per schedule
             # (the refinement's context may hold slices the coarse pass read)
             needed, local = gather_rows(rows)
             missing = [int(z) for z in needed if int(z) not in read]
+            fresh = hu.read_slices(missing) if missing else None
             if missing:
-                read.update(zip(missing, hu.read_slices(missing), strict=True))
-            return self.predict_rows(np.stack([read[int(z)] for z in needed]), local, cb)
+                read.update(zip(missing, fresh, strict=True))
+            sub = fresh if len(missing) == len(needed) else np.stack([read[int(z)] for z in needed])
+            return self.predict_rows(sub, local, cb)
 
         out = scheduled_prob(run, nz, dz, rows_valid, cols_valid, self.postprocess)
         report(nz)
