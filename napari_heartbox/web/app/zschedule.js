@@ -108,7 +108,11 @@ export class SliceScheduler {
     for (const c of this.history) {
       if (z < c.z0 || z >= c.z0 + c.n) continue;
       const k = z - c.z0;
-      return typeof c.data === 'function' ? c.data(k) : c.data.subarray(k * px, (k + 1) * px);
+      if (typeof c.data !== 'function') return c.data.subarray(k * px, (k + 1) * px);
+      // converted on demand, once: a slice may be read as a centre and as a context slice
+      c.done ??= new Map();
+      if (!c.done.has(k)) c.done.set(k, c.data(k));
+      return c.done.get(k);
     }
     throw new Error(`slice ${z} is no longer in memory (schedule bug)`);
   }
@@ -130,7 +134,7 @@ export class SliceScheduler {
   /**
    * Add the next chunk of n slices starting at z0 (z order, contiguous).
    * `data` is their HU (Int16Array n×H×W) or a function k → HU of slice k
-   * (H×W), called only for the slices that are read.
+   * (H×W), called only for the slices that are read, once each.
    */
   async push(z0, n, data) {
     const { Z } = this;
