@@ -383,3 +383,31 @@ def test_pericardial_effusion_is_inside_the_heart_label():
     plain = make_phantom(3, matrix=(128, 128), slice_spacing_mm=2.0, coverage='chest',
                          pericardial_effusion_mm=0.0, pleural_effusion_mm=0.0)
     assert case.heart_mask.sum() > plain.heart_mask.sum()
+
+
+def _fat_in_front_of_the_sac_mm(case) -> float:
+    """Fat (mm) right in front of the sac's anterior edge, in the heart's
+    middle column of a lower-heart slice."""
+    lab, m = case.labels, case.heart_mask
+    z0, z1 = case.heart_box.z
+    z = z0 + (z1 - z0) // 3  # the lower heart, where the fat is thickest
+    x = int(np.median(np.flatnonzero(m[z].any(axis=0))))
+    front = int(np.flatnonzero(m[z, :, x])[0])  # the sac's anterior edge in this column
+    n = 0  # contiguous fat right in front of the sac (the pericardium is label)
+    while front - n - 1 >= 0 and lab[z, front - n - 1, x] == Tissue.FAT:
+        n += 1
+    return n * case.volume.spacing[1]
+
+
+def test_prepericardial_fat_lies_in_front_of_the_sac_outside_the_label():
+    """Round 6: anterior mediastinal fat outside the pericardium fills the space
+    between the anterior chest wall and the sac, which sits that much further
+    back; it is never heart label (real CT: the box's anterior face is at the
+    pericardium, not at the sternum)."""
+    kw = dict(matrix=(160, 160), slice_spacing_mm=3.0, coverage='chest', metal='none', fov_mm=380.0,
+              position='HFS', heart_gap_mm=0.0, dependent_mm=0.0, pleural_effusion_mm=0.0)
+    thick = make_phantom(4, prepericardial_fat_mm=20.0, **kw)
+    thin = make_phantom(4, prepericardial_fat_mm=0.0, **kw)
+    assert not ((thick.labels == Tissue.FAT) & thick.heart_mask).any()
+    assert _fat_in_front_of_the_sac_mm(thick) > 12.0
+    assert _fat_in_front_of_the_sac_mm(thin) < 5.0

@@ -25,7 +25,7 @@ from .body import paint_arms, paint_body, paint_breasts, paint_table
 from .bones import paint_bones
 from .canvas import Canvas
 from .devices import paint_devices
-from .heart import heart_geometry, paint_calcium, paint_fat_pads, paint_heart
+from .heart import heart_geometry, paint_calcium, paint_fat_pads, paint_heart, paint_prepericardial_fat
 from .params import PhantomRanges, sample_params
 from .thorax import paint_airways, paint_lung_disease, paint_lungs
 from .vessels import paint_outflow, paint_vessels
@@ -127,6 +127,7 @@ def make_phantom(seed: int, *, ranges: PhantomRanges | None = None, keep_labels:
     mask = paint_heart(cv, an, g)
     paint_calcium(cv, an, g, rng)
     paint_fat_pads(cv, an, g)
+    paint_prepericardial_fat(cv, an, g)
     paint_outflow(cv, an, g)
     paint_bones(cv, an, rng)
     metal = paint_devices(cv, an, g, rng)

@@ -32,7 +32,7 @@ from .anatomy import Anatomy
 from .canvas import Canvas, ellipsoid_quadric, rotation
 from .tissues import T
 
-__all__ = ['HeartGeometry', 'heart_geometry', 'paint_fat_pads', 'paint_heart']
+__all__ = ['HeartGeometry', 'heart_geometry', 'paint_fat_pads', 'paint_heart', 'paint_prepericardial_fat']
 
 
 @dataclass
@@ -120,7 +120,8 @@ def heart_geometry(an: Anatomy) -> HeartGeometry:
         rot = np.eye(3) if name == 'LA' else None
         chambers.append(Chamber(name, f @ c, r, w * (0.85 + 0.3 * (j[i] + 1) / 2), blood, vent, rot))
     # placement: sac centred ``heart_x_mm`` left of the midline, its front
-    # ``heart_gap_mm`` behind the anterior chest wall, myocardium bottom at z=0
+    # ``heart_gap_mm`` + ``prepericardial_fat_mm`` behind the anterior chest
+    # wall, myocardium bottom at z=0
     lo, hi, sac_lo, sac_hi = [], [], [], []
     for ch in chambers:
         _, half = ellipsoid_quadric(ch.radii + ch.wall, ch.frame(f))
@@ -139,7 +140,7 @@ def heart_geometry(an: Anatomy) -> HeartGeometry:
         front = float(c - b)
         shift = np.array([
             p['heart_x_mm'] - 0.5 * (sac_lo[0] + sac_hi[0]),
-            front + p['heart_gap_mm'] - sac_lo[1],
+            front + p['heart_gap_mm'] + p['prepericardial_fat_mm'] - sac_lo[1],
             -zb,
         ])
         # keep room for the oesophagus and aorta in front of the vertebrae:
@@ -227,3 +228,27 @@ def paint_fat_pads(cv: Canvas, an: Anatomy, g: HeartGeometry) -> None:
     for x, side in ((g.sac_max[0], 1.0), (g.sac_min[0], -1.0)):
         r = (12.0 + 28.0 * k, 15.0 + 25.0 * k, 10.0 + 22.0 * k)
         cv.ellipsoid((x + side * 0.3 * r[0], y, 2.0), r, T.FAT, where=(T.LUNG,))
+
+
+def paint_prepericardial_fat(cv: Canvas, an: Anatomy, g: HeartGeometry) -> None:
+    """Prepericardial fat: anterior mediastinal fat *outside* the pericardium.
+
+    A lens of fat in front of the sac, from the anterior chest wall back
+    over the heart's anterior surface, thickest over the lower heart (real:
+    0 to ~25 mm over the right ventricle, continuous with the cardiophrenic
+    fat pads). It only replaces lung, so the sac, chest wall and vessels
+    keep their tissue; it is not heart label. Thickness
+    ``prepericardial_fat_mm`` (the sac is placed that much further back,
+    see :func:`heart_geometry`), half-width ``prepericardial_fat_width`` ×
+    the sac's half-width.
+    """
+    t = float(an.p['prepericardial_fat_mm'])
+    if t < 1.0:
+        return
+    gap = max(float(an.p['heart_gap_mm']), 0.0)
+    height = g.z_top - g.z_bottom
+    cx = 0.5 * (g.sac_min[0] + g.sac_max[0])
+    half_w = 0.5 * (g.sac_max[0] - g.sac_min[0])
+    centre = (cx, g.sac_min[1] + 8.0, g.z_bottom + 0.35 * height)
+    radii = (an.p['prepericardial_fat_width'] * half_w, t + gap + 12.0, 0.6 * height)
+    cv.ellipsoid(centre, radii, T.FAT, where=(T.LUNG,))
