@@ -404,8 +404,9 @@ def test_prepericardial_fat_lies_in_front_of_the_sac_outside_the_label():
     between the anterior chest wall and the sac, which sits that much further
     back; it is never heart label (real CT: the box's anterior face is at the
     pericardium, not at the sternum)."""
-    kw = dict(matrix=(160, 160), slice_spacing_mm=3.0, coverage='chest', metal='none', fov_mm=380.0,
-              position='HFS', heart_gap_mm=0.0, dependent_mm=0.0, pleural_effusion_mm=0.0)
+    kw = {'matrix': (160, 160), 'slice_spacing_mm': 3.0, 'coverage': 'chest', 'metal': 'none',
+          'fov_mm': 380.0, 'position': 'HFS', 'heart_gap_mm': 0.0, 'dependent_mm': 0.0,
+          'pleural_effusion_mm': 0.0}
     thick = make_phantom(4, prepericardial_fat_mm=20.0, **kw)
     thin = make_phantom(4, prepericardial_fat_mm=0.0, **kw)
     assert not ((thick.labels == Tissue.FAT) & thick.heart_mask).any()

@@ -25,7 +25,13 @@ from .body import paint_arms, paint_body, paint_breasts, paint_table
 from .bones import paint_bones
 from .canvas import Canvas
 from .devices import paint_devices
-from .heart import heart_geometry, paint_calcium, paint_fat_pads, paint_heart, paint_prepericardial_fat
+from .heart import (
+    heart_geometry,
+    paint_calcium,
+    paint_fat_pads,
+    paint_heart,
+    paint_prepericardial_fat,
+)
 from .params import PhantomRanges, sample_params
 from .thorax import paint_airways, paint_lung_disease, paint_lungs
 from .vessels import paint_outflow, paint_vessels
