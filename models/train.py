@@ -243,7 +243,7 @@ def evaluate_real(model, margin_mm):
 # ------------------------------------------------------------------------ main
 def add_recipe_args(ap: argparse.ArgumentParser) -> None:
     """The training recipe's options and defaults (shared with ``models.seed_study``)."""
-    ap.add_argument('--train-cases', type=int, default=240)
+    ap.add_argument('--train-cases', type=int, default=480)
     ap.add_argument('--test-cases', type=int, default=40)
     ap.add_argument('--steps', type=int, default=6000)
     ap.add_argument('--batch', type=int, default=64)
