@@ -542,12 +542,7 @@ export function lazySlice(r, raw, orient) {
     previewInto(out, offset, pY, pX, stride) {
       const { transpose, flipY, flipX } = orient;
       const cols = r.cols;
-      const bs = r.bitsStored > 0 && r.bitsStored <= 16 ? r.bitsStored : 16;
-      const sh = 32 - bs;
-      const mask = bs === 16 ? 0xffff : (1 << bs) - 1;
-      const signed = r.pixelRepresentation === 1;
-      const fast = r.slope === 1 && Number.isInteger(r.intercept);
-      const b = r.intercept;
+      const toHU = huConverter(rec);
       for (let y = 0; y < pY; y++) {
         const yo = y * stride;
         for (let x = 0; x < pX; x++) {
@@ -561,26 +556,26 @@ export function lazySlice(r, raw, orient) {
             col = flipY ? cols - 1 - yo : yo;
             row = flipX ? r.rows - 1 - xo : xo;
           }
-          const v = raw[row * cols + col];
-          if (fast) {
-            const h = (signed ? (v << sh) >> sh : v & mask) + b;
-            out[offset + y * pX + x] = h < -32768 ? -32768 : h > 32767 ? 32767 : h;
-          } else {
-            out[offset + y * pX + x] = storedToHU(v, rec);
-          }
+          out[offset + y * pX + x] = toHU(raw[row * cols + col]);
         }
       }
     },
   };
 }
 
-// one stored value → HU, exactly as sliceToHU's scalar loops (clipped to int16)
-function storedToHU(v, r) {
+// one stored value → HU, exactly as sliceToHU's scalar loops (clipped to
+// int16); the slice's constants are taken once
+function huConverter(r) {
   const bs = r.bitsStored > 0 && r.bitsStored <= 16 ? r.bitsStored : 16;
   const sh = 32 - bs;
-  const st = r.pixelRepresentation === 1 ? (v << sh) >> sh : v & (bs === 16 ? 0xffff : (1 << bs) - 1);
-  const h = r.slope === 1 && Number.isInteger(r.intercept)
-    ? st + r.intercept
-    : rint(Math.fround(Math.fround(st * Math.fround(r.slope)) + Math.fround(r.intercept)));
-  return h < -32768 ? -32768 : h > 32767 ? 32767 : h;
+  const mask = bs === 16 ? 0xffff : (1 << bs) - 1;
+  const signed = r.pixelRepresentation === 1;
+  const clip = (h) => (h < -32768 ? -32768 : h > 32767 ? 32767 : h);
+  if (r.slope === 1 && Number.isInteger(r.intercept)) {
+    const b = r.intercept;
+    return (v) => clip((signed ? (v << sh) >> sh : v & mask) + b);
+  }
+  const fs = Math.fround(r.slope);
+  const fb = Math.fround(r.intercept);
+  return (v) => clip(rint(Math.fround(Math.fround((signed ? (v << sh) >> sh : v & mask) * fs) + fb)));
 }
