@@ -16,7 +16,7 @@ SPEED_LINE = (
 )
 
 # Hand-written analysis of the shipped model's failures on real CT (z-context model, torch seed 2,
-# trained on 480 phantoms of generator 1aafa86e82bd, round 6); revise it whenever the model is retrained.
+# trained on 480 phantoms of generator 3782645f815a, round 6); revise it whenever the model is retrained.
 KNOWN_LIMITATIONS = [
     '## Known limitations (analysis of the real-scan results; revise after retraining)',
     '',

@@ -145,13 +145,13 @@ class PhantomRanges:
     dependent_mm: tuple = (4.0, 35.0)
     dependent_height_mm: tuple = (30.0, 170.0)
     hu_dependent: tuple = (-250.0, 60.0)
-    # --- contrast and Hounsfield units --------------------------------------
     # prepericardial fat (round 6): anterior mediastinal fat *outside* the
     # pericardium, between the sac and the anterior chest wall (real: 0 to
     # ~25 mm, thickest over the right ventricle and at the cardiophrenic
     # angles; the sac is pushed back by it). Not heart label.
     prepericardial_fat_mm: tuple = (0.0, 25.0)
     prepericardial_fat_width: tuple = (0.35, 0.7)  # half-width / sac half-width
+    # --- contrast and Hounsfield units --------------------------------------
     contrast_probability: float = 0.5  # round 5: was 0.6 (non-contrast CT is the harder domain)
     contrast_phase: Choice = _c('venous', 'arterial', 'pulmonary', w=(0.5, 0.35, 0.15))
     hu_blood_plain: tuple = (28.0, 52.0)
