@@ -80,7 +80,9 @@ def _phantom_scores(model, seeds) -> dict:
 
 def _table(results: list[dict]) -> list[str]:
     real_ids = [r['id'] for r in results[0]['real']] if results else []
-    head = ['seed', 'phantom IoU med (p5)', '|face err| mm', 'missed/false'] + [
+    val = any(res.get('validation') for res in results)
+    head = ['seed', *(['validation |face err| mm (IoU med)'] if val else []),
+            'phantom IoU med (p5)', '|face err| mm', 'missed/false'] + [
         i.split('/')[0][:14] for i in real_ids]
     lines = [' | '.join(head)]
 
@@ -92,10 +94,6 @@ def _table(results: list[dict]) -> list[str]:
             return f(r['iou'], '.3f')
         return 'false box' if r['found'] else 'none ✓'
 
-    val = any(res.get('validation') for res in results)
-    if val:
-        head.insert(1, 'validation |face err| mm (IoU med)')
-        lines[0] = ' | '.join(head)
     for res in results:
         p = res['phantom']
         v = res.get('validation') or {}
