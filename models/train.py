@@ -213,6 +213,16 @@ def real_cases():
     return out
 
 
+def real_reference(ref: dict | None) -> dict:
+    """:func:`napari_heartbox.evaluate.evaluate_volume` keywords for a real case's
+    ``reference_box.json`` (None: a heart-free scan)."""
+    if ref is None:
+        return {'heart': False}
+    b = ref['patient_mm_lps']
+    return {'reference_box_mm': (np.array(b['min']), np.array(b['max'])),
+            'uncertainty_mm': ref.get('uncertainty_mm')}
+
+
 def evaluate_real(model, margin_mm):
     from napari_heartbox.evaluate import evaluate_volume
     from napari_heartbox.io import load_ct
@@ -223,16 +233,7 @@ def evaluate_real(model, margin_mm):
         t0 = time.perf_counter()
         sector = model.propose(vol, margin_mm=margin_mm)
         dt = time.perf_counter() - t0
-        if ref is not None:
-            b = ref['patient_mm_lps']
-            m = evaluate_volume(
-                vol,
-                proposed=sector,
-                reference_box_mm=(np.array(b['min']), np.array(b['max'])),
-                uncertainty_mm=ref.get('uncertainty_mm'),
-            )
-        else:
-            m = evaluate_volume(vol, proposed=sector, heart=False)
+        m = evaluate_volume(vol, proposed=sector, **real_reference(ref))
         m['id'] = cid
         m['propose_s'] = round(dt, 3)
         m['sector'] = sector.to_dict()
@@ -268,6 +269,12 @@ def main(argv=None):
         help='seed of the network initialisation, batch order and augmentation (default: --seed); '
         'the bundled model\'s was picked among seed-study runs by validation-phantom error '
         '(models/EXPERIMENTS.md)',
+    )
+    ap.add_argument(
+        '--threshold', type=float, default=0.75,
+        help="the card's postprocess.threshold (heart cells: prob >= threshold); the recipe's value "
+        'was picked on validation phantoms by `python -m models.threshold_study` '
+        '(models/EXPERIMENTS.md, round 7)',
     )
     ap.add_argument('--out', default=str(ROOT / 'napari_heartbox' / 'model' / 'assets'))
     ap.add_argument(
@@ -364,7 +371,7 @@ def main(argv=None):
             'normalise': {'center': NORM_CENTER, 'scale': NORM_SCALE},
         },
         'postprocess': {
-            'threshold': 0.5,
+            'threshold': args.threshold,
             'min_heart_volume_ml': 20.0,
             'min_confidence': 0.1,
             'default_margin_mm': 0.0,
@@ -383,7 +390,7 @@ def main(argv=None):
     pp = card['postprocess']
     pp_raw = dict(pp, min_confidence=0.0)  # candidates before the confidence gate
     feats, ys, cov_rows = [], [], []
-    margins = [float(m) for m in range(11)]  # default margin: the smallest meeting coverage
+    margins = [float(m) for m in range(21)]  # default margin: the smallest meeting coverage
     calib_seeds = range(CALIB_SEED0, CALIB_SEED0 + args.calib_cases)
     for c in phantom_probs(model, calib_seeds):
         f = component_features(c['prob'], c['volume'].grid, pp_raw)
