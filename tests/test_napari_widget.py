@@ -88,7 +88,10 @@ def test_propose_on_sample_data(make_napari_viewer, qtbot):
     got = widget.model.sector
     assert got == propose(volume_from_layer(layer), margin_mm=widget.margin.value)
     truth = sample_chest_ct(seed=0).heart_box
-    assert got.found and got.iou(truth) > 0.5
+    assert got.found
+    # the default margin (model card) puts the whole heart box inside the proposal
+    assert all(g[0] <= t[0] and t[1] <= g[1] for g, t in zip(got.ranges, truth.ranges, strict=True))
+    assert propose(volume_from_layer(layer), margin_mm=0.0).iou(truth) > 0.5  # the tight box fits
     assert 'voxels' in widget.info.value and 'LPS min' in widget.info.value
     assert widget.model.sector.found == bool(widget.editor.handles_layer.data.size)
 
