@@ -11,7 +11,9 @@ Why: on the real chest CTs the IoU of two runs of the same recipe differs by
 0.1-0.3, so one run per recipe cannot rank two recipes. Compare recipes by
 their seed means (``models/EXPERIMENTS.md``). The post-processing parameters
 (threshold, confidence, margin) are the bundled card's; candidates are not
-calibrated, so the study compares networks, not cards.
+calibrated, so the study compares networks, not cards. A new recipe's
+threshold is then picked from its candidates by ``python -m
+models.threshold_study OUT/seed_*``.
 
 Examples
 --------
