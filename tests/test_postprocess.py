@@ -8,7 +8,11 @@ import numpy as np
 import pytest
 
 from napari_heartbox.grid import Grid
-from napari_heartbox.model.postprocess import largest_component, sector_from_prob
+from napari_heartbox.model.postprocess import (
+    heart_component,
+    largest_component,
+    sector_from_prob,
+)
 
 CFG = {
     'threshold': 0.5,
@@ -70,6 +74,63 @@ def test_largest_component_is_six_connected_not_diagonal():
     mask[1, 1, 1] = mask[1, 2, 2] = mask[2, 2, 2] = True  # (1,1,1) only touches diagonally
     got = largest_component(mask)
     assert got.sum() == 2 and got[1, 2, 2] and got[2, 2, 2] and not got[1, 1, 1]
+
+
+def _split_heart():
+    """A heart broken in two along z (a 3-slice gap), a small blob beside it,
+    a large blob far above it, one beside it in-plane (no row overlap) and,
+    just below it, a larger one that overlaps its rows and columns but reaches
+    past them (the liver dome under a heart)."""
+    mask = np.zeros((80, 64, 64), bool)
+    mask[10:30, 20:40, 20:40] = True  # the larger half: 8000 cells
+    mask[33:40, 22:38, 24:38] = True  # the other half: 1568 cells, 3 empty slices above
+    mask[36:38, 5:8, 50:53] = True  # small: 18 cells
+    mask[70:80, 20:40, 20:40] = True  # far above: 30 empty slices
+    mask[12:20, 50:60, 20:40] = True  # beside: rows 50-60 do not overlap 20-40
+    mask[0:8, 25:45, 10:35] = True  # below, 1 empty slice: 4000 cells, not inside rows/cols 20-40
+    return mask
+
+
+@pytest.mark.parametrize(
+    ('dz', 'fraction', 'gap_mm', 'kept'),
+    [
+        (2.0, None, 0.0, 'largest'),  # no joining: the largest only
+        (2.0, 0.1, 20.0, 'both halves'),  # 3 slices × 2 mm = 6 mm ≤ 20
+        (2.0, 0.1, 5.0, 'largest'),  # 6 mm > 5
+        (5.0, 0.1, 20.0, 'both halves'),  # 15 mm
+        (2.0, 0.25, 20.0, 'largest'),  # 1568 < 0.25 × 8000
+    ],
+)
+def test_heart_component_rejoins_a_heart_split_along_z(dz, fraction, gap_mm, kept):
+    mask = _split_heart()
+    got = heart_component(mask, dz, fraction, gap_mm)
+    want = np.zeros_like(mask)
+    want[10:30, 20:40, 20:40] = True
+    if kept == 'both halves':
+        want[33:40, 22:38, 24:38] = True
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(heart_component(mask), largest_component(mask))
+
+
+def test_heart_component_does_not_join_a_piece_reaching_past_the_hearts_footprint():
+    """Overlapping rows and columns are not enough: the liver dome under a heart
+    overlaps its footprint, but reaches past it (models/EXPERIMENTS.md round 8)."""
+    mask = np.zeros((40, 64, 64), bool)
+    mask[10:30, 20:40, 20:40] = True  # the heart: 8000 cells
+    mask[2:9, 25:41, 22:38] = True  # one row past the heart's rows 20-40
+    got = heart_component(mask, 2.5, 0.1, 20.0)
+    assert got.sum() == 8000 and not got[:10].any()
+    mask[2:9, 40, 22:38] = False  # now inside: joined
+    assert heart_component(mask, 2.5, 0.1, 20.0).sum() == 8000 + 7 * 15 * 16
+
+
+def test_split_heart_box_spans_both_halves():
+    prob = _split_heart().astype(np.float32)
+    cfg = dict(CFG, join_fraction=0.1, join_gap_mm=20.0)
+    grid = _grid(z=80)
+    joined, alone = sector_from_prob(prob, grid, cfg), sector_from_prob(prob, grid, CFG)
+    assert tuple(joined.z) == (10, 40) and tuple(alone.z) == (10, 30)
+    assert joined.confidence > alone.confidence  # more cells, same mean probability
 
 
 def test_empty_probabilities_give_not_found_with_zero_confidence():

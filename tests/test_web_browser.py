@@ -522,6 +522,21 @@ def test_postprocess_port_matches_python(web, model_files):
         grid = Grid.axis_aligned((nz, h, w), spacing)
         py = sector_from_prob(prob, grid, post, margin_mm=margin)
         cases.append((prob, (nz, h, w), spacing, margin, py))
+    for i, (gap, dz, r1) in enumerate([(2, 2.5, 38), (5, 2.5, 38), (3, 5.0, 38), (12, 2.5, 38),
+                                       (3, 2.5, 44)]):
+        # a heart split along z by a less certain slab (re-joined when the gap
+        # is within the card's join_gap_mm and the piece's rows and columns lie
+        # inside the heart's: rows up to r1 = 44 reach past them), plus a large
+        # blob far above it
+        prob = rng.random((90, 64, 64), dtype=np.float32) * 0.5
+        prob[10:30, 20:40, 20:42] = 0.95
+        prob[30 + gap : 42 + gap, 22:r1, 24:40] = 0.9
+        prob[75:88, 18:40, 20:40] = 0.99
+        spacing = (dz, 0.7, 0.7)
+        margin = [None, 0.0][i % 2] if i < 4 else 0.0
+        grid = Grid.axis_aligned((90, 512, 512), spacing)
+        py = sector_from_prob(prob, grid, post, margin_mm=margin)
+        cases.append((prob, (90, 512, 512), spacing, margin, py))
     got = page.evaluate(
         """async ([cases, post]) => {
             const { sectorFromProb } = await import('./postprocess.js');
@@ -547,6 +562,11 @@ def test_postprocess_port_matches_python(web, model_files):
             n_found += 1
             assert [js['z'], js['y'], js['x']] == [list(py.z), list(py.y), list(py.x)]
     assert 3 <= n_found < len(cases)  # both outcomes are exercised
+    split = [py for *_, py in cases[-5:]]
+    if post.get('join_fraction') is not None:  # every outcome of the re-join is exercised
+        assert {tuple(py.z) for py in split[:4]} & {(10, 44), (10, 47)}  # joined
+        assert tuple(split[3].z) == (10, 30)  # gap too wide
+        assert tuple(split[4].z) == (10, 30)  # reaches past the heart's rows
 
 
 def test_slice_schedule_port_scores_the_same_slices_as_python(web):

@@ -30,7 +30,7 @@ import numpy as np
 from ..grid import Grid
 from ..sector import Sector
 
-__all__ = ['CELLS', 'cell_size', 'valid_cells', 'largest_component', 'sector_from_prob']
+__all__ = ['CELLS', 'cell_size', 'heart_component', 'valid_cells', 'largest_component', 'sector_from_prob']
 
 CELLS = 64  # the model's output grid is CELLS × CELLS per slice
 
@@ -119,6 +119,31 @@ def _connected_labels(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         lab = new
 
 
+def _components(mask: np.ndarray):
+    """Runs of ``mask`` and their 6-connected component.
+
+    Returns ``row, c0, c1`` (see :func:`_runs`), ``roots`` (per run: the index
+    of its component's first run, i.e. the first cell in raster order) and
+    ``size`` (cells per root index; 0 for indices that are not roots).
+    """
+    n, rr, cc = mask.shape
+    row, c0, c1 = _runs(mask)
+    if row.size == 0:
+        return row, c0, c1, row, np.zeros(0)
+    pairs = _adjacent_pairs(row, c0, c1, rr, cc)
+    roots = _connected_labels(row.size, pairs[:, 0], pairs[:, 1])
+    size = np.bincount(roots, weights=(c1 - c0), minlength=row.size)
+    return row, c0, c1, roots, size
+
+
+def _paint(shape, row, c0, c1, keep_runs) -> np.ndarray:
+    out = np.zeros(shape, bool)
+    flat = out.reshape(shape[0] * shape[1], shape[2])
+    for k in keep_runs.tolist():
+        flat[row[k], c0[k] : c1[k]] = True
+    return out
+
+
 def largest_component(mask: np.ndarray) -> np.ndarray:
     """The largest 6-connected component of a boolean ``(N, R, C)`` array.
 
@@ -133,21 +158,66 @@ def largest_component(mask: np.ndarray) -> np.ndarray:
         component whose first cell in raster order ``(z, r, c)`` comes first.
         All False if ``mask`` has no True cell.
     """
+    return heart_component(mask)
+
+
+def heart_component(mask: np.ndarray, dz: float = 1.0, join_fraction: float | None = None,
+                    join_gap_mm: float = 0.0) -> np.ndarray:
+    """The largest 6-connected component, plus the pieces of a heart split along z.
+
+    A high threshold can break the heart's cells in two at a less certain
+    slab (``docs/model.md`` §4 step 2). Components are visited by size
+    (largest first; ties: first cell in raster order first). The largest is
+    kept; each other one is kept too when it has at least ``join_fraction``
+    times the largest's cells, its cell rows and columns lie inside those of
+    the kept cells (its in-plane footprint is within the heart's: the rest of
+    a split heart is, the liver dome or the chest wall beside it is not), and
+    the z gap between the two slice ranges is at most ``join_gap_mm`` (gap =
+    empty slices between them × ``dz``; 0 when they touch or overlap). The
+    kept z range grows with each kept component.
+
+    Parameters
+    ----------
+    mask : numpy.ndarray of bool, shape (N, R, C)
+        Positive cells, z first.
+    dz : float
+        Slice spacing (mm).
+    join_fraction : float, optional
+        None (default): only the largest component.
+    join_gap_mm : float
+        Largest z gap that is re-joined (mm).
+    """
     mask = np.asarray(mask, bool)
     n, rr, cc = mask.shape
-    out = np.zeros_like(mask)
-    row, c0, c1 = _runs(mask)
+    row, c0, c1, roots, size = _components(mask)
     if row.size == 0:
-        return out
-    pairs = _adjacent_pairs(row, c0, c1, rr, cc)
-    roots = _connected_labels(row.size, pairs[:, 0], pairs[:, 1])
-    size = np.bincount(roots, weights=(c1 - c0), minlength=row.size)
-    # the largest size; ties → smallest root index (= earliest first cell)
-    best = int(np.flatnonzero(size == size.max())[0])
-    flat = out.reshape(n * rr, cc)
-    for k in np.flatnonzero(roots == best).tolist():
-        flat[row[k], c0[k] : c1[k]] = True
-    return out
+        return np.zeros_like(mask)
+    comp_ids = np.flatnonzero(size > 0)
+    # visiting order: size descending, then root (= raster order of the first cell)
+    order = comp_ids[np.lexsort((comp_ids, -size[comp_ids]))]
+    best = int(order[0])
+    keep = [best]
+    if join_fraction is not None and order.size > 1:
+        z, r = row // rr, row % rr
+
+        def extent(ids):
+            sel = np.isin(roots, ids)
+            return [int(z[sel].min()), int(z[sel].max()) + 1, int(r[sel].min()), int(r[sel].max()) + 1,
+                    int(c0[sel].min()), int(c1[sel].max())]
+
+        k = extent([best])
+        for cid in order[1:].tolist():
+            if size[cid] < join_fraction * size[best]:
+                break  # the rest are smaller still
+            e = extent([cid])
+            # half-open ranges: rows [e2, e3) within [k2, k3), columns [e4, e5) within [k4, k5)
+            inside = k[2] <= e[2] and e[3] <= k[3] and k[4] <= e[4] and e[5] <= k[5]
+            gap = max(e[0] - k[1], k[0] - e[1], 0)  # empty slices between the z ranges
+            if inside and gap * dz <= join_gap_mm:
+                keep.append(cid)
+                k = [min(k[0], e[0]), max(k[1], e[1]), min(k[2], e[2]), max(k[3], e[3]),
+                     min(k[4], e[4]), max(k[5], e[5])]
+    return _paint(mask.shape, row, c0, c1, np.flatnonzero(np.isin(roots, keep)))
 
 
 # --------------------------------------------------------------------------
@@ -214,7 +284,7 @@ def confidence_from_features(mean_prob: float, volume_ml: float, params: dict) -
 
 
 def component_features(prob: np.ndarray, grid: Grid, config: dict) -> dict | None:
-    """Threshold, keep the largest component, and measure it.
+    """Threshold, keep the heart's component (:func:`heart_component`), and measure it.
 
     Returns None when no cell reaches the threshold; otherwise a dict with
     ``comp`` (bool mask), ``cells``, ``volume_ml``, ``mean_prob``.
@@ -232,7 +302,9 @@ def component_features(prob: np.ndarray, grid: Grid, config: dict) -> dict | Non
     mask = prob >= thr  # compare in float32; ties (== threshold) count as heart
     mask[:, rows_valid:, :] = False  # padding cells
     mask[:, :, cols_valid:] = False
-    comp = largest_component(mask)
+    join = config.get('join_fraction')
+    comp = heart_component(mask, float(grid.spacing[0]), None if join is None else float(join),
+                           float(config.get('join_gap_mm', 0.0)))
     cells = int(comp.sum())
     if cells == 0:
         return None
@@ -282,7 +354,7 @@ def sector_from_prob(
     -------
     Sector
         ``found=False`` (confidence as computed, 0 with no candidate) when
-        the largest component is under ``min_heart_volume_ml`` or its
+        the heart's component is under ``min_heart_volume_ml`` or its
         confidence is under ``min_confidence``.
     """
     kw_sector = {'series_uid': series_uid, 'model_sha256': model_sha256}

@@ -36,26 +36,34 @@ function sigmoid(t) {
 }
 
 /**
- * Largest 6-connected component of the positive cells.
+ * The heart's cells: the largest 6-connected component of the positive cells,
+ * plus the pieces of a heart split along z (docs/model.md §4 step 2).
+ *
+ * Components are visited by size (largest first; ties: the one whose first
+ * cell in raster order comes first). The largest is kept; each other one is
+ * kept too when it has at least joinFraction times the largest's cells, its
+ * cell rows and columns lie inside those of the kept cells, and the number of
+ * empty slices between the two z ranges times dz is at most joinGapMm. The
+ * kept ranges grow with each kept component. joinFraction null/undefined:
+ * only the largest.
  *
  * @param {Uint8Array} mask [Z*64*64] 1 = positive
- * @returns {{cells: Int32Array}} flat indices of the component's cells in raster
- *   order (empty when no cell is positive). Ties → the component whose first
- *   cell in raster order comes first (only a strictly larger one replaces it).
+ * @returns {{cells: Int32Array}} flat indices of the kept cells in raster
+ *   order (empty when no cell is positive).
  */
-export function largestComponent(mask, nz) {
+export function heartComponent(mask, nz, dz = 1, joinFraction = null, joinGapMm = 0) {
   const G = CELLS;
   const total = nz * G * G;
-  const label = new Int32Array(total); // 0 = unvisited
+  const label = new Int32Array(total); // 0 = unvisited; labels follow raster order of first cells
   const stack = new Int32Array(total);
-  let best = 0;
-  let bestSize = 0;
+  const comps = []; // per label - 1: {label, size, ext: [z0, z1, r0, r1, c0, c1]} (half-open)
   let next = 0;
   for (let start = 0; start < total; start++) {
     if (!mask[start] || label[start]) continue;
     next += 1;
     let size = 0;
     let sp = 0;
+    const ext = [Infinity, -Infinity, Infinity, -Infinity, Infinity, -Infinity];
     stack[sp++] = start;
     label[start] = next;
     while (sp > 0) {
@@ -64,6 +72,9 @@ export function largestComponent(mask, nz) {
       const c = i % G;
       const r = ((i - c) / G) % G;
       const z = (i - c - r * G) / (G * G);
+      ext[0] = Math.min(ext[0], z); ext[1] = Math.max(ext[1], z + 1);
+      ext[2] = Math.min(ext[2], r); ext[3] = Math.max(ext[3], r + 1);
+      ext[4] = Math.min(ext[4], c); ext[5] = Math.max(ext[5], c + 1);
       // the 6 face neighbours
       if (c > 0 && mask[i - 1] && !label[i - 1]) { label[i - 1] = next; stack[sp++] = i - 1; }
       if (c < G - 1 && mask[i + 1] && !label[i + 1]) { label[i + 1] = next; stack[sp++] = i + 1; }
@@ -72,13 +83,33 @@ export function largestComponent(mask, nz) {
       if (z > 0 && mask[i - G * G] && !label[i - G * G]) { label[i - G * G] = next; stack[sp++] = i - G * G; }
       if (z < nz - 1 && mask[i + G * G] && !label[i + G * G]) { label[i + G * G] = next; stack[sp++] = i + G * G; }
     }
-    if (size > bestSize) { bestSize = size; best = next; }
+    comps.push({ label: next, size, ext });
   }
-  const cells = new Int32Array(bestSize);
-  if (best) {
-    let k = 0;
-    for (let i = 0; i < total && k < bestSize; i++) if (label[i] === best) cells[k++] = i;
+  if (comps.length === 0) return { cells: new Int32Array(0) };
+  const order = comps.slice().sort((a, b) => b.size - a.size || a.label - b.label);
+  const best = order[0];
+  const keep = new Uint8Array(next + 1);
+  keep[best.label] = 1;
+  let nKeep = best.size;
+  if (joinFraction !== null && joinFraction !== undefined) {
+    const k = best.ext.slice();
+    for (let j = 1; j < order.length; j++) {
+      const e = order[j];
+      if (e.size < joinFraction * best.size) break; // the rest are smaller still
+      const x = e.ext;
+      // half-open ranges: rows [x2, x3) within [k2, k3), columns [x4, x5) within [k4, k5)
+      const inside = k[2] <= x[2] && x[3] <= k[3] && k[4] <= x[4] && x[5] <= k[5];
+      const gap = Math.max(x[0] - k[1], k[0] - x[1], 0); // empty slices between the z ranges
+      if (inside && gap * dz <= joinGapMm) {
+        keep[e.label] = 1;
+        nKeep += e.size;
+        for (let q = 0; q < 6; q += 2) { k[q] = Math.min(k[q], x[q]); k[q + 1] = Math.max(k[q + 1], x[q + 1]); }
+      }
+    }
   }
+  const cells = new Int32Array(nKeep);
+  let n = 0;
+  for (let i = 0; i < total && n < nKeep; i++) if (label[i] && keep[label[i]]) cells[n++] = i;
   return { cells };
 }
 
@@ -135,8 +166,9 @@ export function sectorFromProb(prob, shape, spacing, config, marginMm) {
     const i = (z * G + r) * G + c;
     if (prob[i] >= thr) mask[i] = 1;
   }
-  // step 2: largest component
-  const { cells: comp } = largestComponent(mask, nz);
+  // step 2: the largest component, plus the pieces of a heart split along z
+  const join = config.join_fraction;
+  const { cells: comp } = heartComponent(mask, nz, dz, join === undefined ? null : join, config.join_gap_mm ?? 0);
   const cells = comp.length;
   if (cells === 0) return { found: false, confidence: 0, cells: 0, volume_ml: 0, mean_prob: 0 };
   // step 3: features, confidence, found
