@@ -373,9 +373,10 @@ def main(argv=None):
         'postprocess': {
             'threshold': args.threshold,
             'min_heart_volume_ml': 20.0,
-            # re-join a heart split along z by a less certain slab (docs/model.md §4 step 2):
-            # from the split components of the calibration phantoms at threshold 0.75
-            # (models/EXPERIMENTS.md round 7)
+            # re-join a heart split along z by a less certain slab, a piece inside the
+            # heart's in-plane footprint (docs/model.md §4 step 2): from the split
+            # components of the calibration phantoms at threshold 0.75
+            # (models/EXPERIMENTS.md rounds 7 and 8)
             'join_fraction': 0.1,
             'join_gap_mm': 20.0,
             'min_confidence': 0.1,

@@ -489,8 +489,8 @@ def test_real_reference_files_parse(shared_data, tmp_path):
 @pytest.mark.realdata
 @pytest.mark.slow
 @pytest.mark.xfail(
-    reason='the bundled model is not yet accurate on real scans (with the default 18 mm margin: '
-    'IoU 0.29 on CPTAC, 0.36 on RICORD; the heart-free abdomen is correctly not found); '
+    reason='the bundled model is not yet accurate on real scans (with the default 13 mm margin: '
+    'IoU 0.36 on CPTAC, 0.45 on RICORD; the heart-free abdomen is correctly not found); '
     'see models/MODEL_CARD.md. strict: remove this marker once it passes',
     raises=AssertionError,
     strict=True,
