@@ -188,7 +188,7 @@ def heart_component(mask: np.ndarray, dz: float = 1.0, join_fraction: float | No
         Largest z gap that is re-joined (mm).
     """
     mask = np.asarray(mask, bool)
-    n, rr, cc = mask.shape
+    rr = mask.shape[1]
     row, c0, c1, roots, size = _components(mask)
     if row.size == 0:
         return np.zeros_like(mask)
@@ -215,8 +215,7 @@ def heart_component(mask: np.ndarray, dz: float = 1.0, join_fraction: float | No
             gap = max(e[0] - k[1], k[0] - e[1], 0)  # empty slices between the z ranges
             if inside and gap * dz <= join_gap_mm:
                 keep.append(cid)
-                k = [min(k[0], e[0]), max(k[1], e[1]), min(k[2], e[2]), max(k[3], e[3]),
-                     min(k[4], e[4]), max(k[5], e[5])]
+                k[0], k[1] = min(k[0], e[0]), max(k[1], e[1])  # inside in-plane: only z grows
     return _paint(mask.shape, row, c0, c1, np.flatnonzero(np.isin(roots, keep)))
 
 

@@ -103,7 +103,8 @@ export function heartComponent(mask, nz, dz = 1, joinFraction = null, joinGapMm 
       if (inside && gap * dz <= joinGapMm) {
         keep[e.label] = 1;
         nKeep += e.size;
-        for (let q = 0; q < 6; q += 2) { k[q] = Math.min(k[q], x[q]); k[q + 1] = Math.max(k[q + 1], x[q + 1]); }
+        k[0] = Math.min(k[0], x[0]); // inside in-plane: only the z range grows
+        k[1] = Math.max(k[1], x[1]);
       }
     }
   }
