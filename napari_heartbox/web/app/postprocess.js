@@ -44,8 +44,9 @@ function sigmoid(t) {
  * kept too when it has at least joinFraction times the largest's cells, its
  * cell rows and columns lie inside those of the kept cells, and the number of
  * empty slices between the two z ranges times dz is at most joinGapMm. The
- * kept ranges grow with each kept component. joinFraction null/undefined:
- * only the largest.
+ * kept z range grows with each kept component (its rows and columns cannot:
+ * a kept piece lies inside them). joinFraction null/undefined: only the
+ * largest.
  *
  * @param {Uint8Array} mask [Z*64*64] 1 = positive
  * @returns {{cells: Int32Array}} flat indices of the kept cells in raster
@@ -91,7 +92,7 @@ export function heartComponent(mask, nz, dz = 1, joinFraction = null, joinGapMm 
   const keep = new Uint8Array(next + 1);
   keep[best.label] = 1;
   let nKeep = best.size;
-  if (joinFraction !== null && joinFraction !== undefined) {
+  if (joinFraction !== null) {
     const k = best.ext.slice();
     for (let j = 1; j < order.length; j++) {
       const e = order[j];
@@ -168,8 +169,7 @@ export function sectorFromProb(prob, shape, spacing, config, marginMm) {
     if (prob[i] >= thr) mask[i] = 1;
   }
   // step 2: the largest component, plus the pieces of a heart split along z
-  const join = config.join_fraction;
-  const { cells: comp } = heartComponent(mask, nz, dz, join === undefined ? null : join, config.join_gap_mm ?? 0);
+  const { cells: comp } = heartComponent(mask, nz, dz, config.join_fraction ?? null, config.join_gap_mm ?? 0);
   const cells = comp.length;
   if (cells === 0) return { found: false, confidence: 0, cells: 0, volume_ml: 0, mean_prob: 0 };
   // step 3: features, confidence, found
