@@ -32,7 +32,7 @@ KNOWN_LIMITATIONS = [
     '`python -m models.threshold_study` as the value with the highest seed-mean validation mean IoU over '
     'the recipe\'s three seeds (`models/EXPERIMENTS.md`, round 7). It cuts the less certain tissue that '
     'touches the heart: same network, CPTAC 0.61 -> 0.65, RICORD 0.73 -> 0.77; the recipe\'s seed means '
-    '0.64 / 0.64 -> **0.71 / 0.72**. Its cost is in the tails: the component can break in two (2 of 90 '
+    '0.64 / 0.64 -> **0.71 / 0.72**. Its cost is in the tails: the component can break in two (3 of 95 '
     'calibration phantoms with a heart) and the heart\'s least certain lowest slice is dropped more '
     'often, so the calibrated default margin rose from 8 to 18 mm.'),
     ('- **Split-heart re-join** (round 8, `docs/model.md` §4 step 2): a second component of at least '
@@ -227,7 +227,7 @@ def write_model_card(card: dict, phantom_summary: dict, real: list, real_default
         '## Reproduce',
         '',
         '```sh',
-        'pip install -e ".[dev]"          # torch==2.13.0 CPU',
+        'pip install -e ".[dev]"          # torch==2.13.0 (CPU build: --extra-index-url https://download.pytorch.org/whl/cpu)',
         f'nice {tw.get("command", "python -m models.train")}   # writes napari_heartbox/model/assets/* and this file',
         'python -m models.seed_study --seeds 0 1 2   # the recipe\'s seed spread (add --device cuda on a GPU)',
         'python -m models.threshold_study models/runs/seed_study/seed_*   # the recipe\'s threshold',

@@ -20,7 +20,7 @@ Corrections folder (the output; see ``docs/corrections-format.md``)
 Chosen by the user and never the input folder or inside it::
 
     <out>/cases/<case>.json   one heartbox.sector-file/1 per case
-    <out>/index.csv           case, status, source, series_uid, iou, updated
+    <out>/index.csv           case, status, source, file, series_uid, iou, updated
     <out>/index.json          {"schema": "heartbox.corrections/1", "cases": [...]}
     <out>/agreement.csv       per-case IoU and face errors (write_agreement)
     <out>/agreement.png       the same as a plot

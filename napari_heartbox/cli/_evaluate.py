@@ -42,13 +42,13 @@ def add_parser(subparsers) -> None:
         '--margin-mm',
         type=float,
         default=None,
-        help="safety margin passed to propose (default: the model's)",
+        help="safety margin passed to propose (default: the manifest's margin_mm, else the model's)",
     )
     p.add_argument(
         '--tolerance-mm',
         type=float,
         default=None,
-        help='allowance on top of each face uncertainty (default 5)',
+        help="allowance on top of each face uncertainty (default: the manifest's tolerance_mm, else 5)",
     )
     p.add_argument('--quiet', action='store_true', help='print only the summary table')
     p.set_defaults(run=run)

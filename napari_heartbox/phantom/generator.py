@@ -164,7 +164,7 @@ def sample_chest_ct(seed: int = 0) -> PhantomCase:
 
     512 × 512 in-plane (380 mm FOV), contrast-enhanced (venous phase),
     head-first supine, smooth kernel, 2.5 mm slices from 11 cm below the
-    heart to 15 cm above it (~135 slices): the heart fully in view.
+    heart to 15 cm above it (138 slices for seed 0): the heart fully in view.
 
     Parameters
     ----------
