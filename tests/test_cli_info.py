@@ -79,12 +79,35 @@ def test_cptac_done_when(shared_data, capsys):
     assert 'warnings: none' in out
 
 
-def test_progress_bar_callback_tolerates_shrinking_total():
+def test_progress_bar_callback_tolerates_shrinking_total(monkeypatch):
+    """On a terminal the bar is live; when the series is chosen and fewer
+    files remain, the total shrinks and the count still ends at the total."""
+    import io
+
+    import tqdm
+
     from napari_heartbox.cli._info import _progress_bar
 
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    bars = []
+
+    class Recording(tqdm.tqdm):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, **kw)
+            bars.append(self)
+
+    monkeypatch.setattr('sys.stderr', Tty())
+    monkeypatch.setattr(tqdm, 'tqdm', Recording)
     progress, close = _progress_bar()
     for done in range(1, 11):
         progress(done, 20)
+    assert len(bars) == 1 and not bars[0].disable, 'a terminal gets a live bar'
+    assert (bars[0].n, bars[0].total) == (10, 20)
     for done in range(11, 16):  # the series was chosen: fewer images to read
         progress(done, 15)
+    assert (bars[0].n, bars[0].total) == (15, 15)
     close()
+    assert len(bars) == 1

@@ -7,14 +7,9 @@ import json
 import pytest
 
 from napari_heartbox.cli import main
-from napari_heartbox.model.card import ONNX_NAME, assets_dir
 from napari_heartbox.sector import sector_schema
 
 jsonschema = pytest.importorskip('jsonschema')
-needs_model = pytest.mark.skipif(
-    not (assets_dir() / ONNX_NAME).is_file(),
-    reason='no bundled model yet (python -m models.train writes it)',
-)
 
 
 @pytest.fixture(scope='module')
@@ -28,7 +23,6 @@ def dicom_dir(tmp_path_factory):
     return d, case
 
 
-@needs_model
 def test_propose_json_validates_against_the_schema(dicom_dir, capsys, tmp_path):
     d, case = dicom_dir
     out = tmp_path / 'box.json'
@@ -44,7 +38,6 @@ def test_propose_json_validates_against_the_schema(dicom_dir, capsys, tmp_path):
     assert v['z'][0] <= hz[0] + 3 and v['z'][1] >= hz[1] - 3
 
 
-@needs_model
 def test_propose_summary_line_and_margin(dicom_dir, capsys):
     d, _ = dicom_dir
     assert main(['propose', str(d), '--margin-mm', '0']) == 0
@@ -66,3 +59,36 @@ def test_bad_input_is_one_line_error(tmp_path, capsys):
 def test_bad_margin_is_refused(tmp_path, capsys):
     assert main(['propose', str(tmp_path), '--margin-mm', '-3']) == 2
     assert '--margin-mm' in capsys.readouterr().err
+
+
+def test_heart_free_series_prints_no_heart_found(tmp_path, capsys):
+    from napari_heartbox.io.write_dicom import write_dicom_series
+    from napari_heartbox.phantom import make_phantom
+
+    case = make_phantom(900_012, coverage='abdomen', matrix=(256, 256), slice_spacing_mm=5.0)
+    assert not case.heart_box.found
+    write_dicom_series(case.volume, tmp_path / 'abd')
+    assert main(['propose', str(tmp_path / 'abd')]) == 0
+    out = capsys.readouterr().out.strip()
+    assert out.startswith('no heart found (confidence 0.') and '\n' not in out
+
+
+def test_out_pointing_at_a_folder_is_a_one_line_error(dicom_dir, tmp_path, capsys):
+    d, _ = dicom_dir
+    assert main(['propose', str(d), '--json', '--out', str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith('napari-heartbox: error:') and '\n' not in err and str(tmp_path) in err
+
+
+def test_no_subcommand_prints_help_and_fails(capsys):
+    assert main([]) == 1
+    assert 'usage: napari-heartbox' in capsys.readouterr().out
+
+
+def test_version(capsys):
+    from napari_heartbox import __version__
+
+    with pytest.raises(SystemExit) as e:
+        main(['--version'])
+    assert e.value.code == 0
+    assert capsys.readouterr().out.strip() == f'napari-heartbox {__version__}'

@@ -3,8 +3,7 @@
 The metric tests compare against numbers worked out by hand in the test (box
 arithmetic), not against the module's own helpers. Phantom tests write a
 synthetic CT (DICOM) and its heart mask (NIfTI) into ``tmp_path``; the tests
-that need the trained model skip with the ModelError reason while no model is
-bundled.
+that need the trained model use the bundled one (committed with the package).
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ import pytest
 from napari_heartbox._box_overlay import PROPOSED_RGB, REFERENCE_RGB, render_box_views
 from napari_heartbox._png import encode_png, read_png, write_png
 from napari_heartbox.cli import main
-from napari_heartbox.errors import HeartboxError, ModelError
+from napari_heartbox.errors import HeartboxError
 from napari_heartbox.evaluate import (
     FACES,
     box_metrics,
@@ -329,20 +328,10 @@ def test_overlay_draws_boxes_where_they_are():
 
 
 # ---------------------------------------------------------- phantom manifests
-def _phantom_or_skip(seed=0, **kw):
-    phantom = pytest.importorskip(
-        'napari_heartbox.phantom', reason='napari_heartbox.phantom not built yet'
-    )
-    if not hasattr(phantom, 'make_phantom'):
-        pytest.skip('napari_heartbox.phantom.make_phantom not available yet')
-    return phantom.make_phantom(seed, **kw)
+def _phantom(seed=0, **kw):
+    from napari_heartbox.phantom import make_phantom
 
-
-def _io_or_skip():
-    io = pytest.importorskip('napari_heartbox.io')
-    if not hasattr(io, 'load_ct'):
-        pytest.skip('napari_heartbox.io.load_ct not available yet')
-    return io
+    return make_phantom(seed, **kw)
 
 
 def _write_nifti_mask(mask: np.ndarray, grid: Grid, path: Path) -> Path:
@@ -368,10 +357,10 @@ REALISTIC = {
 
 def _phantom_cases(tmp_path, **phantom_kw):
     """Two chest phantoms (DICOM + NIfTI heart mask) and a heart-free abdomen phantom."""
-    io = _io_or_skip()
+    import napari_heartbox.io as io
     cases, truth = [], {}
     for seed in (1, 2):
-        case = _phantom_or_skip(seed, coverage='chest', **phantom_kw)
+        case = _phantom(seed, coverage='chest', **phantom_kw)
         vol, mask = case.volume, np.asarray(case.heart_mask)
         assert mask.any()
         folder = tmp_path / f'phantom{seed}'
@@ -385,7 +374,7 @@ def _phantom_cases(tmp_path, **phantom_kw):
             }
         )
         truth[f'phantom{seed}'] = (vol, mask)
-    abdomen = _phantom_or_skip(3, coverage='abdomen', **phantom_kw)
+    abdomen = _phantom(3, coverage='abdomen', **phantom_kw)
     assert not np.asarray(abdomen.heart_mask).any()
     io.write_dicom_series(abdomen.volume, tmp_path / 'abdomen', seed=3)
     cases.append({'id': 'abdomen', 'path': 'abdomen', 'heart': False})
@@ -427,19 +416,11 @@ def test_phantom_manifest_with_exact_predictions(phantom_manifest, tmp_path):
 
 @pytest.mark.slow
 def test_phantom_manifest_with_the_model(tmp_path):
-    """The real pipeline (load_ct + propose) on 512² phantoms; skips while no model is bundled."""
-    from napari_heartbox.model import HeartModel
-
-    try:
-        HeartModel.default()
-    except ModelError as e:
-        pytest.skip(str(e))
+    """The real pipeline (load_ct + propose) on 512² phantoms with the bundled model."""
     manifest, truth = _phantom_cases(tmp_path, **REALISTIC)
     out = tmp_path / 'report.json'
-    try:  # the tight box (margin 0): the default safety margin would lower every IoU
-        report = evaluate_manifest(manifest, png_dir=tmp_path / 'png', margin_mm=0.0)
-    except ModelError as e:
-        pytest.skip(str(e))
+    # the tight box (margin 0): the default safety margin would lower every IoU
+    report = evaluate_manifest(manifest, png_dir=tmp_path / 'png', margin_mm=0.0)
     out.write_text(json.dumps(report))
     s = report['summary']
     assert s['n_errors'] == 0
@@ -488,16 +469,10 @@ def test_real_reference_files_parse(shared_data, tmp_path):
 
 @pytest.mark.realdata
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason='the bundled model is not yet accurate on real scans (with the default 13 mm margin: '
-    'IoU 0.36 on CPTAC, 0.45 on RICORD; the heart-free abdomen is correctly not found); '
-    'see models/MODEL_CARD.md. strict: remove this marker once it passes',
-    raises=AssertionError,
-    strict=True,
-)
 def test_real_cases_with_the_model(shared_data, tmp_path):
-    """Real chest CTs are found (no gross failure); the heart-free abdomen is not."""
-    _io_or_skip()
+    """Real chest CTs are found near their reference box, and the default
+    margin's box contains it; the heart-free abdomen is not found. (The
+    issue's IoU ≥ 0.85 target is the strict xfail in test_model_propose.)"""
     ct = shared_data / 'ct'
     cases = [
         {
@@ -515,13 +490,17 @@ def test_real_cases_with_the_model(shared_data, tmp_path):
         }
     )
     manifest = _write(tmp_path / 'real.json', {'cases': cases})
-    try:
-        report = evaluate_manifest(manifest)
-    except ModelError as e:
-        pytest.skip(str(e))
-    print(format_table(report))
-    by_id = {c['id']: c for c in report['cases']}
-    assert all('error' not in c for c in report['cases']), report['cases']
-    assert by_id['abdomen']['found'] is False
+    tight = evaluate_manifest(manifest, margin_mm=0.0)
+    default = evaluate_manifest(manifest)  # the model card's margin
+    print(format_table(tight))
+    for report in (tight, default):
+        assert all('error' not in c for c in report['cases']), report['cases']
+        by_id = {c['id']: c for c in report['cases']}
+        assert by_id['abdomen']['found'] is False
     for n in ('cptac-lscc-c3n-00247', 'ricord-1a-001012'):
-        assert by_id[n]['found'] and by_id[n]['iou'] >= 0.5, by_id[n]
+        t = {c['id']: c for c in tight['cases']}[n]
+        d = {c['id']: c for c in default['cases']}[n]
+        # margin 0: the card reports IoU 0.65 / 0.77; 0.5 guards against a regression
+        assert t['found'] and t['iou'] >= 0.5, t
+        # the default margin is there to contain the heart: every face at or outside the reference's
+        assert d['found'] and min(d['face_error_mm'].values()) >= 0.0, d

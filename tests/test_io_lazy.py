@@ -110,13 +110,9 @@ def test_propose_on_an_opened_series_reads_few_slices_and_gives_the_same_box(tmp
     under 60 % of its images, each read once, with the same sector as from the
     whole volume. (The scored slices are ~30 %; the refined slices' z-context
     slices, 8 mm away, are the rest: docs/model.md §3.)"""
-    from napari_heartbox.model import HeartModel, propose
+    from napari_heartbox.model import propose
     from napari_heartbox.phantom import make_phantom
 
-    try:
-        HeartModel.default()
-    except Exception as e:  # noqa: BLE001 - no bundled model in this checkout
-        pytest.skip(str(e))
     vol = make_phantom(5, matrix=(256, 256), slice_spacing_mm=0.5, n_slices=400, coverage='chest').volume
     write_dicom_series(vol, tmp_path, shuffle_names=True)
     whole = propose(load_ct(tmp_path))
@@ -136,7 +132,7 @@ def test_propose_on_an_opened_series_reads_few_slices_and_gives_the_same_box(tmp
 def test_real_series_read_lazily_equal_the_whole_load(shared_data, case):
     """Real headers, real compression (RICORD: JPEG lossless): the requested slices
     equal the whole load's, and propose gives the same box both ways."""
-    from napari_heartbox.model import HeartModel, propose
+    from napari_heartbox.model import propose
 
     path = shared_data / 'ct' / case
     if not path.exists():
@@ -146,9 +142,5 @@ def test_real_series_read_lazily_equal_the_whole_load(shared_data, case):
     assert series.grid == full.grid and series.warnings == full.warnings
     zs = sorted({0, full.shape[0] // 3, full.shape[0] // 2, full.shape[0] - 1})
     np.testing.assert_array_equal(series.read_slices(zs), full.hu[zs])
-    try:
-        HeartModel.default()
-    except Exception as e:  # noqa: BLE001 - no bundled model in this checkout
-        pytest.skip(str(e))
     a, b = propose(series), propose(full)
     assert a.found == b.found and a.ranges == b.ranges

@@ -9,6 +9,12 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from model_limits import (  # tests/model_limits.py
+    MAX_BYTES,
+    MAX_OPSET,
+    MAX_PARAMS,
+    WASM_OPS,
+)
 
 from napari_heartbox.errors import ModelError
 from napari_heartbox.model import HeartModel
@@ -20,16 +26,6 @@ from napari_heartbox.model.card import (
     sha256_file,
 )
 from napari_heartbox.model.graph import HU_HI, HU_LO, PAD_HU, build_preprocess_model
-
-# Ops with a kernel in onnxruntime's CPU execution provider that onnxruntime-web's
-# wasm build ships (standard ai.onnx domain). The graph must use nothing else.
-WASM_OPS = {
-    'Add', 'Cast', 'Clip', 'Concat', 'Constant', 'Conv', 'Div', 'Gather', 'Gemm',
-    'Greater', 'If', 'Mul', 'Pad', 'ReduceMax', 'ReduceMean', 'ReduceSum', 'Relu',
-    'Reshape', 'Resize', 'Shape', 'Sigmoid', 'Squeeze', 'Sub', 'Unsqueeze', 'Identity',
-    'MatMul', 'Transpose', 'Slice', 'Equal', 'Floor', 'Max', 'Min', 'GlobalAveragePool',
-}
-MAX_OPSET = 17
 
 
 def reference_cells(hu: np.ndarray) -> np.ndarray:
@@ -118,8 +114,7 @@ def test_preprocessing_graph_uses_only_wasm_ops():
 @pytest.fixture(scope='module')
 def bundled():
     path = assets_dir() / ONNX_NAME
-    if not path.is_file():
-        pytest.skip('no bundled model yet (python -m models.train writes it)')
+    assert path.is_file(), 'the bundled model is committed (python -m models.train writes it)'
     return path
 
 
@@ -141,8 +136,8 @@ def test_bundled_model_ops_opset_size_and_params(bundled):
         for a in node.attribute
         if a.name == 'value' and a.t.data_type == onnx.TensorProto.FLOAT
     )
-    assert 1000 < n_params <= 60_000
-    assert bundled.stat().st_size <= 250_000
+    assert 1000 < n_params <= MAX_PARAMS
+    assert bundled.stat().st_size <= MAX_BYTES
 
 
 def test_card_matches_the_bundled_file(bundled):

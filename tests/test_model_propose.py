@@ -9,13 +9,7 @@ import pytest
 
 import napari_heartbox as nh
 from napari_heartbox.model import HeartModel
-from napari_heartbox.model.card import ONNX_NAME, assets_dir
 from napari_heartbox.sector import box_iou_mm
-
-pytestmark = pytest.mark.skipif(
-    not (assets_dir() / ONNX_NAME).is_file(),
-    reason='no bundled model yet (python -m models.train writes it)',
-)
 
 # Seeds far from the training (0..), calibration (100000..) and test (200000..) ranges.
 HELD_OUT = 900_001
@@ -74,7 +68,7 @@ def test_real_chest_ct_box_is_found_around_the_heart(shared_data, case):
     rlo, rhi = _ref_box(d)
     centre = (rlo + rhi) / 2
     assert np.all(lo < centre) and np.all(centre < hi)
-    assert box_iou_mm(lo, hi, rlo, rhi) > 0.15
+    assert box_iou_mm(lo, hi, rlo, rhi) >= 0.5  # the card: 0.65 / 0.77; a regression guard, not the target
 
 
 @pytest.mark.realdata

@@ -166,7 +166,6 @@ def test_volume_from_plain_layer_data(volume):
 
 
 def test_sample_data_is_a_ct_layer():
-    pytest.importorskip('napari_heartbox.phantom', reason='phantom not available')
     from napari_heartbox._sample_data import synthetic_chest_ct
 
     [(data, meta, kind)] = synthetic_chest_ct()

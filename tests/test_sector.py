@@ -158,8 +158,9 @@ def test_crop_on_oblique_grid():
     c = vol.crop(s)
     assert np.allclose(c.grid.index_to_lps([1, 2, 3]), g.index_to_lps([3, 5, 7]))
     lo, hi = s.patient_mm()
-    corners = g.index_to_lps(s.corners_index())
-    assert np.allclose(lo, corners.min(0)) and np.allclose(hi, corners.max(0))
+    # by hand: voxel edges z 1.5..5.5, y 2.5..8.5, x 3.5..11.5 through the affine
+    # (L = 0.5 x + 10, P = 0.2 z + 0.5 y + 20, S = 2 z + 30)
+    assert np.allclose(lo, [11.75, 21.55, 33.0]) and np.allclose(hi, [15.75, 25.35, 41.0])
     assert not g.is_axis_aligned
 
 

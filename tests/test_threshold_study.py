@@ -5,16 +5,9 @@ from __future__ import annotations
 import json
 import shutil
 
-import pytest
-
 from models.threshold_study import pick_threshold, score_thresholds
 from napari_heartbox.model import HeartModel
 from napari_heartbox.model.card import CARD_NAME, ONNX_NAME, assets_dir
-
-pytestmark = pytest.mark.skipif(
-    not (assets_dir() / ONNX_NAME).is_file(),
-    reason='no bundled model yet (python -m models.train writes it)',
-)
 
 
 def _model_with_threshold(tmp_path, t: float) -> HeartModel:

@@ -30,7 +30,7 @@ SUBCOMMANDS = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Build the argument parser with every available subcommand."""
+    """Build the argument parser with every subcommand of :data:`SUBCOMMANDS`."""
     from napari_heartbox import __version__
 
     parser = argparse.ArgumentParser(
@@ -42,13 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest='command', metavar='COMMAND')
     for name in SUBCOMMANDS:
-        try:
-            mod = importlib.import_module(f'napari_heartbox.cli._{name}')
-        except ModuleNotFoundError as e:
-            if e.name == f'napari_heartbox.cli._{name}':
-                continue  # subcommand not part of this build
-            raise
-        mod.add_parser(sub)
+        importlib.import_module(f'napari_heartbox.cli._{name}').add_parser(sub)
     return parser
 
 
