@@ -504,3 +504,28 @@ def test_real_cases_with_the_model(shared_data, tmp_path):
         assert t['found'] and t['iou'] >= 0.5, t
         # the default margin is there to contain the heart: every face at or outside the reference's
         assert d['found'] and min(d['face_error_mm'].values()) >= 0.0, d
+
+
+def test_cli_options_reach_the_report(phantom_manifest, tmp_path, capsys):
+    """``evaluate --out --png-dir --margin-mm --tolerance-mm [--quiet]`` with the bundled model."""
+    manifest, truth = phantom_manifest
+    out, png = tmp_path / 'r' / 'report.json', tmp_path / 'png'
+    args = ['evaluate', str(manifest), '--out', str(out), '--png-dir', str(png)]
+    assert main([*args, '--margin-mm', '0', '--tolerance-mm', '7']) == 0
+    cap = capsys.readouterr()
+    tight = json.loads(out.read_text())
+    assert tight['settings'] == {**tight['settings'], 'margin_mm': 0.0, 'tolerance_mm': 7.0}
+    assert sorted(p.name for p in png.iterdir()) == sorted(f'{c}.png' for c in (*truth, 'abdomen'))
+    assert f'report written to {out}' in cap.out
+    assert [ln.split(':')[0].strip() for ln in cap.err.splitlines()] == [*truth, 'abdomen']  # per case
+    assert main([*args, '--margin-mm', '10', '--quiet']) == 0
+    cap = capsys.readouterr()
+    assert cap.err == ''
+    wide = json.loads(out.read_text())
+    assert wide['settings']['margin_mm'] == 10.0 and wide['settings']['tolerance_mm'] == 5.0
+    assert sum(c['found'] for c in tight['cases']) == len(truth)  # both chest phantoms
+    for t, w in zip(tight['cases'], wide['cases'], strict=True):
+        if t['found'] and w['found']:  # 10 mm more on every face (up to voxel rounding)
+            assert all(w['face_error_mm'][f] > t['face_error_mm'][f] + 5 for f in t['face_error_mm'])
+    assert main([*args[:2], '--out', str(tmp_path)]) == 2
+    assert '--out must be a file path' in capsys.readouterr().err
