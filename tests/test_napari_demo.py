@@ -56,3 +56,24 @@ def test_demo_under_xvfb_saves_a_screenshot_and_exits(tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     assert f'screenshot saved to {shot}' in r.stdout
     assert shot.read_bytes()[:4] == b'\x89PNG'
+
+
+@pytest.mark.parametrize(
+    ('env', 'expected'),
+    [
+        ({}, (False, 0.0)),  # someone is watching: the window stays until closed
+        ({'CI': 'true'}, (True, 2.0)),
+        ({'XAUTHORITY': '/tmp/xvfb-run.abc/Xauthority'}, (True, 2.0)),
+        ({'HEARTBOX_DEMO_EXIT': '5'}, (True, 5.0)),
+        ({'HEARTBOX_DEMO_EXIT': '-1'}, (True, 0.0)),
+        ({'HEARTBOX_DEMO_EXIT': 'soon'}, (True, 2.0)),  # unreadable: the default linger
+    ],
+)
+def test_unattended_reads_the_environment(monkeypatch, env, expected):
+    from napari_heartbox.cli._demo import _unattended
+
+    for k in ('HEARTBOX_DEMO_EXIT', 'CI', 'XAUTHORITY'):
+        monkeypatch.delenv(k, raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    assert _unattended() == expected

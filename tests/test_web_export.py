@@ -317,3 +317,38 @@ def test_serving_a_bundle_from_the_command_line(tmp_path, throwaway_model, how):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_no_isolation_leaves_coop_coep_off(tmp_path):
+    """``--no-isolation``: no COOP/COEP (single-threaded app), the other headers stay."""
+    (tmp_path / 'index.html').write_text('<!doctype html><title>t</title>')
+    for isolate in (True, False):
+        server = make_server(tmp_path, 0, quiet=True, isolate=isolate)
+        t = threading.Thread(target=server.serve_forever, daemon=True)
+        t.start()
+        try:
+            with urllib.request.urlopen(f'http://127.0.0.1:{server.server_port}/index.html') as resp:
+                h = resp.headers
+                assert (h['Cross-Origin-Opener-Policy'] == 'same-origin') is isolate
+                assert (h['Cross-Origin-Embedder-Policy'] == 'require-corp') is isolate
+                assert h['Cross-Origin-Resource-Policy'] == 'same-origin'
+                assert h['X-Content-Type-Options'] == 'nosniff'
+        finally:
+            server.shutdown()
+            server.server_close()
+
+
+def test_port_in_use_is_a_one_line_error(tmp_path, capsys):
+    import socket
+
+    from napari_heartbox.cli import main
+
+    (tmp_path / 'index.html').write_text('<!doctype html><title>t</title>')
+    with socket.socket() as busy:
+        busy.bind(('127.0.0.1', 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(['serve-web', str(tmp_path), '--port', str(port)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith('napari-heartbox: error: cannot serve') and f'port {port}' in err
+    assert '\n' not in err
