@@ -92,3 +92,30 @@ def test_version(capsys):
         main(['--version'])
     assert e.value.code == 0
     assert capsys.readouterr().out.strip() == f'napari-heartbox {__version__}'
+
+
+def test_series_uid_and_file_arguments(dicom_dir, tmp_path, capsys):
+    """A folder with two series: the larger is taken with a warning on stderr,
+    ``--series-uid`` picks the other; several file paths work like their folder."""
+    from napari_heartbox.io.write_dicom import write_dicom_series
+    from napari_heartbox.phantom import make_phantom
+
+    d, case = dicom_dir
+    both = tmp_path / 'both'
+    both.mkdir()
+    for f in d.iterdir():
+        (both / f.name).write_bytes(f.read_bytes())
+    small = make_phantom(900_013, coverage='abdomen', matrix=(128, 128), slice_spacing_mm=5.0, n_slices=10)
+    write_dicom_series(small.volume, both, series_uid='2.25.900013', file_prefix='other_')
+    assert main(['propose', str(both), '--json', '--margin-mm', '0']) == 0
+    cap = capsys.readouterr()
+    chosen = json.loads(cap.out)
+    assert chosen['shape'] == list(case.volume.shape) and chosen['found'] is True
+    assert main(['propose', str(both), '--margin-mm', '0']) == 0
+    assert 'warning: 1 other series found and not loaded' in capsys.readouterr().err
+    assert main(['propose', str(both), '--json', '--series-uid', '2.25.900013']) == 0
+    other = json.loads(capsys.readouterr().out)
+    assert other['shape'] == [10, 128, 128] and other['found'] is False
+    files = sorted(str(f) for f in d.iterdir())
+    assert main(['propose', *files, '--json', '--margin-mm', '0']) == 0
+    assert json.loads(capsys.readouterr().out)['voxel'] == chosen['voxel']
