@@ -119,3 +119,14 @@ def test_series_uid_and_file_arguments(dicom_dir, tmp_path, capsys):
     files = sorted(str(f) for f in d.iterdir())
     assert main(['propose', *files, '--json', '--margin-mm', '0']) == 0
     assert json.loads(capsys.readouterr().out)['voxel'] == chosen['voxel']
+
+
+def test_ctrl_c_exits_130_with_one_line(monkeypatch, tmp_path, capsys):
+    import napari_heartbox.cli._propose as cli_propose
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_propose, 'run', interrupted)
+    assert main(['propose', str(tmp_path)]) == 130
+    assert capsys.readouterr().err == 'napari-heartbox: interrupted\n'
