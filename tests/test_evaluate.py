@@ -328,12 +328,6 @@ def test_overlay_draws_boxes_where_they_are():
 
 
 # ---------------------------------------------------------- phantom manifests
-def _phantom(seed=0, **kw):
-    from napari_heartbox.phantom import make_phantom
-
-    return make_phantom(seed, **kw)
-
-
 def _write_nifti_mask(mask: np.ndarray, grid: Grid, path: Path) -> Path:
     """Write a (z, y, x) mask on an LPS grid as NIfTI (RAS, (i, j, k) = (x, y, z))."""
     nib = pytest.importorskip('nibabel')
@@ -358,9 +352,11 @@ REALISTIC = {
 def _phantom_cases(tmp_path, **phantom_kw):
     """Two chest phantoms (DICOM + NIfTI heart mask) and a heart-free abdomen phantom."""
     import napari_heartbox.io as io
+    from napari_heartbox.phantom import make_phantom
+
     cases, truth = [], {}
     for seed in (1, 2):
-        case = _phantom(seed, coverage='chest', **phantom_kw)
+        case = make_phantom(seed, coverage='chest', **phantom_kw)
         vol, mask = case.volume, np.asarray(case.heart_mask)
         assert mask.any()
         folder = tmp_path / f'phantom{seed}'
@@ -374,7 +370,7 @@ def _phantom_cases(tmp_path, **phantom_kw):
             }
         )
         truth[f'phantom{seed}'] = (vol, mask)
-    abdomen = _phantom(3, coverage='abdomen', **phantom_kw)
+    abdomen = make_phantom(3, coverage='abdomen', **phantom_kw)
     assert not np.asarray(abdomen.heart_mask).any()
     io.write_dicom_series(abdomen.volume, tmp_path / 'abdomen', seed=3)
     cases.append({'id': 'abdomen', 'path': 'abdomen', 'heart': False})

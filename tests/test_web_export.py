@@ -7,6 +7,7 @@ nor ``web_export/node_modules`` exists (run ``make web-vendor``).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -228,15 +229,24 @@ def test_cli_export_web_writes_bundle(tmp_path, throwaway_model):
     assert (tmp_path / 'o' / 'index.html').is_file()
 
 
+@contextlib.contextmanager
+def _serving(folder, **kw):
+    """``make_server(folder, 0, quiet=True, **kw)`` running in a thread; shut down on exit."""
+    server = make_server(folder, 0, quiet=True, **kw)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 @needs_vendor
 def test_server_sends_mime_types_and_isolation_headers(tmp_path, throwaway_model):
     model, card = throwaway_model
     out = web_export.export_web(tmp_path / 'b', model_path=model, card_path=card).parent
-    server = make_server(out, 0, quiet=True)
-    assert server.server_address[0] == '127.0.0.1'
-    t = threading.Thread(target=server.serve_forever, daemon=True)
-    t.start()
-    try:
+    with _serving(out) as server:
+        assert server.server_address[0] == '127.0.0.1'
         base = f'http://127.0.0.1:{server.server_port}/'
         expect = {
             'index.html': 'text/html',
@@ -250,9 +260,6 @@ def test_server_sends_mime_types_and_isolation_headers(tmp_path, throwaway_model
                 assert resp.headers['Content-Type'].startswith(ctype), path
                 assert resp.headers['Cross-Origin-Opener-Policy'] == 'same-origin'
                 assert resp.headers['Cross-Origin-Embedder-Policy'] == 'require-corp'
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_server_refuses_a_folder_without_a_bundle(tmp_path):
@@ -323,19 +330,14 @@ def test_no_isolation_leaves_coop_coep_off(tmp_path):
     """``--no-isolation``: no COOP/COEP (single-threaded app), the other headers stay."""
     (tmp_path / 'index.html').write_text('<!doctype html><title>t</title>')
     for isolate in (True, False):
-        server = make_server(tmp_path, 0, quiet=True, isolate=isolate)
-        t = threading.Thread(target=server.serve_forever, daemon=True)
-        t.start()
-        try:
-            with urllib.request.urlopen(f'http://127.0.0.1:{server.server_port}/index.html') as resp:
-                h = resp.headers
-                assert (h['Cross-Origin-Opener-Policy'] == 'same-origin') is isolate
-                assert (h['Cross-Origin-Embedder-Policy'] == 'require-corp') is isolate
-                assert h['Cross-Origin-Resource-Policy'] == 'same-origin'
-                assert h['X-Content-Type-Options'] == 'nosniff'
-        finally:
-            server.shutdown()
-            server.server_close()
+        with _serving(tmp_path, isolate=isolate) as server, urllib.request.urlopen(
+            f'http://127.0.0.1:{server.server_port}/index.html'
+        ) as resp:
+            h = resp.headers
+            assert (h['Cross-Origin-Opener-Policy'] == 'same-origin') is isolate
+            assert (h['Cross-Origin-Embedder-Policy'] == 'require-corp') is isolate
+            assert h['Cross-Origin-Resource-Policy'] == 'same-origin'
+            assert h['X-Content-Type-Options'] == 'nosniff'
 
 
 def test_port_in_use_is_a_one_line_error(tmp_path, capsys):
