@@ -171,3 +171,44 @@ def test_empty_folder_and_output_inside_input_give_hints(wl_widget, tmp_path, st
     assert not widget.open_worklist(tmp_path / 'missing', tmp_path / 'out')
     assert 'not a folder of studies' in widget.hint.value
     assert widget.worklist is None and len(viewer.layers) == 0
+
+
+def test_late_signal_of_a_superseded_worker_is_ignored(
+    wl_widget, studies, tmp_path, qtbot, monkeypatch
+):
+    """The worklist race: the previous case's worker emits ``finished`` (or even
+    ``returned``) after the next case's worker has started. That late signal must
+    neither clear ``busy``, nor re-enable navigation, nor show its case. The next
+    case's load is held on an event, so the order is fixed, not left to timing."""
+    import threading
+
+    import napari_heartbox._napari.worklist_widget as ww
+
+    viewer, widget = wl_widget
+    _open(qtbot, widget, studies, tmp_path / 'corrections')
+    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+
+    release = threading.Event()
+    real = ww.load_and_propose
+
+    def held(path, need, margin_mm=None):
+        release.wait(60)
+        return real(path, need, margin_mm)
+
+    stale = widget.next_case()  # case 2 loads normally, then is superseded
+    qtbot.waitUntil(lambda: not widget.busy and widget.current == 1, timeout=60_000)
+    monkeypatch.setattr(ww, 'load_and_propose', held)
+    current = widget.next_case()  # case 3: held until `release`
+    try:
+        assert widget.busy and not widget.prev_btn.enabled and not widget.next_btn.enabled
+        stale.finished.emit()  # the late signal of the superseded worker
+        stale.returned.emit(real(studies / 'case_a.nii.gz', True))
+        assert widget.busy, 'a superseded worker cleared busy'
+        assert not widget.prev_btn.enabled and not widget.next_btn.enabled
+        assert widget.current == 1 and viewer.layers[0].name == 'case_b'
+    finally:
+        release.set()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    assert current is not stale
+    assert widget.current == 2 and viewer.layers[0].name == 'case_c'
+    assert widget.prev_btn.enabled

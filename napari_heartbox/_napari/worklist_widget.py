@@ -188,9 +188,17 @@ class WorklistWidget(Container):
             _progress={'desc': f'Opening {case.id}'},
             _ignore_errors=True,
         )
-        worker.returned.connect(lambda res, i=index: self._show_case(i, *res))
-        worker.errored.connect(lambda e, c=case.id: self._on_error(c, e))
-        worker.finished.connect(self._on_worker_finished)
+        # Every callback names its worker: a late signal from a worker that is no
+        # longer the current one (the previous case, still emitting `finished`
+        # after its `returned`) must not show its case, clear `busy` or re-enable
+        # navigation while the next case is loading.
+        worker.returned.connect(
+            lambda res, i=index, w=worker: self._is_current(w) and self._show_case(i, *res)
+        )
+        worker.errored.connect(
+            lambda e, c=case.id, w=worker: self._is_current(w) and self._on_error(c, e)
+        )
+        worker.finished.connect(lambda w=worker: self._on_worker_finished(w))
         self._worker = worker
         worker.start()
         return worker
@@ -225,7 +233,12 @@ class WorklistWidget(Container):
         self.refresh_table()
         self._on_box_changed()
 
-    def _on_worker_finished(self):
+    def _is_current(self, worker) -> bool:
+        return worker is self._worker
+
+    def _on_worker_finished(self, worker):
+        if not self._is_current(worker):
+            return  # a superseded worker: the current one is still loading
         self._worker = None
         self._set_nav_enabled(True)
 
