@@ -23,8 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_heartbox.model.postprocess import CELLS, cell_size
-from napari_heartbox.model.zschedule import context_offset, context_rows, gather_rows
+from napari_heartbox._training.cells import heart_fraction, prep_session, run_prep
+from napari_heartbox.model.zschedule import context_offset, context_rows
+
+__all__ = ['SCHEDULE', 'build_cache', 'choose_slices', 'heart_fraction', 'load_training_arrays',
+           'make_case', 'prep_session', 'run_prep']
 
 CACHE = Path(__file__).resolve().parent / 'cache'
 SLICES_PER_CASE = 72  # uniform sample of each volume
@@ -42,44 +45,6 @@ CACHE_VERSION = 4  # 4: z-context cells [S, 3, 64, 64]
 # around heart/no-heart transitions, 12 mm into the heart; each slice is seen
 # with the slices ~8 mm below and above it
 SCHEDULE = {'z_step_mm': 4.0, 'z_refine_mm': 12.0, 'z_context_mm': 8.0}
-
-
-def prep_session(threads: int = 1):
-    """onnxruntime session of the preprocessing graph (``hu``, ``context`` → ``context_cells``)."""
-    import onnxruntime as ort
-
-    from napari_heartbox.model.graph import build_preprocess_model
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.log_severity_level = 3
-    return ort.InferenceSession(
-        build_preprocess_model().SerializeToString(), so, providers=['CPUExecutionProvider']
-    )
-
-
-def run_prep(sess, hu: np.ndarray, rows: np.ndarray, batch: int = 16) -> np.ndarray:
-    """``context_cells`` float32 ``(M, 3, 64, 64)`` of context ``rows`` (int ``(M, 3)``)
-    of an int16 ``(Z, H, W)`` volume, in chunks of ``batch`` rows, each chunk
-    reading only its rows' slices (as the runtime does)."""
-    rows = np.asarray(rows, np.int64)
-    out = []
-    for i in range(0, len(rows), batch):
-        needed, local = gather_rows(rows[i : i + batch])
-        out.append(sess.run(None, {'hu': np.ascontiguousarray(hu[needed]), 'context': local})[0])
-    return np.concatenate(out)
-
-
-def heart_fraction(mask: np.ndarray) -> np.ndarray:
-    """Label: fraction of each cell's pixels inside ``mask`` (float32 ``(Z, 64, 64)``)."""
-    z, h, w = mask.shape
-    kh, kw = cell_size(h, w)
-    m = np.zeros((z, CELLS * kh, CELLS * kw), np.float32)
-    m[:, :h, :w] = mask
-    s = m.reshape(z, CELLS, kh, CELLS * kw).sum(axis=2)
-    s = s.reshape(z, CELLS, CELLS, kw).sum(axis=3)
-    return s / np.float32(kh * kw)
 
 
 def choose_slices(label: np.ndarray, dz: float, rng: np.random.Generator) -> np.ndarray:
