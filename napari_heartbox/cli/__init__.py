@@ -26,6 +26,7 @@ SUBCOMMANDS = (
     'demo',
     'export_web',
     'serve_web',
+    'finetune',
 )
 
 

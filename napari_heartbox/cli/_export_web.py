@@ -18,7 +18,8 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument('outdir', help='folder to write (created if missing)')
     p.add_argument(
-        '--model', default=None, help='ONNX model (default: the bundled one)'
+        '--model', default=None,
+        help='model folder (e.g. what `finetune --out` wrote) or ONNX file (default: the bundled one)'
     )
     p.add_argument(
         '--card', default=None, help='model card JSON (default: next to the model)'

@@ -34,6 +34,11 @@ def add_parser(subparsers) -> None:
         help="safety margin on every face in mm (default: the model card's)",
     )
     p.add_argument('--series-uid', default=None, help='series to use when the input has several')
+    p.add_argument(
+        '--model', metavar='MODEL', default=None,
+        help='model folder (e.g. what `finetune --out` wrote) or .onnx file with its card beside it '
+        '(default: the bundled model)',
+    )
     p.set_defaults(run=run)
 
 
@@ -45,6 +50,7 @@ def run(args) -> int:
     from napari_heartbox.errors import HeartboxError
     from napari_heartbox.io import open_ct
     from napari_heartbox.model import propose
+    from napari_heartbox.model.runtime import HeartModel
 
     if args.margin_mm is not None and not (0 <= args.margin_mm <= 200):
         raise HeartboxError(f'--margin-mm {args.margin_mm}: must be between 0 and 200 mm')
@@ -52,11 +58,12 @@ def run(args) -> int:
     if out is not None and out.is_dir():
         raise HeartboxError(f'{out}: --out must be a file path, not a folder')
     src = args.path[0] if len(args.path) == 1 else args.path
+    model = HeartModel.load(args.model)  # a bad --model fails before any CT is read
     t0 = time.perf_counter()
     # header pass only: the model reads the pixels of just the slices it scores
     volume = open_ct(src, series_uid=args.series_uid)
     t1 = time.perf_counter()
-    sector = propose(volume, margin_mm=args.margin_mm)
+    sector = propose(volume, margin_mm=args.margin_mm, model=model)
     t2 = time.perf_counter()
     text = sector.to_json()
     if out is not None:

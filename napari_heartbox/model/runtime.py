@@ -79,6 +79,22 @@ class HeartModel:
         self._lock = threading.Lock()
 
     @classmethod
+    def load(cls, path=None) -> HeartModel:
+        """A model from ``path``: a folder holding ``heartbox.onnx`` and
+        ``heartbox.card.json`` (what ``napari-heartbox finetune --out`` writes),
+        an ``.onnx`` file with its card beside it, or None for the bundled model."""
+        if path is None:
+            return cls.default()
+        p = Path(path)
+        if p.is_dir():
+            if not (p / ONNX_NAME).is_file():
+                raise ModelError(f'{p}: no {ONNX_NAME} in this folder (not a model folder)')
+            return cls(p / ONNX_NAME, p / CARD_NAME)
+        if not p.is_file():
+            raise ModelError(f'{p}: no such model file or folder')
+        return cls(p)
+
+    @classmethod
     def default(cls) -> HeartModel:
         """The bundled model, loaded once per process."""
         with cls._default_lock:

@@ -175,7 +175,7 @@ def export_web(
         Target folder (created). Existing bundle files are replaced; other
         files in it are left alone.
     model_path, card_path : str or Path, optional
-        ONNX model and its card; default: the package's bundled
+        ONNX model (or a model folder holding ``heartbox.onnx``) and its card; default: the package's bundled
         ``model/assets/heartbox.onnx`` and ``heartbox.card.json``.
     overwrite : bool
         If False, refuse a non-empty ``outdir``.
@@ -193,6 +193,8 @@ def export_web(
     """
     outdir = Path(outdir).expanduser().resolve()
     model_path = Path(model_path) if model_path else MODEL_ASSETS / ONNX_NAME
+    if model_path.is_dir():  # a model folder (e.g. written by `napari-heartbox finetune --out`)
+        model_path = model_path / ONNX_NAME
     card_path = Path(card_path) if card_path else model_path.with_name(CARD_NAME)
     if not model_path.is_file():
         raise WebExportError(f'model file {model_path} not found')
