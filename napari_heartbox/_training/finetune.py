@@ -111,30 +111,46 @@ def box_case(case_id: str, volume, box, postprocess: dict, sess, rng: np.random.
     return BoxCase(case_id, cells, in_z, z_core, rflags, cflags, bool(box.found))
 
 
-def box_loss(logits, case: BoxCase):
-    """The weak-label loss of one case (module docstring); ``logits`` ``[S, 64, 64]``."""
+def box_loss(logits, case: BoxCase, prior=None):
+    """The weak-label loss of one case (module docstring); ``logits`` ``[S, 64, 64]``.
+
+    ``prior`` (``[S, 64, 64]`` probabilities, optional): the base model's
+    answer, the dense target inside the box, so that the correction changes
+    what it contradicts and nothing else.
+
+    Every term is a BCE on a *maximum* of logits, so a few wrong cells weigh as
+    much as a whole wrong slice: the slices just outside a face, the ones a
+    correction moved the face past, are a handful among thousands of easy
+    cells and a mean over cells would not see them.
+    """
     import torch
     from torch.nn import functional as F
 
     dev = logits.device
     in_z = torch.as_tensor(case.in_z, device=dev)
+    core = torch.as_tensor(case.z_core, device=dev)
     rows = torch.as_tensor(case.rows, device=dev)
     cols = torch.as_tensor(case.cols, device=dev)
-    inside_plane = (rows >= 0)[:, None] & (cols >= 0)[None, :]  # inside or cut
-    outside = ~(in_z[:, None, None] & inside_plane[None])
-    neg = F.binary_cross_entropy_with_logits(logits[outside], torch.zeros_like(logits[outside]))
-    if not case.found or not bool(in_z.any()):
-        return neg
-    box = logits[in_z][:, rows >= 0][:, :, cols >= 0]  # [Sz, R, C] the box's cells (cut ones too)
-    r_sel = (rows[rows >= 0] == 1)
-    c_sel = (cols[cols >= 0] == 1)
-    maxima = [box.amax(dim=(0, 2))[r_sel], box.amax(dim=(0, 1))[c_sel]]
-    core = torch.as_tensor(case.z_core, device=dev)[in_z]
-    if bool(core.any()):
-        maxima.append(box.amax(dim=(1, 2))[core])
-    m = torch.cat(maxima)
-    pos = F.binary_cross_entropy_with_logits(m, torch.ones_like(m))
-    return neg + pos
+    plane = (rows >= 0)[:, None] & (cols >= 0)[None, :]  # the box's rectangle (cut cells included)
+    # slices: outside the box nothing anywhere; inside it (end slices aside) something in the rectangle
+    outside_max = logits[~in_z].amax(dim=(1, 2))
+    terms = [F.binary_cross_entropy_with_logits(outside_max, torch.zeros_like(outside_max))] if outside_max.numel() else []
+    # in-plane, over the box's slices: rows and columns entirely outside empty, inside filled
+    if bool(in_z.any()):
+        zs = logits[in_z]
+        row_max, col_max = zs.amax(dim=(0, 2)), zs.amax(dim=(0, 1))
+        row_t, col_t = rows[rows != -1].float(), cols[cols != -1].float()
+        terms.append(F.binary_cross_entropy_with_logits(row_max[rows != -1], row_t))
+        terms.append(F.binary_cross_entropy_with_logits(col_max[cols != -1], col_t))
+        if case.found and bool(core.any()):
+            inside = logits[core][:, plane].amax(dim=1)
+            terms.append(F.binary_cross_entropy_with_logits(inside, torch.ones_like(inside)))
+    # and a mild dense term: the mean over every cell outside the box is 0
+    outside = ~(in_z[:, None, None] & plane[None])
+    terms.append(0.5 * F.binary_cross_entropy_with_logits(logits[outside], torch.zeros_like(logits[outside])))
+    if prior is not None and bool((~outside).any()):
+        terms.append(0.5 * F.binary_cross_entropy_with_logits(logits[~outside], prior[~outside]))
+    return sum(terms)
 
 
 def replay_set(n: int, postprocess: dict, sess, log=print):
@@ -183,6 +199,8 @@ def train(base_onnx, cases: list[BoxCase], replay, *, steps: int = 300, lr: floa
     xr = torch.from_numpy(replay[0]).to(dev)
     yr = torch.from_numpy(replay[1]).to(dev)
     tensors = [torch.from_numpy(c.cells).to(dev) for c in cases]
+    with torch.no_grad():  # the base model's answers (targets inside the boxes)
+        priors = [torch.sigmoid(net(x)) for x in tensors]
     order = torch.randperm(len(cases), generator=gen)
     for step in range(steps):
         k = int(order[step % len(cases)])
@@ -192,7 +210,7 @@ def train(base_onnx, cases: list[BoxCase], replay, *, steps: int = 300, lr: floa
         # mild intensity changes so the few real cases are not memorised at the HU level
         gain = 1 + (float(torch.rand((), generator=gen)) - 0.5) * 0.06
         x = x * gain + torch.randn(x.shape, generator=gen).to(dev) * 6.0
-        loss = box_loss(net(x), cases[k])
+        loss = box_loss(net(x), cases[k], priors[k])
         if len(xr):
             j = torch.randint(0, len(xr), (replay_batch,), generator=gen).to(dev)
             loss = loss + F.binary_cross_entropy_with_logits(net(xr[j]), yr[j])
