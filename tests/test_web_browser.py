@@ -863,3 +863,44 @@ def test_api_accepts_a_volume(web, tiny_series, model_files):
         '#event-result:not(:empty)', state='attached', timeout=TIMEOUT_MS
     )
     assert json.loads(page.locator('#event-result').inner_text()) == got['sector']
+
+
+@pytest.mark.slow
+def test_finetuned_bundle_gives_the_python_box(browser, tmp_path):
+    """A model folder written by `finetune` exports (export_web with the folder) and gives the
+    same sector in Chromium as `propose` with that model in Python."""
+    pytest.importorskip('torch', reason='torch not installed (the finetune extra)')
+    if not USE_BUNDLED:
+        pytest.skip('fine-tuning starts from the bundled model, which is absent')
+    from test_finetune import _phantom_corrections
+
+    from napari_heartbox._training.finetune import finetune
+    from napari_heartbox.model.runtime import HeartModel
+    from napari_heartbox.phantom import make_phantom
+    from napari_heartbox.web.export import export_web
+    from napari_heartbox.web.serve import make_server
+
+    corr = _phantom_corrections(tmp_path / 'corr', 2, -12.0)
+    finetune(corr, tmp_path / 'model', steps=40, replay=2, report=False, log=lambda *a: None)
+    model = HeartModel.load(tmp_path / 'model')
+    assert model.sha256 != HeartModel.default().sha256
+    bundle = export_web(tmp_path / 'bundle', model_path=tmp_path / 'model').parent
+    vol = make_phantom(5, matrix=(256, 256), n_slices=120, slice_spacing_mm=2.0, coverage='chest',
+                       keep_labels=False).volume
+    series = _write_series(vol, tmp_path / 'series', shuffle_names=True)
+    from napari_heartbox.io import load_ct
+
+    py = model.propose(load_ct(series)).to_dict()
+    assert py['found'] and py['model_sha256'] == model.sha256
+    server = make_server(bundle, 0, quiet=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    page = Page(browser, f'http://127.0.0.1:{server.server_port}/')
+    try:
+        sector, _ = run_main_page(page, dicom_files(series))
+        assert_same_sector(sector, py)
+        page.assert_local_only()
+        assert not page.errors
+    finally:
+        page.ctx.close()
+        server.shutdown()
+        server.server_close()
