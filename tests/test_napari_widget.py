@@ -469,3 +469,37 @@ def test_export_web_button_writes_the_bundle(ct, tmp_path, monkeypatch):
 
     monkeypatch.setattr(web_export, 'export_web', boom)
     assert widget.export_web(tmp_path / 'x') is None
+
+
+def test_model_picker_runs_the_chosen_model(make_napari_viewer, qtbot, tmp_path):
+    """The widget's model field: a bad folder is a one-line note (bundled model kept); a
+    model folder is what Propose runs (a copy of the bundled graph whose card asks for a
+    300 L heart finds none where the bundled model finds one)."""
+    import json
+    import shutil
+
+    from napari_heartbox._sample_data import synthetic_chest_ct
+    from napari_heartbox._widget import HeartSectorWidget
+    from napari_heartbox.model.card import CARD_NAME, ONNX_NAME, assets_dir
+
+    viewer = make_napari_viewer()
+    [(data, meta, _)] = synthetic_chest_ct()
+    viewer.add_image(data, **meta)
+    widget = HeartSectorWidget(viewer)
+    picker = widget.model_picker
+    assert not picker.use(tmp_path)  # an empty folder
+    assert 'model not changed' in picker.note.value and 'heartbox.onnx' in picker.note.value
+    assert picker.model is None and '\n' not in picker.note.value
+    _propose_with_the_bundled_model(qtbot, widget)
+    assert widget.model.sector.found
+
+    folder = tmp_path / 'strict'
+    folder.mkdir()
+    shutil.copy(assets_dir() / ONNX_NAME, folder / ONNX_NAME)
+    card = json.loads((assets_dir() / CARD_NAME).read_text())
+    card['postprocess']['min_heart_volume_ml'] = 300_000.0
+    (folder / CARD_NAME).write_text(json.dumps(card))
+    picker.path.value = folder  # as the user picks it
+    assert picker.model is not None and 'strict' in picker.note.value
+    _wait_propose(qtbot, widget)
+    assert widget.model.sector is not None and not widget.model.sector.found

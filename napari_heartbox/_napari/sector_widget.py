@@ -30,6 +30,7 @@ from ..errors import HeartboxError, ModelError
 from ..sector_file import read_sector_file, write_sector_file
 from .box_editor import BoxEditor, editor_for_layer
 from .layers import ct_layer_problem, layer_data_from_volume, volume_from_layer
+from .model_picker import ModelPicker
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
@@ -58,18 +59,18 @@ VIEW_3D_DIRECTION = (-0.3, 0.8, 0.5)
 VIEW_3D_UP = (1.0, 0.0, 0.0)
 
 
-def run_propose(volume, margin_mm, progress=None):
-    """Call :func:`napari_heartbox.propose`, mapping a missing model to ModelError."""
+def run_propose(volume, margin_mm, progress=None, model=None):
+    """Call :func:`napari_heartbox.propose` (``model`` None: the bundled one), mapping a missing model to ModelError."""
     try:
         from ..model import propose
     except ImportError as e:
         raise ModelError(
             f'no model bundled yet: napari_heartbox.model is not available ({e})'
         ) from None
-    return propose(volume, margin_mm=margin_mm, progress=progress)
+    return propose(volume, margin_mm=margin_mm, progress=progress, model=model)
 
 
-def propose_steps(volume, margin_mm):
+def propose_steps(volume, margin_mm, model=None):
     """Generator for a napari worker: yields once per slice, returns ``(sector, error)``.
 
     :func:`run_propose` runs in a helper thread and reports
@@ -90,7 +91,7 @@ def propose_steps(volume, margin_mm):
     def target():
         try:
             result['sector'] = run_propose(
-                volume, margin_mm, progress=lambda done, total: q.put(int(done))
+                volume, margin_mm, progress=lambda done, total: q.put(int(done)), model=model
             )
         except Exception as e:  # noqa: BLE001 - re-raised in the worker below
             result['error'] = e
@@ -157,6 +158,7 @@ class HeartSectorWidget(Container):
         self.margin = FloatSpinBox(
             label='margin (mm)', value=_default_margin(), min=0.0, max=50.0, step=1.0
         )
+        self.model_picker = ModelPicker()
         self.propose_btn = PushButton(text='Propose')
         self.cancel_btn = PushButton(text='Cancel', enabled=False)
         self.status = Label(value='')
@@ -181,6 +183,7 @@ class HeartSectorWidget(Container):
         self.extend(
             [
                 Container(widgets=[self.ct, self.margin]),
+                self.model_picker,
                 self.hint,
                 row(*self.view_btns.values()),
                 row(self.propose_btn, self.cancel_btn),
@@ -316,6 +319,7 @@ class HeartSectorWidget(Container):
             propose_steps,
             volume,
             float(self.margin.value),
+            self.model_picker.model,
             _progress={
                 'desc': f'Proposing heart sector on {layer.name}',
                 'total': volume.shape[0],

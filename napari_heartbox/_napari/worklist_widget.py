@@ -22,6 +22,7 @@ from ..errors import HeartboxError, ModelError
 from ..worklist import Worklist
 from .box_editor import editor_for_layer
 from .layers import layer_data_from_volume
+from .model_picker import ModelPicker
 from .sector_widget import describe_sector, run_propose
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -32,7 +33,7 @@ __all__ = ['WorklistWidget', 'load_and_propose']
 COLUMNS = ('case', 'status', 'IoU')
 
 
-def load_and_propose(path, need_proposal: bool, margin_mm=None):
+def load_and_propose(path, need_proposal: bool, margin_mm=None, model=None):
     """Worker body: load a case and (optionally) propose its box.
 
     Returns ``(volume, proposal or None, message or None)``; a missing model
@@ -44,7 +45,7 @@ def load_and_propose(path, need_proposal: bool, margin_mm=None):
     if not need_proposal:
         return volume, None, None
     try:
-        return volume, run_propose(volume, margin_mm), None
+        return volume, run_propose(volume, margin_mm, model=model), None
     except ModelError as e:
         return volume, None, str(e)
 
@@ -69,6 +70,7 @@ class WorklistWidget(Container):
 
         self.input_dir = FileEdit(label='studies', mode='d')
         self.output_dir = FileEdit(label='corrections', mode='d')
+        self.model_picker = ModelPicker()
         self.open_btn = PushButton(text='Open worklist')
         self.hint = Label(value='Choose a folder of studies and a corrections folder.')
         self.table = Table(value={'data': [], 'index': [], 'columns': list(COLUMNS)})
@@ -88,6 +90,7 @@ class WorklistWidget(Container):
         self.extend(
             [
                 Container(widgets=[self.input_dir, self.output_dir]),
+                self.model_picker,
                 self.open_btn,
                 self.hint,
                 self.table,
@@ -185,6 +188,8 @@ class WorklistWidget(Container):
             load_and_propose,
             case.path,
             need,
+            None,
+            self.model_picker.model,
             _progress={'desc': f'Opening {case.id}'},
             _ignore_errors=True,
         )

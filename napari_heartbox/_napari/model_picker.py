@@ -1,0 +1,54 @@
+"""The "model" field shared by the Heart sector and worklist widgets.
+
+Empty: the bundled model. A folder written by ``napari-heartbox finetune
+--out`` (``heartbox.onnx`` + ``heartbox.card.json``) or an ``.onnx`` file with
+its card beside it: that model, checked against its card when chosen. A bad
+choice is a one-line message under the field and the previous model stays.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from magicgui.widgets import Container, FileEdit, Label
+
+from ..errors import HeartboxError
+
+__all__ = ['ModelPicker']
+
+
+class ModelPicker(Container):
+    """A model folder field with a one-line description of the model in use."""
+
+    def __init__(self):
+        super().__init__(labels=False)
+        self.path = FileEdit(label='model', mode='d', tooltip='empty: the bundled model; or a '
+                             '`napari-heartbox finetune --out` folder')
+        self.note = Label(value='model: bundled')
+        self.note.native.setWordWrap(True)
+        self.extend([Container(widgets=[self.path]), self.note])
+        self._model = None  # None = the bundled model
+        self.path.changed.connect(lambda v: self.use(v))
+
+    @property
+    def model(self):
+        """The chosen :class:`~napari_heartbox.model.runtime.HeartModel`, or None (bundled)."""
+        return self._model
+
+    def use(self, path) -> bool:
+        """Choose the model at ``path`` (None, '' or '.': the bundled one); False on a bad one."""
+        if path is None or str(path) in ('', '.'):
+            self._model = None
+            self.note.value = 'model: bundled'
+            return True
+        try:
+            from ..model.runtime import HeartModel
+
+            model = HeartModel.load(Path(path))
+        except (HeartboxError, ImportError) as e:
+            self.note.value = f'model not changed: {e}'
+            return False
+        self._model = model
+        tuned = ' (fine-tuned)' if model.card.get('finetuned') else ''
+        self.note.value = f'model: {Path(path).name}{tuned}, sha {model.sha256[:12]}'
+        return True
