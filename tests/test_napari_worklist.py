@@ -25,7 +25,7 @@ pytestmark = [
 napari = pytest.importorskip('napari')
 
 
-def _bright_box(volume, margin_mm=None):
+def _bright_box(volume, margin_mm=None, model=None):
     """Test proposer: the bounding box of voxels above 0 HU (computed, not fixed)."""
     idx = np.argwhere(volume.hu > 0)
     if not len(idx):
@@ -191,9 +191,9 @@ def test_late_signal_of_a_superseded_worker_is_ignored(
     release = threading.Event()
     real = ww.load_and_propose
 
-    def held(path, need, margin_mm=None):
+    def held(path, need, margin_mm=None, model=None):
         release.wait(60)
-        return real(path, need, margin_mm)
+        return real(path, need, margin_mm, model)
 
     stale = widget.next_case()  # case 2 loads normally, then is superseded
     qtbot.waitUntil(lambda: not widget.busy and widget.current == 1, timeout=60_000)
