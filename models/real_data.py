@@ -244,7 +244,7 @@ def left_atrial_roof(heart: np.ndarray, aorta: np.ndarray, top: int, min_voxels:
         back = int(np.flatnonzero((comp == asc).any(axis=1))[-1])
         sizes = ndi.sum_labels(heart[z], pieces, range(1, n + 1))
         rows = ndi.center_of_mass(heart[z], pieces, range(1, n + 1))
-        if any(sz >= min_voxels and r[0] > back for sz, r in zip(sizes, rows)):
+        if any(sz >= min_voxels and r[0] > back for sz, r in zip(sizes, rows, strict=True)):
             return z
     return top
 
@@ -495,12 +495,11 @@ def fingerprint() -> str:
     """Cache key: the generator's code (its syntax tree without docstrings) and
     constants, the phantom cache format and the wheel's digest (editing anything
     else, or only comments and docstrings, keeps the cache)."""
+    import ast
     import inspect
+    import textwrap
 
     from models import data
-
-    import ast
-    import textwrap
 
     g = globals()
     h = hashlib.sha256()
@@ -637,7 +636,7 @@ def render_check(out: Path, n_variants: int = 6) -> None:
     zs = np.linspace(z0, z1 - 1, 8).round().astype(int)
     fig, axs = plt.subplots(2, 4, figsize=(16, 8))
     sl = np.s_[max(0, y0 - 60) : y1 + 60, max(0, x0 - 60) : x1 + 60]
-    for ax, z in zip(axs.flat, zs):
+    for ax, z in zip(axs.flat, zs, strict=False):  # up to 8 panels
         ax.imshow(np.clip(case.hu[z][sl], -200, 500), cmap='gray')
         ax.contour((case.labels[z] == HEART)[sl], [0.5], colors='r', linewidths=0.8)
         ax.contour(case.heart[z][sl], [0.5], colors='lime', linewidths=1)

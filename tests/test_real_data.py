@@ -93,9 +93,9 @@ def real_case():
 def test_lidc_convention_box_is_the_chambers_not_totalsegmentator_heart(real_case):
     c = real_case
     ext = rd.mask_extent(c.heart)
-    size = [(b - a) * s for (a, b), s in zip(ext, c.spacing)]
+    size = [(b - a) * s for (a, b), s in zip(ext, c.spacing, strict=True)]
     label51 = rd.mask_extent(c.labels == rd.HEART)
-    size51 = [(b - a) * s for (a, b), s in zip(label51, c.spacing)]
+    size51 = [(b - a) * s for (a, b), s in zip(label51, c.spacing, strict=True)]
     # TotalSegmentator's label 51 spans 112.5 mm (its top 30 mm are pulmonary artery); the
     # chambers, from the apex to the appendage tip, about 80 mm (checked on rendered slices)
     assert size51[0] == pytest.approx(112.5)

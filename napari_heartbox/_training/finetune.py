@@ -397,14 +397,15 @@ def report_markdown(r: dict) -> str:
     """The before/after table of a fine-tuning report."""
     rep = r.get('report')
     lines = ['# Fine-tuning report', '',
-             f'Base model `{r["base_sha256"][:12]}…`, {len(r["cases"])} corrected case(s) from `{r["corrections"]}`, '
-             f'{r["steps"]} steps, {r["replay_phantoms"]} replay phantoms, {r["seconds"]:.0f} s on {r["device"]}.', '']
+             (f'Base model `{r["base_sha256"][:12]}…`, {len(r["cases"])} corrected case(s) from '
+              f'`{r["corrections"]}`, {r["steps"]} steps, {r["replay_phantoms"]} replay phantoms, '
+              f'{r["seconds"]:.0f} s on {r["device"]}.'), '']
     if not rep:
-        lines += ['No held-out scores: fewer than two cases (or `--no-report`). A model scored on '
-                  'the cases it was trained on proves nothing, so none is given.', '']
+        lines += [('No held-out scores: fewer than two cases (or `--no-report`). A model scored on '
+                   'the cases it was trained on proves nothing, so none is given.'), '']
         return '\n'.join(lines)
-    lines += [f'Scores on held-out cases ({rep["scheme"]}: each case is scored by a model fine-tuned '
-              'without it), margin 0, against the corrected box.', '',
+    lines += [(f'Scores on held-out cases ({rep["scheme"]}: each case is scored by a model fine-tuned '
+               'without it), margin 0, against the corrected box.'), '',
               '| case | IoU before | IoU after | mean abs face error before (mm) | after (mm) |',
               '|---|---|---|---|---|']
 
@@ -416,6 +417,6 @@ def report_markdown(r: dict) -> str:
         lines.append(f'| {row["case"]} | {f(b["iou"])} | {f(a["iou"])} | '
                      f'{f(b["mean_abs_face_error_mm"], ".1f")} | {f(a["mean_abs_face_error_mm"], ".1f")} |')
     b, a = rep['before'], rep['after']
-    lines += [f'| **median / mean** | {f(b["median_iou"])} | {f(a["median_iou"])} | '
-              f'{f(b["mean_abs_face_error_mm"], ".1f")} | {f(a["mean_abs_face_error_mm"], ".1f")} |', '']
+    lines += [(f'| **median / mean** | {f(b["median_iou"])} | {f(a["median_iou"])} | '
+               f'{f(b["mean_abs_face_error_mm"], ".1f")} | {f(a["mean_abs_face_error_mm"], ".1f")} |'), '']
     return '\n'.join(lines)

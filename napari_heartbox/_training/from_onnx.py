@@ -68,7 +68,7 @@ def net_from_onnx(onnx_path):
             f'layers, the architecture has {len(pairs)} and {len(linears)})'
         )
     with torch.no_grad():
-        for k, ((w, b), (conv, bn)) in enumerate(zip(convs, pairs)):
+        for k, ((w, b), (conv, bn)) in enumerate(zip(convs, pairs, strict=True)):
             if tuple(w.shape) != tuple(conv.weight.shape):
                 raise HeartboxError(
                     f'{path}: convolution {k} has weights {tuple(w.shape)}, the architecture '
@@ -83,7 +83,7 @@ def net_from_onnx(onnx_path):
                 bn.bias.copy_(bias)
             else:
                 conv.bias.copy_(bias)
-        for (w, b), lin in zip(gemms, linears):
+        for (w, b), lin in zip(gemms, linears, strict=True):
             if tuple(w.shape) != tuple(lin.weight.shape):
                 raise HeartboxError(f'{path}: dense layer weights {tuple(w.shape)} do not fit the architecture')
             lin.weight.copy_(torch.from_numpy(np.array(w, np.float32)))
