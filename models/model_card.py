@@ -118,11 +118,23 @@ def _real_table(rows: list[dict]) -> list[str]:
     for r in rows:
         fe = r.get('face_error_mm')
         fe_s = '–' if not fe else ', '.join(f'{fe[f]:+.1f}' for f in FACES)
+        seen = ' (**seen in training**: not a test score)' if r.get('seen_in_training') else ''
         lines.append(
-            f'| {r["id"]} | {r.get("heart_expected")} | {r.get("found")} | {_f(r.get("iou"))} | '
+            f'| {r["id"]}{seen} | {r.get("heart_expected")} | {r.get("found")} | {_f(r.get("iou"))} | '
             f'{fe_s} | {_or_dash(r.get("all_faces_within_tolerance"))} | {_f(r.get("confidence"), ".2f")} |'
         )
     return lines
+
+
+def _real_training_line(real: dict | None) -> str:
+    """What the card says about real scans in training (the card JSON's ``real_anatomy``)."""
+    if not real:
+        return 'No real scan was used for training, tuning or calibration.'
+    return (f'Real anatomy in training: {real.get("source") or ", ".join(real.get("patients", []))}; '
+            f'{real.get("cases")} augmented volumes, {real.get("slices")} '
+            f'slices, {real.get("fraction_of_batches")} of each batch (`models/real_data.py`). Its row '
+            'below is marked as seen in training; a score on it is not a test score. No other real scan '
+            'was used for training, tuning or calibration.')
 
 
 def write_model_card(card: dict, phantom_summary: dict, real: list, real_default: list, path) -> None:
@@ -185,7 +197,7 @@ def write_model_card(card: dict, phantom_summary: dict, real: list, real_default
             else '.'
         )),
         '',
-        'No real scan was used for training, tuning or calibration.',
+        _real_training_line(tw.get('real_anatomy')),
         '',
         '## Post-processing',
         '',
