@@ -121,7 +121,7 @@ def test_propose_error_is_a_notification_not_a_crash(ct, qtbot, monkeypatch):
     viewer, layer, widget, vol = ct
     import napari_heartbox._napari.sector_widget as sw
 
-    def broken(volume, margin_mm, progress=None):
+    def broken(volume, margin_mm, progress=None, model=None):
         raise ModelError('no model bundled yet: test')
 
     monkeypatch.setattr(sw, 'run_propose', broken)
@@ -135,7 +135,7 @@ def test_no_heart_found_is_said_plainly(ct, qtbot, monkeypatch):
     import napari_heartbox._napari.sector_widget as sw
 
     monkeypatch.setattr(
-        sw, 'run_propose', lambda v, m, progress=None: Sector.not_found(v.grid, 0.03)
+        sw, 'run_propose', lambda v, m, progress=None, model=None: Sector.not_found(v.grid, 0.03)
     )
     _wait_propose(qtbot, widget)
     assert widget.status.value == 'No heart found in this CT.'
@@ -427,7 +427,7 @@ def test_propose_reports_progress_per_slice(ct, qtbot, monkeypatch):
     viewer, layer, widget, vol = ct
     import napari_heartbox._napari.sector_widget as sw
 
-    def slow_model(volume, margin_mm, progress=None):
+    def slow_model(volume, margin_mm, progress=None, model=None):
         for done in range(0, volume.shape[0] + 1, 5):
             progress(min(done, volume.shape[0]), volume.shape[0])
         return _box(volume)
