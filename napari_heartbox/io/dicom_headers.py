@@ -17,6 +17,7 @@ sequences).
 from __future__ import annotations
 
 import os
+import stat
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from pydicom.errors import InvalidDicomError
 
 from .dicom_fastparse import fast_parse
 
-__all__ = ['SliceHeader', 'ScanResult', 'scan_headers', 'discover_files', 'NATIVE_TS']
+__all__ = ['SliceHeader', 'ScanResult', 'scan_headers', 'discover_files', 'is_regular_file', 'NATIVE_TS']
 
 #: Uncompressed little-endian transfer syntaxes whose pixel bytes can be read
 #: straight from the file (Implicit VR LE, Explicit VR LE).
@@ -126,6 +127,8 @@ def has_dicm_marker(path) -> bool:
     offering to :func:`napari_heartbox.io.load_ct`; the loader itself also
     accepts preamble-less files.
     """
+    if not is_regular_file(path):  # opening a FIFO would block until a writer comes
+        return False
     try:
         with open(path, 'rb') as f:
             head = f.read(132)
@@ -134,12 +137,24 @@ def has_dicm_marker(path) -> bool:
     return len(head) == 132 and head[128:132] == b'DICM'
 
 
+def is_regular_file(path) -> bool:
+    """True for a regular file (symlinks followed); False for FIFOs, sockets, devices, folders."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
 def discover_files(folder: Path) -> list[Path]:
-    """All regular files under ``folder`` (recursive), sorted, no hidden ones."""
+    """All regular files under ``folder`` (recursive), sorted, no hidden ones.
+
+    FIFOs, sockets and device files are left out: reading one would block or
+    never end (a FIFO blocks ``open`` until something writes to it).
+    """
     out = []
     for root, dirs, files in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if not d.startswith('.'))
-        out.extend(Path(root) / f for f in files if not f.startswith('.'))
+        out.extend(p for f in files if not f.startswith('.') and is_regular_file(p := Path(root) / f))
     return sorted(out)
 
 

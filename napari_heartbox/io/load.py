@@ -21,7 +21,7 @@ from ..errors import CTLoadError
 from ..grid import Grid
 from ..volume import CTVolume, SeriesInfo
 from .dicom_geometry import StackPlan, plan_stack
-from .dicom_headers import discover_files, scan_headers
+from .dicom_headers import discover_files, is_regular_file, scan_headers
 from .dicom_pixels import fill_volume
 from .dicom_select import name_list, select_series
 from .nifti import is_nifti, load_nifti
@@ -120,6 +120,8 @@ def _resolve(path) -> tuple[str, object, str | None]:
                     )
                 return 'nifti', niftis[0], None
             return 'dicom', files, str(p)
+        if not is_regular_file(p):
+            raise CTLoadError(f'{p}: not a regular file (a FIFO, socket or device); give a CT file or folder')
         if is_nifti(p):
             return 'nifti', p, None
         return 'dicom', [p], str(p)
