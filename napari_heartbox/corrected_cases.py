@@ -22,11 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import HeartboxError
-from .sector import Sector
+from .sector import SCHEMA_ID
+from .sector_file import FILE_SCHEMA_ID
+from .worklist import INDEX_SCHEMA_ID
 
 __all__ = ['CorrectedCase', 'find_corrected_cases', 'load_case']
 
-CORRECTIONS_SCHEMA = 'heartbox.corrections/1'
 TRAINABLE = ('corrected', 'accepted')
 
 
@@ -67,8 +68,8 @@ def find_corrected_cases(folder) -> list[CorrectedCase]:
             d = json.loads(index.read_text(encoding='utf-8'))
         except (OSError, ValueError) as e:
             raise HeartboxError(f'{index}: not readable JSON ({e})') from None
-        if d.get('schema') != CORRECTIONS_SCHEMA:
-            raise HeartboxError(f'{index}: schema is {d.get("schema")!r}, expected {CORRECTIONS_SCHEMA!r}')
+        if d.get('schema') != INDEX_SCHEMA_ID:
+            raise HeartboxError(f'{index}: schema is {d.get("schema")!r}, expected {INDEX_SCHEMA_ID!r}')
         root = Path(d.get('input') or '')
         for row in d.get('cases', []):
             if row.get('status') not in TRAINABLE or not row.get('file'):
@@ -85,7 +86,7 @@ def find_corrected_cases(folder) -> list[CorrectedCase]:
             d = json.loads(p.read_text(encoding='utf-8'))
         except (OSError, ValueError):
             continue  # not a sector file; other JSON may live here
-        if not isinstance(d, dict) or d.get('schema') not in ('heartbox.sector-file/1', 'heartbox.sector/1'):
+        if not isinstance(d, dict) or d.get('schema') not in (FILE_SCHEMA_ID, SCHEMA_ID):
             continue
         if d.get('status') not in (None, *TRAINABLE):
             continue
@@ -94,7 +95,7 @@ def find_corrected_cases(folder) -> list[CorrectedCase]:
             raise HeartboxError(f'{p}: no CT beside it (expected {p.name[:-5]}.nii.gz, .nii or a DICOM folder)')
         cases.append(CorrectedCase(str(d.get('case') or p.name[:-5]), ct, p))
     if not cases:
-        raise HeartboxError(f'{folder}: no sector files (heartbox.sector-file/1) with their CTs found')
+        raise HeartboxError(f'{folder}: no sector files ({FILE_SCHEMA_ID}) with their CTs found')
     return cases
 
 
@@ -108,11 +109,7 @@ def load_case(case: CorrectedCase):
     from .sector_file import read_sector_file
 
     volume = load_ct(case.ct_path)
-    d = json.loads(case.sector_path.read_text(encoding='utf-8'))
-    if d.get('schema') == 'heartbox.sector/1':
-        box = Sector.from_dict(d, grid=volume.grid)
-    else:
-        box = read_sector_file(case.sector_path, grid=volume.grid).sector
+    box = read_sector_file(case.sector_path, grid=volume.grid).sector  # bare sectors too
     if box is None:
         raise HeartboxError(f'{case.sector_path}: holds no box')
     return volume, box
