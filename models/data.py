@@ -26,8 +26,8 @@ import numpy as np
 from napari_heartbox._training.cells import heart_fraction, prep_session, run_prep
 from napari_heartbox.model.zschedule import context_offset, context_rows
 
-__all__ = ['SCHEDULE', 'build_cache', 'choose_slices', 'heart_fraction', 'load_training_arrays',
-           'make_case', 'prep_session', 'run_prep']
+__all__ = ['SCHEDULE', 'build_cache', 'choose_slices', 'heart_fraction', 'load_arrays', 'load_training_arrays',
+           'make_case', 'prep_session', 'run_prep', 'save_arrays']
 
 CACHE = Path(__file__).resolve().parent / 'cache'
 SLICES_PER_CASE = 72  # uniform sample of each volume
@@ -130,11 +130,15 @@ def _build_one(job) -> str:
                     return 'cached'
         except Exception:  # noqa: BLE001 - a broken cache file is rebuilt
             pass
-    arrays = make_case(seed, _worker_sess())
-    tmp = p.with_suffix('.tmp.npz')
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, p)
+    save_arrays(p, make_case(seed, _worker_sess()))
     return 'built'
+
+
+def save_arrays(path: Path, arrays: dict) -> None:
+    """Write one case's training arrays atomically (a killed build leaves no half file)."""
+    tmp = path.with_suffix('.tmp.npz')
+    np.savez_compressed(tmp, **arrays)
+    os.replace(tmp, path)
 
 
 _SESS = None
@@ -171,9 +175,14 @@ def build_cache(seeds, workers: int = 2, log=print) -> None:
 
 def load_training_arrays(seeds) -> tuple[np.ndarray, np.ndarray]:
     """Concatenate the cached slices of ``seeds``: ``(context_cells [S,3,64,64], label [S,64,64])``."""
+    return load_arrays(cache_path(s) for s in seeds)
+
+
+def load_arrays(paths) -> tuple[np.ndarray, np.ndarray]:
+    """``(context_cells [S,3,64,64], label [S,64,64])`` of the given cache files, concatenated."""
     xs, ys = [], []
-    for s in seeds:
-        with np.load(cache_path(s)) as d:
+    for p in paths:
+        with np.load(p) as d:
             xs.append(d['context_cells'])
             ys.append(d['label'])
     return np.concatenate(xs), np.concatenate(ys)

@@ -561,11 +561,7 @@ def _build(job):
 
     if _CASE is None:
         _CASE = load_real_case()
-    p = folder / f'lidc0001_{index}.npz'
-    arrays = make_real_case(index, _CASE, data._worker_sess())
-    tmp = p.with_suffix('.tmp.npz')
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, p)
+    data.save_arrays(folder / f'lidc0001_{index}.npz', make_real_case(index, _CASE, data._worker_sess()))
     return index
 
 
@@ -589,16 +585,6 @@ def build_cache(n: int, workers: int = 2, log=print) -> list[Path]:
                     el = time.perf_counter() - t0
                     log(f'  built {done}/{len(todo)} ({el:.0f} s, about {el / done * (len(todo) - done):.0f} s left)')
     return paths
-
-
-def load_arrays(paths) -> tuple[np.ndarray, np.ndarray]:
-    """``(context_cells [S,3,64,64], label [S,64,64])`` of the given cache files."""
-    xs, ys = [], []
-    for p in paths:
-        with np.load(p) as d:
-            xs.append(d['context_cells'])
-            ys.append(d['label'])
-    return np.concatenate(xs), np.concatenate(ys)
 
 
 def main(argv=None) -> int:

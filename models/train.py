@@ -408,7 +408,7 @@ def main(argv=None):
     if args.real_cases > 0:
         from models import real_data
 
-        xr, yr = real_data.load_arrays(real_data.build_cache(args.real_cases, workers=args.workers, log=log))
+        xr, yr = data.load_arrays(real_data.build_cache(args.real_cases, workers=args.workers, log=log))
         x_all, y_all = np.concatenate([x_all, xr]), np.concatenate([y_all, yr])
         real_mask = np.arange(len(x_all)) >= n_phantom_slices
         del xr, yr
