@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import math
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -360,8 +361,6 @@ def finetune(corrections, out_dir, *, base=None, steps: int = 300, lr: float = 5
                      seed=seed, device=device, progress=tick)
 
     rows = []
-    import tempfile
-
     for f in range(k):
         held = np.flatnonzero(fold == f)
         bar.set_description(f'fine-tuning fold {f + 1}/{k}')

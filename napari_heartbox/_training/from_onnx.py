@@ -108,8 +108,7 @@ def check_against_onnx(net, onnx_path, cells: np.ndarray) -> float:
     import torch
 
     model = onnx.load(str(onnx_path))
-    # the network part alone: run the full graph's node that consumes context_cells by
-    # feeding the cells in through onnx.utils-free extraction
+    # the network part alone: the subgraph from the preprocessing output context_cells to prob
     sub = onnx.utils.Extractor(model).extract_model(['context_cells'], ['prob'])
     sess = ort.InferenceSession(sub.SerializeToString(), providers=['CPUExecutionProvider'])
     ref = sess.run(None, {'context_cells': cells.astype(np.float32)})[0]
