@@ -479,6 +479,7 @@ def main(argv=None):
             'confidence': {'bias': -4.0, 'w_mean_prob': 6.0, 'w_log_volume_ml': 0.0},
             # slice schedule and z context, as the training data were made
             **data.SCHEDULE,
+            'z_fine_mm': 1.5,  # refinement on a ~1.5 mm grid, then every slice at the face (zschedule.fine_step)
         },
         # from the benchmarks' runtime sweep of propose (benchmarks/README.md)
         'runtime': {'batch': 8, 'threads': 2, 'onnxruntime_web': '1.30.0'},

@@ -569,23 +569,27 @@ def test_postprocess_port_matches_python(web, model_files):
         assert tuple(split[4].z) == (10, 30)  # reaches past the heart's rows
 
 
-def test_slice_schedule_port_scores_the_same_slices_as_python(web):
+@pytest.mark.parametrize('fine_mm', [None, 1.5])
+def test_slice_schedule_port_scores_the_same_slices_as_python(web, fine_mm):
     """zschedule.js, streaming chunk by chunk, scores exactly the slices that
     napari_heartbox.model.zschedule picks, each with the same z-context rows,
-    and fills the same stack."""
+    and fills the same stack (with and without the fine-grid refinement)."""
     from napari_heartbox.model.zschedule import (
         context_offset,
         context_rows,
+        fine_step,
         scheduled_prob,
     )
 
     page = web.open('index.html')
     rng = np.random.default_rng(1)
     cfg = {'threshold': 0.5, 'z_step_mm': 4.0, 'z_refine_mm': 12.0, 'z_context_mm': 8.0}
+    if fine_mm:
+        cfg['z_fine_mm'] = fine_mm
     cases = []
-    for i in range(8):
+    for i in range(12):
         nz = int(rng.integers(20, 300))
-        dz = float(rng.choice([0.5, 0.625, 0.8, 1.0, 1.25, 3.0]))
+        dz = float(rng.choice([0.43, 0.5, 0.625, 0.8, 1.0, 1.25, 3.0]))
         pos = np.zeros(nz, bool)  # a heart run + stray positive slices
         a = int(rng.integers(0, nz // 2))
         pos[a : a + int(rng.integers(1, nz // 2))] = True
@@ -638,14 +642,16 @@ def test_slice_schedule_port_scores_the_same_slices_as_python(web):
         }""",
         [[[base64.b64encode(p.tobytes()).decode(), nz, dz, ch] for p, nz, dz, ch, _, _ in cases], cfg],
     )
-    n_refined = 0
+    n_refined = n_fine = 0
     for (_, nz, dz, _, filled, ran), js in zip(cases, got, strict=True):
         rows = context_rows(ran, nz, context_offset(dz, cfg))
         assert js['scored'] == rows[:, [1, 0, 2]].tolist()  # each slice once, the same set and context
         assert js['slicesRun'] == ran.size
         assert js['ids'] == np.rint(filled[:, 0, 0] * 1e4).astype(int).tolist()
         n_refined += ran.size < nz
+        n_fine += fine_step(dz, cfg) > 1
     assert n_refined >= 4  # the schedule skipped slices in most cases
+    assert n_fine >= (3 if fine_mm else 0)  # the fine grid and the final step were exercised
 
 
 def test_speed_page_completes_and_plots(web):

@@ -12,6 +12,8 @@ from napari_heartbox.model.zschedule import (
     context_offset,
     context_rows,
     fill_nearest,
+    final_slices,
+    fine_step,
     gather_rows,
     refine_reach,
     refine_slices,
@@ -103,6 +105,58 @@ def test_refine_covers_each_transition_gap_and_reaches_into_the_positive_side():
     np.testing.assert_array_equal(refine_slices(np.array([0, 4, 7]), np.array([1, 0, 0], bool), 8, 9), [1, 2, 3])
 
 
+FINE = dict(CFG, z_fine_mm=1.5)
+
+
+@pytest.mark.parametrize(('dz', 'fine'), [(0.43, 3), (0.5, 2), (0.625, 2), (0.8, 1), (1.25, 1), (5.0, 1)])
+def test_fine_step_divides_the_coarse_step_and_stays_under_z_fine_mm(dz, fine):
+    got = fine_step(dz, FINE)
+    assert got == fine
+    assert z_step(dz, FINE) % got == 0 and context_offset(dz, FINE) % got == 0
+    assert got == 1 or got * dz <= 1.5
+    assert fine_step(dz, CFG) == 1  # without z_fine_mm: every slice, as before
+
+
+def test_refine_on_the_fine_grid_rounds_the_reach_outwards():
+    coarse = np.array([0, 8, 16, 24, 32, 39])
+    pos = np.array([0, 1, 1, 1, 0, 0], bool)
+    # 0→1 between 0 and 8: 2, 4, 6, then the reach 9..13 → up to 14 on the grid of 2;
+    # 1→0 between 24 and 32: 26, 28, 30, and the reach 19..23 → down from 18
+    np.testing.assert_array_equal(
+        refine_slices(coarse, pos, 40, 5, fine=2), [2, 4, 6, 10, 12, 14, 18, 20, 22, 26, 28, 30]
+    )
+    np.testing.assert_array_equal(refine_slices(coarse, pos, 40, 5, fine=1)[:7], [1, 2, 3, 4, 5, 6, 7])
+
+
+def test_final_slices_fill_the_gaps_where_positivity_changes():
+    ran = np.array([0, 3, 6, 7, 9, 12])
+    pos = np.array([0, 0, 1, 1, 0, 0], bool)
+    np.testing.assert_array_equal(final_slices(ran, pos), [4, 5, 8])
+    assert final_slices(ran, np.zeros(6, bool)).size == 0
+    assert final_slices(np.array([4, 5]), np.array([0, 1], bool)).size == 0  # neighbours: nothing between
+
+
+@pytest.mark.parametrize('dz', [0.43, 0.5, 0.625])
+def test_fine_schedule_gives_the_full_resolution_box_with_fewer_slices(dz):
+    full = _heart_stack(nz=900, z0=300, z1=700)
+    grid = Grid.axis_aligned(full.shape[:1] + (512, 512), (dz, 0.7, 0.7))
+    calls = []
+
+    def run(idx):
+        calls.append(np.asarray(idx).copy())
+        return full[idx]
+
+    prob, ran = scheduled_prob(run, full.shape[0], dz, 64, 64, FINE)
+    prob_old, ran_old = scheduled_prob(lambda i: full[i], full.shape[0], dz, 64, 64, CFG)
+    assert len(calls) == 3  # coarse, fine grid, final
+    assert len(np.unique(np.concatenate(calls))) == sum(c.size for c in calls)  # no slice twice
+    assert ran.size < 0.85 * ran_old.size
+    got = sector_from_prob(prob, grid, CFG)
+    old = sector_from_prob(prob_old, grid, CFG)  # every slice around the faces
+    assert got.found and (got.z, got.y, got.x) == (old.z, old.y, old.x)
+    assert got.z == sector_from_prob(full, grid, CFG).z  # z faces at full slice resolution
+
+
 def test_slice_positive_ignores_padding_cells():
     p = np.zeros((3, 64, 64), np.float32)
     p[0, 10, 10] = 0.5  # exactly the threshold counts
@@ -187,3 +241,28 @@ def test_bundled_model_schedule_matches_every_slice_on_a_thin_slice_phantom():
     assert sched.iou(full) >= 0.95
     prop = model.propose(vol, margin_mm=model.postprocess['default_margin_mm'])
     assert (prop.z, prop.y, prop.x) == (sched.z, sched.y, sched.x)  # propose runs the schedule
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('dz', [0.4, 0.625, 1.25, 2.5, 5.0])
+def test_bundled_schedule_keeps_the_box_of_the_every_slice_refinement(dz):
+    """Issue 23: the fine-grid refinement (card ``z_fine_mm``) gives the box of the
+    refinement that scored every slice around the faces, within one slice in z and
+    one voxel in-plane, on a real-model phantom at each slice spacing; and it never
+    scores more slices."""
+    from napari_heartbox.model.runtime import HeartModel
+    from napari_heartbox.phantom import make_phantom
+
+    model = HeartModel()
+    assert model.postprocess.get('z_fine_mm')  # the bundled card uses it
+    vol = make_phantom(5, matrix=(256, 256), slice_spacing_mm=dz, coverage='chest').volume
+    prob, ran = model.scheduled_prob(vol.hu, dz)
+    new = sector_from_prob(prob, vol.grid, model.postprocess, margin_mm=0)
+    old_cfg = {k: v for k, v in model.postprocess.items() if k != 'z_fine_mm'}
+    run = lambda idx: model.predict(vol.hu, dz, slices=idx)  # noqa: E731
+    prob_old, ran_old = scheduled_prob(run, vol.shape[0], dz, 64, 64, old_cfg)
+    old = sector_from_prob(prob_old, vol.grid, old_cfg, margin_mm=0)
+    assert new.found and old.found
+    assert ran.size <= ran_old.size
+    diff = np.abs(np.subtract([*new.z, *new.y, *new.x], [*old.z, *old.y, *old.x]))
+    assert diff.max() <= 1, diff

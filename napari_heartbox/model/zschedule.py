@@ -2,7 +2,7 @@
 
 The model scores every slice independently, and the heart is a tall, smooth
 object (80-150 mm), so scoring every slice of a thin-slice scan is wasted
-work. The schedule, in three steps (``docs/model.md``, "Slice schedule"):
+work. The schedule, in four steps (``docs/model.md``, "Slice schedule"):
 
 1. **Coarse.** Run the model on every ``step``-th slice, ``z = 0, step,
    2·step, …``, plus the last slice ``Z-1``, where
@@ -11,13 +11,21 @@ work. The schedule, in three steps (``docs/model.md``, "Slice schedule"):
    (float32 comparison, as in the post-processing).
 2. **Refine.** For every pair of consecutive coarse slices ``a < b`` whose
    positivity differs (where a face of the heart, or of a stray blob, lies),
-   run the model on every slice strictly between them, and on the
+   run the model on the slices strictly between them, and on the
    ``reach = round(z_refine_mm / dz)`` slices beyond them on the positive
    side (``b+1 … b+reach`` when ``b`` is the positive one, ``a-reach … a-1``
-   when ``a`` is), clipped to the volume. The heart's inferior and superior
-   faces, and whatever small blobs lie next to them, are therefore seen at
-   full slice resolution, as the plain per-slice model would see them.
-3. **Fill.** Every slice that was not run takes the probabilities of the
+   when ``a`` is), clipped to the volume. With ``z_fine_mm`` in the card and
+   thin slices, only the slices of the *fine grid* are taken
+   (``z % fine == 0``, ``fine`` = the largest divisor of ``step`` with
+   ``fine·dz <= z_fine_mm``, :func:`fine_step`; the reach's far end rounded
+   outwards to that grid), so the refinement costs what the heart's faces
+   measure in mm, not in slices; without it (or when ``fine`` is 1) every
+   slice of these ranges is taken.
+3. **Final** (only when ``fine > 1``). Between every two consecutive scored
+   slices whose positivity differs (they are at most ``fine`` apart now),
+   run every slice (:func:`final_slices`): a face is placed at full slice
+   resolution.
+4. **Fill.** Every slice that was not run takes the probabilities of the
    nearest slice that was (ties go to the lower slice), and the unchanged
    post-processing (:func:`~napari_heartbox.model.postprocess.sector_from_prob`)
    runs on the filled ``[Z, 64, 64]`` stack.
@@ -32,8 +40,9 @@ nearest ``z_context_mm`` that is a whole number of coarse steps, so the
 context of a coarse slice is made of coarse slices (:func:`context_offset`,
 :func:`context_rows`). Scoring a set of slices therefore reads the union of
 their context rows (:func:`gather_rows`). The browser port
-(``web/app/zschedule.js``) implements the same three steps; both runtimes
-must choose the same slices.
+(``web/app/zschedule.js``) implements the same steps; both runtimes must
+choose the same slices. The fine grid and the context offset are both
+multiples of ``fine``, so a fine slice's context slices are fine slices too.
 
 Conventions: slice index z along the volume's axis 0 (0 = most inferior),
 ``dz`` in mm; all index arrays are sorted ascending, int64.
@@ -48,6 +57,8 @@ import numpy as np
 
 __all__ = [
     'z_step',
+    'fine_step',
+    'final_slices',
     'coarse_slices',
     'slice_positive',
     'refine_reach',
@@ -161,7 +172,54 @@ def refine_reach(dz: float, config: dict) -> int:
     return int(math.floor(mm / float(dz) + 0.5))
 
 
-def refine_slices(coarse: np.ndarray, positive: np.ndarray, nz: int, reach: int = 0) -> np.ndarray:
+def _largest_divisor_within(n: int, dz: float, mm: float) -> int:
+    """The largest divisor ``d`` of ``n`` with ``d·dz <= mm`` (at least 1)."""
+    best = 1
+    for d in range(1, int(n) + 1):
+        if n % d == 0 and d * dz <= mm + 1e-6:
+            best = d
+    return best
+
+
+def fine_step(dz: float, config: dict) -> int:
+    """Slices between the samples of the refinement around a face.
+
+    The largest divisor ``f`` of :func:`z_step` with ``f·dz <= z_fine_mm``
+    (1 when ``z_fine_mm`` is absent: the refinement then scores every slice,
+    as before this setting existed). The fine grid contains the coarse grid,
+    and the context offset is a multiple of ``f``, so a fine slice's context
+    slices are on the fine grid as well.
+    """
+    mm = float(config.get('z_fine_mm') or 0.0)
+    if mm <= 0 or not dz or dz <= 0:
+        return 1
+    return _largest_divisor_within(z_step(dz, config), float(dz), mm)
+
+
+def final_slices(ran: np.ndarray, positive: np.ndarray) -> np.ndarray:
+    """The last refinement: every slice between two consecutive scored slices of
+    differing positivity (sorted, unique; empty when they are all neighbours).
+
+    Parameters
+    ----------
+    ran : numpy.ndarray of int
+        Sorted slices scored so far.
+    positive : numpy.ndarray of bool
+        Their positivity.
+    """
+    ran = np.asarray(ran, np.int64)
+    positive = np.asarray(positive, bool)
+    parts = [
+        np.arange(int(ran[k]) + 1, int(ran[k + 1]), dtype=np.int64)
+        for k in np.flatnonzero(positive[1:] != positive[:-1]).tolist()
+        if ran[k + 1] - ran[k] > 1
+    ]
+    return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+
+
+def refine_slices(
+    coarse: np.ndarray, positive: np.ndarray, nz: int, reach: int = 0, fine: int = 1
+) -> np.ndarray:
     """Slices to score after the coarse pass (sorted, unique, not coarse).
 
     Parameters
@@ -174,14 +232,25 @@ def refine_slices(coarse: np.ndarray, positive: np.ndarray, nz: int, reach: int 
         Number of slices of the volume.
     reach : int
         Slices refined beyond each transition on its positive side.
+    fine : int
+        Only slices on the fine grid (``z % fine == 0``) are taken
+        (:func:`fine_step`; 1 = every slice); the reach beyond ``b`` (below
+        ``a``) is rounded up (down) to that grid.
     """
     coarse = np.asarray(coarse, np.int64)
     positive = np.asarray(positive, bool)
     want = np.zeros(nz, bool)
+    f = max(1, int(fine))
     for k in np.flatnonzero(positive[1:] != positive[:-1]).tolist():
         a, b = int(coarse[k]), int(coarse[k + 1])
-        lo, hi = (a + 1, min(b + reach, nz - 1)) if positive[k + 1] else (max(a - reach, 0), b - 1)
+        # the reach ends on the fine grid, rounded outwards (up above b, down below a)
+        if positive[k + 1]:
+            lo, hi = a + 1, min(-(-(b + reach) // f) * f, nz - 1)
+        else:
+            lo, hi = max((a - reach) // f * f, 0), b - 1
         want[lo : hi + 1] = True
+    if f > 1:
+        want[np.arange(nz) % fine != 0] = False
     want[coarse] = False
     return np.flatnonzero(want).astype(np.int64)
 
@@ -243,13 +312,25 @@ def scheduled_prob(
     if step <= 1:
         ran = np.arange(nz, dtype=np.int64)
         return run(ran), ran
+    thr = config['threshold']
     coarse = coarse_slices(nz, step)
-    p_coarse = run(coarse)
-    pos = slice_positive(p_coarse, rows_valid, cols_valid, config['threshold'])
-    extra = refine_slices(coarse, pos, nz, refine_reach(dz, config))
-    if extra.size == 0:
-        return fill_nearest(nz, coarse, p_coarse), coarse
-    p_extra = run(extra)
-    ran = np.concatenate([coarse, extra])
-    order = np.argsort(ran, kind='stable')
-    return fill_nearest(nz, ran[order], np.concatenate([p_coarse, p_extra])[order]), ran[order]
+    ran, p_ran = coarse, run(coarse)
+    pos = slice_positive(p_ran, rows_valid, cols_valid, thr)
+    fine = fine_step(dz, config)
+
+    def add(extra: np.ndarray) -> None:
+        nonlocal ran, p_ran, pos
+        p = run(extra)
+        order = np.argsort(np.concatenate([ran, extra]), kind='stable')
+        ran = np.concatenate([ran, extra])[order]
+        p_ran = np.concatenate([p_ran, p])[order]
+        pos = np.concatenate([pos, slice_positive(p, rows_valid, cols_valid, thr)])[order]
+
+    extra = refine_slices(coarse, pos, nz, refine_reach(dz, config), fine)
+    if extra.size:
+        add(extra)
+        if fine > 1:  # where the face lies between two fine samples: every slice
+            last = final_slices(ran, pos)
+            if last.size:
+                add(last)
+    return fill_nearest(nz, ran, p_ran), ran

@@ -5,21 +5,26 @@
 //    max(1, floor(z_step_mm / dz + 1e-6)). A slice is positive when one of its
 //    valid (non-padding) cells has prob >= threshold (float32 comparison).
 // 2. Refine: between consecutive coarse slices a < b of differing positivity,
-//    score every slice strictly between them and reach = floor(z_refine_mm/dz
+//    score the slices strictly between them and reach = floor(z_refine_mm/dz
 //    + 0.5) slices beyond them on the positive side (b+1 … b+reach, or
-//    a-reach … a-1), clipped to the volume.
-// 3. Fill: every slice not scored copies the nearest scored slice (ties → the
+//    a-reach … a-1), clipped to the volume; with z_fine_mm only the fine grid
+//    (z % fine == 0, fine = the largest divisor of step with fine·dz <=
+//    z_fine_mm), the reach's far end rounded outwards to that grid.
+// 3. Final (fine > 1 only): every slice between two consecutive scored slices
+//    (coarse or refined) of differing positivity.
+// 4. Fill: every slice not scored copies the nearest scored slice (ties → the
 //    lower slice); sectorFromProb then runs unchanged on the full [Z,64,64].
 //
 // z context: the network scores slice z from slices z-k, z, z+k (clamped to
 // [0, Z-1]), k = step * max(1, floor(z_context_mm / (step*dz) + 0.5)), so a
-// coarse slice's context is coarse (contextOffset, contextRows).
+// coarse slice's context is coarse (contextOffset, contextRows), and a fine
+// slice's context is on the fine grid.
 //
 // SliceScheduler applies these rules while the slices stream in, in z order:
-// a slice is scored once its upper context slice has arrived, and only the
-// slices that later scoring can still read (back to the last coarse slice
-// - reach - k) stay in memory; it scores exactly the slices the Python
-// schedule scores.
+// a slice is scored once its upper context slice has arrived, the final step
+// runs below the lowest slice a later refinement could still reach, and only
+// the slices that later scoring can still read stay in memory; it scores
+// exactly the slices the Python schedule scores.
 
 import { CELLS, validCells } from './postprocess.js';
 
@@ -27,6 +32,20 @@ export function zStep(dz, config) {
   const mm = Number(config.z_step_mm || 0);
   if (!(mm > 0) || !(dz > 0)) return 1;
   return Math.max(1, Math.floor(mm / dz + 1e-6));
+}
+
+/** The largest divisor d of n with d·dz <= mm (at least 1). */
+function largestDivisorWithin(n, dz, mm) {
+  let best = 1;
+  for (let d = 1; d <= n; d++) if (n % d === 0 && d * dz <= mm + 1e-6) best = d;
+  return best;
+}
+
+/** Slices between the refinement's samples: 1 unless z_fine_mm is set. */
+export function fineStep(dz, config) {
+  const mm = Number(config.z_fine_mm || 0);
+  if (!(mm > 0) || !(dz > 0)) return 1;
+  return largestDivisorWithin(zStep(dz, config), dz, mm);
 }
 
 export function refineReach(dz, config) {
@@ -89,10 +108,14 @@ export class SliceScheduler {
     Object.assign(this, { Z, H, W, config, score, maxBatch: Math.max(1, maxBatch | 0) });
     this.step = zStep(dz, config);
     this.reach = refineReach(dz, config);
+    this.fine = fineStep(dz, config);
     this.k = contextOffset(dz, config);
     [this.rowsValid, this.colsValid] = validCells(H, W);
     this.prob = new Float32Array(Z * CELLS * CELLS);
     this.ran = new Uint8Array(Z);
+    this.ranRefined = new Uint8Array(Z); // scored by steps 1-2 (the final step looks at these)
+    this.finalFrom = 0; // the final step has looked at the slices below this
+    this.finalLast = -1; // the highest slice below finalFrom scored by steps 1-2
     this.want = new Uint8Array(Z);
     this.history = []; // chunks {z0, n, data} still needed for scoring
     this.arrived = 0; // slices [0, arrived) have been pushed
@@ -146,27 +169,64 @@ export class SliceScheduler {
     const first = [];
     const from = this.nextCoarse; // refinements still pending lie at or above it
     for (let z = from; z <= ready; z++) if (wanted(z)) first.push(z);
-    await this.runList(first);
+    await this.runRefined(first);
+    const f = this.fine;
     for (let z = from; z <= ready; z++) {
       if (!this.isCoarse(z)) continue;
       const pos = slicePositive(this.prob, z, this.rowsValid, this.colsValid, this.config.threshold);
       if (this.last && this.last.pos !== pos) {
         const a = this.last.z;
-        const [lo, hi] = pos ? [a + 1, Math.min(z + this.reach, Z - 1)] : [Math.max(a - this.reach, 0), z - 1];
-        for (let k = lo; k <= hi; k++) if (!this.isCoarse(k)) this.want[k] = 1;
+        // the reach's far end on the fine grid, rounded outwards
+        const [lo, hi] = pos
+          ? [a + 1, Math.min(Math.ceil((z + this.reach) / f) * f, Z - 1)]
+          : [Math.max(Math.floor((a - this.reach) / f) * f, 0), z - 1];
+        for (let k = lo; k <= hi; k++) if (!this.isCoarse(k) && k % f === 0) this.want[k] = 1;
       }
       this.last = { z, pos };
     }
     this.nextCoarse = Math.max(this.nextCoarse, ready + 1);
     // refinements found now reach down to the coarse slice before `from`, - reach
     const more = [];
-    for (let z = Math.max(0, from - this.step - this.reach); z <= ready; z++) if (this.want[z] && !this.ran[z]) more.push(z);
-    await this.runList(more);
+    const down = Math.floor((from - this.step - this.reach) / f) * f;
+    for (let z = Math.max(0, down); z <= ready; z++) if (this.want[z] && !this.ran[z]) more.push(z);
+    await this.runRefined(more);
+    if (f > 1) await this.runFinal(this.arrived >= Z ? Z : Math.min(ready + 1, this.lowestFutureRefine()));
     // keep what later scoring can read: a refinement reaches back to the last
-    // coarse slice - reach, and its context k further
+    // coarse slice - reach (rounded down to the fine grid), the final step one
+    // coarse step below the slices it has not looked at, and each its context k further
     const lastZ = this.last ? this.last.z : 0;
-    const keepFrom = Math.min(lastZ - this.reach, this.nextCoarse) - this.k;
+    const keepFrom = Math.min(lastZ - this.reach, this.nextCoarse, this.finalFrom) - this.step - this.k;
     this.history = this.history.filter((c) => c.z0 + c.n > keepFrom);
+  }
+
+  async runRefined(zs) {
+    await this.runList(zs);
+    for (const z of zs) this.ranRefined[z] = 1;
+  }
+
+  /** The lowest slice a refinement found by a later coarse slice could take. */
+  lowestFutureRefine() {
+    const lastZ = this.last ? this.last.z : 0;
+    return Math.floor((lastZ - this.reach) / this.fine) * this.fine;
+  }
+
+  /** Step 3 on the slices below `upTo`, whose steps 1-2 are all done. */
+  async runFinal(upTo) {
+    const { ranRefined, prob, rowsValid, colsValid } = this;
+    const thr = this.config.threshold;
+    const fin = [];
+    let p = this.finalLast;
+    for (let z = this.finalFrom; z < upTo; z++) {
+      if (!ranRefined[z]) continue;
+      if (p >= 0 && z - p > 1
+          && slicePositive(prob, p, rowsValid, colsValid, thr) !== slicePositive(prob, z, rowsValid, colsValid, thr)) {
+        for (let j = p + 1; j < z; j++) fin.push(j);
+      }
+      p = z;
+    }
+    this.finalLast = p;
+    this.finalFrom = Math.max(this.finalFrom, upTo);
+    await this.runList(fin);
   }
   /** After the last chunk: the filled prob [Z*64*64] and the scored slice count. */
   finish() {
