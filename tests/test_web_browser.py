@@ -578,7 +578,9 @@ def test_slice_schedule_port_scores_the_same_slices_as_python(web, fine_mm):
         context_offset,
         context_rows,
         fine_step,
+        refine_reach,
         scheduled_prob,
+        z_step,
     )
 
     page = web.open('index.html')
@@ -628,28 +630,34 @@ def test_slice_schedule_port_scores_the_same_slices_as_python(web, fine_mm):
                 const s = new SliceScheduler([nz, 256, 256], dz, cfg, score, 5);
                 s.H = H; s.W = W;  // validCells come from 256x256 (60 valid rows are not used here)
                 s.rowsValid = 60; s.colsValid = 64;
+                let maxKept = 0;  // slices held in memory after a push
                 for (let z0 = 0; z0 < nz; z0 += chunk) {
                     const n = Math.min(chunk, nz - z0);
                     const data = new Int16Array(n * H * W);
                     for (let k = 0; k < n; k++) data[k * H * W] = z0 + k;
                     await s.push(z0, n, data);
+                    maxKept = Math.max(maxKept, s.history.reduce((m, c) => m + c.n, 0));
                 }
                 const { prob: filled, slicesRun } = s.finish();
                 const ids = Array.from({ length: nz }, (_, z) => Math.round(filled[z * G2] * 1e4));
-                out.push({ scored: scored.sort((a, b) => a[0] - b[0]), slicesRun, ids });
+                out.push({ scored: scored.sort((a, b) => a[0] - b[0]), slicesRun, ids, maxKept });
             }
             return out;
         }""",
         [[[base64.b64encode(p.tobytes()).decode(), nz, dz, ch] for p, nz, dz, ch, _, _ in cases], cfg],
     )
     n_refined = n_fine = 0
-    for (_, nz, dz, _, filled, ran), js in zip(cases, got, strict=True):
-        rows = context_rows(ran, nz, context_offset(dz, cfg))
+    for (_, nz, dz, chunk, filled, ran), js in zip(cases, got, strict=True):
+        k, step = context_offset(dz, cfg), z_step(dz, cfg)
+        rows = context_rows(ran, nz, k)
         assert js['scored'] == rows[:, [1, 0, 2]].tolist()  # each slice once, the same set and context
         assert js['slicesRun'] == ran.size
         assert js['ids'] == np.rint(filled[:, 0, 0] * 1e4).astype(int).tolist()
         n_refined += ran.size < nz
         n_fine += fine_step(dz, cfg) > 1
+        # memory stays bounded: what later scoring can still read, plus the chunk that holds it
+        bound = 2 * k + 2 * step + refine_reach(dz, cfg) + fine_step(dz, cfg) + chunk
+        assert js['maxKept'] <= min(nz, bound), (nz, dz, chunk, js['maxKept'], bound)
     assert n_refined >= 4  # the schedule skipped slices in most cases
     assert n_fine >= (3 if fine_mm else 0)  # the fine grid and the final step were exercised
 

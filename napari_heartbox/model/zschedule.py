@@ -250,7 +250,7 @@ def refine_slices(
             lo, hi = max((a - reach) // f * f, 0), b - 1
         want[lo : hi + 1] = True
     if f > 1:
-        want[np.arange(nz) % fine != 0] = False
+        want[np.arange(nz) % f != 0] = False
     want[coarse] = False
     return np.flatnonzero(want).astype(np.int64)
 

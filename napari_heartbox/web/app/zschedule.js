@@ -192,10 +192,11 @@ export class SliceScheduler {
     await this.runRefined(more);
     if (f > 1) await this.runFinal(this.arrived >= Z ? Z : Math.min(ready + 1, this.lowestFutureRefine()));
     // keep what later scoring can read: a refinement reaches back to the last
-    // coarse slice - reach (rounded down to the fine grid), the final step one
-    // coarse step below the slices it has not looked at, and each its context k further
-    const lastZ = this.last ? this.last.z : 0;
-    const keepFrom = Math.min(lastZ - this.reach, this.nextCoarse, this.finalFrom) - this.step - this.k;
+    // coarse slice - reach (rounded down to the fine grid), the final step (fine
+    // grid only) one coarse step below the slices it has not looked at, and
+    // each its context k further
+    const finalFrom = f > 1 ? this.finalFrom - this.step : Infinity;
+    const keepFrom = Math.min(this.lowestFutureRefine(), this.nextCoarse, finalFrom) - this.k;
     this.history = this.history.filter((c) => c.z0 + c.n > keepFrom);
   }
 
@@ -216,13 +217,13 @@ export class SliceScheduler {
     const thr = this.config.threshold;
     const fin = [];
     let p = this.finalLast;
+    let pPos = p >= 0 && slicePositive(prob, p, rowsValid, colsValid, thr);
     for (let z = this.finalFrom; z < upTo; z++) {
       if (!ranRefined[z]) continue;
-      if (p >= 0 && z - p > 1
-          && slicePositive(prob, p, rowsValid, colsValid, thr) !== slicePositive(prob, z, rowsValid, colsValid, thr)) {
-        for (let j = p + 1; j < z; j++) fin.push(j);
-      }
+      const pos = slicePositive(prob, z, rowsValid, colsValid, thr);
+      if (p >= 0 && z - p > 1 && pPos !== pos) for (let j = p + 1; j < z; j++) fin.push(j);
       p = z;
+      pPos = pos;
     }
     this.finalLast = p;
     this.finalFrom = Math.max(this.finalFrom, upTo);
