@@ -224,3 +224,49 @@ def test_low_confidence_component_is_not_found():
     cfg = dict(CFG, min_confidence=0.999)
     s = sector_from_prob(_block(p=0.6), _grid(), cfg)
     assert not s.found and 0.0 < s.confidence < 0.999
+
+
+def _run_length_case(seed):
+    """A run-length stack (planes, z_len) with a split heart, a stray blob and noise."""
+    rng = np.random.default_rng(seed)
+    planes = int(rng.integers(8, 40))
+    z_len = rng.integers(1, 6, size=planes)
+    prob = (rng.random((planes, 64, 64), dtype=np.float32) * 0.4).astype(np.float32)
+    a, b = sorted(rng.choice(np.arange(1, planes), 2, replace=False))
+    prob[a:b, 20:40, 18:44] = rng.uniform(0.5, 1.0, size=(b - a, 20, 26)).astype(np.float32)
+    if b + 2 < planes:  # the rest of a split heart, one plane of gap above
+        prob[b + 1 :, 24:36, 22:40] = 0.8
+    prob[0, 2:5, 50:60] = 0.97  # a blob beside the chest
+    return prob, z_len
+
+
+@pytest.mark.parametrize('seed', range(12))
+def test_run_length_stack_gives_the_expanded_stacks_sector_bit_for_bit(seed):
+    prob, z_len = _run_length_case(seed)
+    grid = _grid(z=int(z_len.sum()), sp=(1.25, 0.7, 0.7))
+    cfg = {**CFG, 'min_heart_volume_ml': 1.0, 'join_fraction': 0.05, 'join_gap_mm': 3.0}
+    for margin in (0.0, 7.5):
+        full = sector_from_prob(np.repeat(prob, z_len, axis=0), grid, cfg, margin_mm=margin)
+        rle = sector_from_prob(prob, grid, cfg, margin_mm=margin, z_len=z_len)
+        assert full.found and rle.found
+        assert (rle.z, rle.y, rle.x) == (full.z, full.y, full.x)
+        assert rle.confidence == full.confidence  # exact, not approximately
+
+
+def test_run_length_lengths_that_do_not_cover_the_grid_are_refused():
+    prob, z_len = _run_length_case(0)
+    with pytest.raises(ValueError, match='must sum'):
+        sector_from_prob(prob, _grid(z=int(z_len.sum()) + 1), CFG, z_len=z_len)
+    with pytest.raises(ValueError, match='positive'):
+        sector_from_prob(prob, _grid(z=int(z_len.sum())), CFG, z_len=np.where(np.arange(z_len.size) == 3, 0, z_len))
+
+
+def test_run_length_planes_weigh_by_the_slices_they_stand_for():
+    """One plane standing for 10 slices (10 × 100 cells) outweighs three single planes
+    of 200 cells: the heart is the component with the most cells of the volume."""
+    prob = np.zeros((5, 64, 64), np.float32)
+    prob[0, 10:20, 10:20] = 0.9  # 100 cells × 10 slices
+    prob[2:5, 40:50, 40:60] = 0.9  # 200 cells × 3 slices
+    z_len = np.array([10, 1, 1, 1, 1])
+    s = sector_from_prob(prob, _grid(z=14), {**CFG, 'min_heart_volume_ml': 0.0}, z_len=z_len)
+    assert s.z == (0, 10) and s.y[0] < 20 * 8

@@ -12,6 +12,7 @@ from napari_heartbox.model.zschedule import (
     context_offset,
     context_rows,
     fill_nearest,
+    fill_runs,
     final_slices,
     fine_step,
     gather_rows,
@@ -173,6 +174,17 @@ def test_fill_nearest_copies_the_closest_run_slice_ties_going_down():
     np.testing.assert_array_equal(got, [0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2])
 
 
+@pytest.mark.parametrize('nz', [1, 2, 11, 97])
+def test_fill_runs_is_the_run_length_form_of_fill_nearest(nz):
+    rng = np.random.default_rng(nz)
+    for _ in range(20):
+        ran = np.unique(rng.integers(0, nz, size=rng.integers(1, nz + 1)))
+        vals = rng.random((ran.size, 64, 64), dtype=np.float32)
+        z_len = fill_runs(nz, ran)
+        assert z_len.sum() == nz and z_len.min() >= 1
+        np.testing.assert_array_equal(np.repeat(vals, z_len, axis=0), fill_nearest(nz, ran, vals))
+
+
 def _heart_stack(nz=400, z0=150, z1=330):
     """A clean heart-like blob (an ellipsoid of cells) plus a stray speck below it."""
     zz, rr, cc = np.meshgrid(np.arange(nz), np.arange(64), np.arange(64), indexing='ij')
@@ -240,7 +252,8 @@ def test_bundled_model_schedule_matches_every_slice_on_a_thin_slice_phantom():
     assert full.found and sched.found
     assert sched.iou(full) >= 0.95
     prop = model.propose(vol, margin_mm=model.postprocess['default_margin_mm'])
-    assert (prop.z, prop.y, prop.x) == (sched.z, sched.y, sched.x)  # propose runs the schedule
+    # propose runs the schedule, post-processing its run-length form: the same sector exactly
+    assert (prop.z, prop.y, prop.x, prop.confidence) == (sched.z, sched.y, sched.x, sched.confidence)
 
 
 @pytest.mark.slow

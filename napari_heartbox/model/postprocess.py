@@ -119,12 +119,13 @@ def _connected_labels(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         lab = new
 
 
-def _components(mask: np.ndarray):
+def _components(mask: np.ndarray, z_len: np.ndarray | None = None):
     """Runs of ``mask`` and their 6-connected component.
 
     Returns ``row, c0, c1`` (see :func:`_runs`), ``roots`` (per run: the index
     of its component's first run, i.e. the first cell in raster order) and
-    ``size`` (cells per root index; 0 for indices that are not roots).
+    ``size`` (cells per root index, each plane counted ``z_len[z]`` times;
+    0 for indices that are not roots).
     """
     n, rr, cc = mask.shape
     row, c0, c1 = _runs(mask)
@@ -132,8 +133,19 @@ def _components(mask: np.ndarray):
         return row, c0, c1, row, np.zeros(0)
     pairs = _adjacent_pairs(row, c0, c1, rr, cc)
     roots = _connected_labels(row.size, pairs[:, 0], pairs[:, 1])
-    size = np.bincount(roots, weights=(c1 - c0), minlength=row.size)
+    cells = c1 - c0
+    if z_len is not None:
+        cells = cells * np.asarray(z_len, np.int64).reshape(-1)[row // rr]
+    size = np.bincount(roots, weights=cells, minlength=row.size)
     return row, c0, c1, roots, size
+
+
+def _z_runs(z_len, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(z_len, z_start)`` int64: slices per plane (default 1) and each plane's first slice."""
+    z_len = np.ones(n, np.int64) if z_len is None else np.asarray(z_len, np.int64).reshape(-1)
+    if z_len.shape != (n,) or (n and int(z_len.min()) < 1):
+        raise ValueError(f'z_len must hold {n} positive slice counts, got {z_len.shape} {z_len[:5]}')
+    return z_len, np.concatenate([[0], np.cumsum(z_len)[:-1]]).astype(np.int64)
 
 
 def _paint(shape, row, c0, c1, keep_runs) -> np.ndarray:
@@ -162,7 +174,7 @@ def largest_component(mask: np.ndarray) -> np.ndarray:
 
 
 def heart_component(mask: np.ndarray, dz: float = 1.0, join_fraction: float | None = None,
-                    join_gap_mm: float = 0.0) -> np.ndarray:
+                    join_gap_mm: float = 0.0, z_len: np.ndarray | None = None) -> np.ndarray:
     """The largest 6-connected component, plus the pieces of a heart split along z.
 
     A high threshold can break the heart's cells in two at a less certain
@@ -186,10 +198,14 @@ def heart_component(mask: np.ndarray, dz: float = 1.0, join_fraction: float | No
         None (default): only the largest component.
     join_gap_mm : float
         Largest z gap that is re-joined (mm).
+    z_len : numpy.ndarray of int, optional
+        Slices of the volume each plane of ``mask`` stands for (see
+        :func:`sector_from_prob`); default one each.
     """
     mask = np.asarray(mask, bool)
     rr = mask.shape[1]
-    row, c0, c1, roots, size = _components(mask)
+    z_len, z_start = _z_runs(z_len, mask.shape[0])
+    row, c0, c1, roots, size = _components(mask, z_len[:, None])
     if row.size == 0:
         return np.zeros_like(mask)
     comp_ids = np.flatnonzero(size > 0)
@@ -200,10 +216,11 @@ def heart_component(mask: np.ndarray, dz: float = 1.0, join_fraction: float | No
     if join_fraction is not None and order.size > 1:
         z, r = row // rr, row % rr
 
-        def extent(ids):
+        def extent(ids):  # z as slices of the volume (half-open), rows, columns
             sel = np.isin(roots, ids)
-            return [int(z[sel].min()), int(z[sel].max()) + 1, int(r[sel].min()), int(r[sel].max()) + 1,
-                    int(c0[sel].min()), int(c1[sel].max())]
+            z_hi = int(z[sel].max())
+            return [int(z_start[z[sel].min()]), int(z_start[z_hi] + z_len[z_hi]),
+                    int(r[sel].min()), int(r[sel].max()) + 1, int(c0[sel].min()), int(c1[sel].max())]
 
         k = extent([best])
         for cid in order[1:].tolist():
@@ -282,19 +299,25 @@ def confidence_from_features(mean_prob: float, volume_ml: float, params: dict) -
     return e / (1.0 + e)
 
 
-def component_features(prob: np.ndarray, grid: Grid, config: dict) -> dict | None:
+def component_features(prob: np.ndarray, grid: Grid, config: dict,
+                       z_len: np.ndarray | None = None) -> dict | None:
     """Threshold, keep the heart's component (:func:`heart_component`), and measure it.
 
-    Returns None when no cell reaches the threshold; otherwise a dict with
-    ``comp`` (bool mask), ``cells``, ``volume_ml``, ``mean_prob``.
+    ``z_len`` as in :func:`sector_from_prob`. Returns None when no cell
+    reaches the threshold; otherwise a dict with ``comp`` (bool mask, one
+    plane per plane of ``prob``), ``cells`` (cells of the volume),
+    ``volume_ml``, ``mean_prob``, and ``z_len``/``z_start`` (int64 per plane).
     """
     prob = np.asarray(prob)
     nz, hh, ww = grid.shape
-    if prob.ndim != 3 or prob.shape[1:] != (CELLS, CELLS) or prob.shape[0] != nz:
+    planes = nz if z_len is None else np.asarray(z_len).size
+    if prob.ndim != 3 or prob.shape[1:] != (CELLS, CELLS) or prob.shape[0] != planes:
         raise ValueError(
-            f'prob must have shape ({nz}, {CELLS}, {CELLS}) for this grid, '
-            f'got {prob.shape}'
+            f'prob must have shape ({planes}, {CELLS}, {CELLS}) for this grid, got {prob.shape}'
         )
+    z_len, z_start = _z_runs(z_len, planes)
+    if int(z_len.sum()) != nz:
+        raise ValueError(f"z_len must sum to the grid's {nz} slices, got {int(z_len.sum())}")
     kh, kw = cell_size(hh, ww)
     rows_valid, cols_valid = valid_cells(hh, ww)
     thr = np.float32(config['threshold'])
@@ -303,17 +326,25 @@ def component_features(prob: np.ndarray, grid: Grid, config: dict) -> dict | Non
     mask[:, :, cols_valid:] = False
     join = config.get('join_fraction')
     comp = heart_component(mask, float(grid.spacing[0]), None if join is None else float(join),
-                           float(config.get('join_gap_mm', 0.0)))
-    cells = int(comp.sum())
+                           float(config.get('join_gap_mm', 0.0)), z_len)
+    per_plane = comp.sum(axis=(1, 2))
+    cells = int((per_plane * z_len).sum())
     if cells == 0:
         return None
+    # mean over the volume's cells: each plane's sum weighted by its slices. Every
+    # prob >= threshold >= 2**-8 is a float32 multiple of 2**-32, so with fewer
+    # than 2**21 cells every partial sum is exact in float64, in any order: the
+    # run-length stack gives the expanded stack's value bit for bit.
+    plane_sum = np.where(comp, prob, 0).astype(np.float64).sum(axis=(1, 2))
     dz, dy, dx = grid.spacing
     cell_ml = dz * (kh * dy) * (kw * dx) / 1000.0
     return {
         'comp': comp,
         'cells': cells,
         'volume_ml': cells * cell_ml,
-        'mean_prob': float(prob[comp].astype(np.float64).sum() / cells),
+        'mean_prob': float((plane_sum * z_len).sum() / cells),
+        'z_len': z_len,
+        'z_start': z_start,
         'rows_valid': rows_valid,
         'cols_valid': cols_valid,
         'kh': kh,
@@ -329,13 +360,15 @@ def sector_from_prob(
     margin_mm: float | None = None,
     series_uid: str | None = None,
     model_sha256: str | None = None,
+    z_len: np.ndarray | None = None,
 ) -> Sector:
     """Build the heart :class:`Sector` from per-cell probabilities.
 
     Parameters
     ----------
     prob : numpy.ndarray, float32, shape (Z, 64, 64)
-        The model output ``prob`` for every slice of the volume, in z order.
+        The model output ``prob`` for every slice of the volume, in z order
+        (``(len(z_len), 64, 64)`` with ``z_len``).
     grid : Grid
         The volume's grid (``shape[0] == Z``).
     config : dict
@@ -348,6 +381,14 @@ def sector_from_prob(
         ``config['default_margin_mm']``.
     series_uid, model_sha256 : str, optional
         Copied into the sector.
+    z_len : numpy.ndarray of int, optional
+        Run-length form of a stack whose consecutive slices repeat (what the
+        slice schedule's fill makes): plane ``i`` of ``prob`` stands for
+        ``z_len[i] >= 1`` consecutive slices of the volume (``sum(z_len) ==
+        Z``). The sector is the one of the expanded stack
+        ``np.repeat(prob, z_len, axis=0)``, bit for bit, at a cost that
+        grows with the planes instead of the slices. Default: one slice per
+        plane.
 
     Returns
     -------
@@ -357,7 +398,7 @@ def sector_from_prob(
         confidence is under ``min_confidence``.
     """
     kw_sector = {'series_uid': series_uid, 'model_sha256': model_sha256}
-    feats = component_features(prob, grid, config)
+    feats = component_features(prob, grid, config, z_len)
     if feats is None:
         return Sector.not_found(grid, confidence=0.0, **kw_sector)
     conf = confidence_from_features(feats['mean_prob'], feats['volume_ml'], config['confidence'])
@@ -368,18 +409,20 @@ def sector_from_prob(
 
     comp = feats['comp']
     prob = np.asarray(prob)
-    zs = np.flatnonzero(comp.any(axis=(1, 2)))
-    # work on the component's slices only (same result, less memory traffic)
+    zs = np.flatnonzero(comp.any(axis=(1, 2)))  # planes of the component
+    # work on the component's planes only (same result, less memory traffic)
     offset = int(zs[0])
     comp = comp[offset : zs[-1] + 1]
     prob = prob[offset : zs[-1] + 1]
+    z_first = int(feats['z_start'][zs[0]])  # its slices of the volume, half-open
+    z_end = int(feats['z_start'][zs[-1]] + feats['z_len'][zs[-1]])
     nz, hh, ww = grid.shape
     dz, dy, dx = grid.spacing
     margin = float(config['default_margin_mm'] if margin_mm is None else margin_mm)
 
     # z: whole slices (no sub-slice refinement); edges at slice edges
-    z_lo = float(zs[0]) - margin / dz
-    z_hi = float(zs[-1] + 1) + margin / dz
+    z_lo = float(z_first) - margin / dz
+    z_hi = float(z_end) + margin / dz
 
     ranges = [_to_range(z_lo, z_hi, nz)]
     # y (rows, axis 1) then x (columns, axis 2): sub-cell faces

@@ -25,7 +25,15 @@ from ..errors import ModelError
 from ..volume import CTVolume
 from .card import CARD_NAME, ONNX_NAME, assets_dir, load_card, sha256_file
 from .postprocess import CELLS, sector_from_prob, valid_cells
-from .zschedule import context_offset, context_rows, gather_rows, scheduled_prob, z_step
+from .zschedule import (
+    context_offset,
+    context_rows,
+    fill_nearest,
+    fill_runs,
+    gather_rows,
+    scheduled_scores,
+    z_step,
+)
 
 __all__ = ['HeartModel']
 
@@ -232,6 +240,24 @@ class HeartModel:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Probabilities of every slice by the coarse-to-fine slice schedule.
 
+        :meth:`scheduled_scores`, with the slices that were not scored filled
+        from their nearest scored slice (``zschedule.fill_nearest``).
+
+        Returns
+        -------
+        prob : numpy.ndarray, float32, shape (Z, 64, 64)
+        ran : numpy.ndarray of int64
+            The slice indices the model ran on.
+        """
+        ran, p_ran = self.scheduled_scores(hu, dz, progress)
+        nz = hu.shape[0]
+        return (p_ran if ran.size == nz else fill_nearest(nz, ran, p_ran)), ran
+
+    def scheduled_scores(
+        self, hu: np.ndarray, dz: float, progress: Callable[[int, int], object] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Probabilities of the slices the coarse-to-fine slice schedule scores.
+
         See :mod:`napari_heartbox.model.zschedule`: the model runs on every
         ``step``-th slice and on the slices around heart/no-heart transitions
         (each with its z context); the others copy their nearest scored slice.
@@ -249,9 +275,11 @@ class HeartModel:
 
         Returns
         -------
-        prob : numpy.ndarray, float32, shape (Z, 64, 64)
         ran : numpy.ndarray of int64
-            The slice indices the model ran on.
+            The slice indices the model ran on, ascending.
+        prob_ran : numpy.ndarray, float32, shape (len(ran), 64, 64)
+            Their probabilities (``zschedule.fill_runs`` gives how many
+            slices of the volume each one stands for).
         """
         nz = hu.shape[0]
         rows_valid, cols_valid = valid_cells(hu.shape[1], hu.shape[2])
@@ -289,7 +317,7 @@ class HeartModel:
             sub = fresh if len(missing) == len(needed) else np.stack([read[int(z)] for z in needed])
             return self.predict_rows(sub, local, cb)
 
-        out = scheduled_prob(run, nz, dz, rows_valid, cols_valid, self.postprocess)
+        out = scheduled_scores(run, nz, dz, rows_valid, cols_valid, self.postprocess)
         report(nz)
         return out
 
@@ -300,12 +328,13 @@ class HeartModel:
         slices that the schedule scores read from disk; the answer is the same.
         """
         src = volume.hu if isinstance(volume, CTVolume) else volume
-        prob, _ = self.scheduled_prob(src, volume.grid.spacing[0], progress)
+        ran, p_ran = self.scheduled_scores(src, volume.grid.spacing[0], progress)
         return sector_from_prob(
-            prob,
+            p_ran,
             volume.grid,
             self.postprocess,
             margin_mm=margin_mm,
             series_uid=volume.info.series_uid,
             model_sha256=self.sha256,
+            z_len=fill_runs(src.shape[0], ran),  # the filled stack, run-length encoded
         )

@@ -28,7 +28,10 @@ work. The schedule, in four steps (``docs/model.md``, "Slice schedule"):
 4. **Fill.** Every slice that was not run takes the probabilities of the
    nearest slice that was (ties go to the lower slice), and the unchanged
    post-processing (:func:`~napari_heartbox.model.postprocess.sector_from_prob`)
-   runs on the filled ``[Z, 64, 64]`` stack.
+   runs on the filled ``[Z, 64, 64]`` stack. ``propose`` never builds that
+   stack: it passes the scored slices with the number of slices each one
+   fills (:func:`fill_runs`, ``z_len``), which gives the same sector bit for
+   bit at a cost that grows with the slices scored.
 
 With ``z_step_mm`` absent or 0 (or ``dz >= z_step_mm``) every slice is run
 and the result is that of the plain per-slice model.
@@ -64,7 +67,9 @@ __all__ = [
     'refine_reach',
     'refine_slices',
     'fill_nearest',
+    'fill_runs',
     'scheduled_prob',
+    'scheduled_scores',
     'context_offset',
     'context_rows',
     'gather_rows',
@@ -280,7 +285,39 @@ def fill_nearest(nz: int, ran: np.ndarray, prob_ran: np.ndarray) -> np.ndarray:
     return np.asarray(prob_ran)[src]
 
 
+def fill_runs(nz: int, ran: np.ndarray) -> np.ndarray:
+    """How many slices of the volume copy each slice that ran, in :func:`fill_nearest`.
+
+    ``np.repeat(prob_ran, fill_runs(nz, ran), axis=0)`` equals
+    ``fill_nearest(nz, ran, prob_ran)``: slice ``ran[i]`` stands for the
+    slices from just above the midpoint to ``ran[i-1]`` up to and including
+    the midpoint to ``ran[i+1]`` (ties go to the lower slice), the first
+    one from slice 0 and the last one up to slice ``nz - 1``.
+
+    Returns
+    -------
+    numpy.ndarray of int64, shape (len(ran),)
+        Positive counts summing to ``nz``.
+    """
+    ran = np.asarray(ran, np.int64)
+    ends = np.append((ran[:-1] + ran[1:]) // 2 + 1, nz)  # half-open end of each run
+    return np.diff(np.concatenate([[0], ends])).astype(np.int64)
+
+
 def scheduled_prob(
+    run: Callable[[np.ndarray], np.ndarray],
+    nz: int,
+    dz: float,
+    rows_valid: int,
+    cols_valid: int,
+    config: dict,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The filled stack of :func:`scheduled_scores`: ``(prob [nz, 64, 64], ran)``."""
+    ran, p_ran = scheduled_scores(run, nz, dz, rows_valid, cols_valid, config)
+    return (p_ran if ran.size == nz else fill_nearest(nz, ran, p_ran)), ran
+
+
+def scheduled_scores(
     run: Callable[[np.ndarray], np.ndarray],
     nz: int,
     dz: float,
@@ -303,15 +340,17 @@ def scheduled_prob(
 
     Returns
     -------
-    prob : numpy.ndarray, float32, shape (nz, 64, 64)
-        The filled stack, for :func:`sector_from_prob`.
     ran : numpy.ndarray of int64
         Sorted indices of the slices the model ran on.
+    prob_ran : numpy.ndarray, float32, shape (len(ran), 64, 64)
+        Their probabilities: with ``z_len=fill_runs(nz, ran)`` the run-length
+        form of the filled stack, for
+        :func:`~napari_heartbox.model.postprocess.sector_from_prob`.
     """
     step = z_step(dz, config)
     if step <= 1:
         ran = np.arange(nz, dtype=np.int64)
-        return run(ran), ran
+        return ran, run(ran)
     thr = config['threshold']
     coarse = coarse_slices(nz, step)
     ran, p_ran = coarse, run(coarse)
@@ -333,4 +372,4 @@ def scheduled_prob(
             last = final_slices(ran, pos)
             if last.size:
                 add(last)
-    return fill_nearest(nz, ran, p_ran), ran
+    return ran, p_ran
