@@ -20,7 +20,8 @@ from __future__ import annotations
 import os
 import threading
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import nullcontext
 
 import numpy as np
 import pydicom
@@ -137,6 +138,18 @@ def _decode_single(h: SliceHeader) -> np.ndarray:
 _NATIVE_BATCH = 32  # uncompressed slices per pool task
 
 
+class _Inline:
+    """``submit`` runs the task now, in this thread (a pool of one task's worth)."""
+
+    def submit(self, fn, *args) -> Future:
+        fut: Future = Future()
+        try:
+            fut.set_result(fn(*args))
+        except BaseException as e:  # noqa: BLE001 - as a pool's worker does: the caller's result() raises it
+            fut.set_exception(e)
+        return fut
+
+
 def _read_images(plan: StackPlan, indices, dest, clip: _Clip, tick) -> dict[int, str]:
     """Read images ``indices`` of ``plan`` as HU into ``dest(i)``, oriented.
 
@@ -183,11 +196,14 @@ def _read_images(plan: StackPlan, indices, dest, clip: _Clip, tick) -> dict[int,
             compressed.append(i)
 
     workers = max(1, min(4, os.cpu_count() or 1))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    # uncompressed slices: read straight into place, in batches on the same pool
+    # (readinto and the numpy HU pass release the GIL)
+    batches = [native[k : k + _NATIVE_BATCH] for k in range(0, len(native), _NATIVE_BATCH)]
+    # one task (a chunk of the lazy path, read from the model's own threads): no
+    # pool to start and join, which would cost more than reading a few slices
+    one_task = len(compressed) + len(batches) <= 1
+    with nullcontext(_Inline()) if one_task else ThreadPoolExecutor(max_workers=workers) as pool:
         futures = {pool.submit(decode_task, i): i for i in compressed}
-        # uncompressed slices: read straight into place, in batches on the same
-        # pool (readinto and the numpy HU pass release the GIL)
-        batches = [native[k : k + _NATIVE_BATCH] for k in range(0, len(native), _NATIVE_BATCH)]
         for fut in [pool.submit(read_native_batch, b) for b in batches]:
             fut.result()
         for path, idx in by_file.items():
