@@ -1,6 +1,6 @@
 """napari writer contributions: heart-sector JSON and cropped CT as NIfTI.
 
-* ``write_sector`` — the "<image> heart sector" handle layer → a sector file
+* ``write_sector`` — the "heart box: <image>" handle layer → a sector file
   (``heartbox.sector-file/1``: proposal + corrected box, keyed by
   SeriesInstanceUID; see :mod:`napari_heartbox.sector_file`).
 * ``write_nifti`` — a CT image layer (e.g. the "heart crop") → ``.nii`` /

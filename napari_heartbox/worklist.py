@@ -129,10 +129,12 @@ def discover_cases(folder) -> list[Case]:
 def agreement_row(case_id: str, sf: SectorFile) -> dict | None:
     """Per-case agreement between proposal and corrected box, or None.
 
-    Returns None when the case has no proposal or no corrected box.
+    Returns None when the case has no proposal or no corrected box, or has
+    not been reviewed (status ``proposed``: its box is the proposal itself,
+    and an IoU of 1 would say nothing about the model).
     """
     p, c = sf.proposal, sf.corrected
-    if p is None or c is None:
+    if p is None or c is None or sf.status not in ('corrected', 'accepted'):
         return None
     if p.found and c.found:
         # the corrected box is the reference; positive error = the proposal's

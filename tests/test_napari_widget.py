@@ -291,7 +291,7 @@ def test_helper_layers_share_the_ct_transform_and_keep_dims(ct):
     for helper in editor.layers:
         np.testing.assert_allclose(helper.scale, layer.scale)
         np.testing.assert_allclose(helper.translate, layer.translate)
-    assert editor.handles_layer.name == 'chest heart sector'
+    assert editor.handles_layer.name == 'heart box: chest'
     assert not editor.handles_layer.bounding_box.visible  # 2D: the rectangle
     viewer.dims.ndisplay = 3
     assert editor.handles_layer.bounding_box.visible  # 3D: the wireframe
@@ -353,8 +353,24 @@ def test_2d_and_rgb_images_get_a_hint(make_napari_viewer):
     viewer.add_image(np.zeros((8, 8, 3), np.uint8), name='photo', rgb=True)
     assert '"photo" is an RGB image' in widget.hint.value
     assert widget.propose() is None  # pressing Propose anyway is harmless
-    viewer.add_image(np.zeros((4, 8, 8), np.int16), name='ct')
+    viewer.add_image(np.zeros((4, 8, 8), np.int16), name='ct', scale=(2.5, 0.7, 0.7))
     assert widget.ct.value.name == 'ct' and widget.hint.value == ''
+
+
+def test_a_ct_without_geometry_is_warned_about_and_shown_in_voxels_only(make_napari_viewer):
+    """Issue 21: a CT from napari's built-in reader (scale 1, no position) is usable, but
+    the dock says it has no geometry and claims no millimetres."""
+    from napari_heartbox._widget import HeartSectorWidget
+
+    viewer = make_napari_viewer()
+    widget = HeartSectorWidget(viewer)
+    viewer.add_image(np.zeros((40, 64, 64), np.int16), name='plain')
+    assert widget.ct.value is not None and widget.propose_btn.enabled
+    assert 'no CT geometry' in widget.hint.value and 'napari-heartbox' in widget.hint.value
+    assert widget.draw_box()
+    assert 'voxels  z [' in widget.info.value
+    assert 'mm' not in widget.info.value.replace('no mm', '')
+    assert 'LPS' not in widget.info.value
 
 
 def test_sample_data_and_widget_contributions(make_napari_viewer):
@@ -437,7 +453,7 @@ def test_propose_reports_progress_per_slice(ct, qtbot, monkeypatch):
     qtbot.waitUntil(lambda: widget._worker is None, timeout=60_000)
     assert widget.slices_done == vol.shape[0]  # one progress step per slice
     assert widget.model.sector.ranges == _box(vol).ranges
-    assert widget.status.value == 'Proposal: confidence 0.90'
+    assert widget.status.value == 'Proposed (confidence 0.90).'
 
 
 def test_draw_box_without_any_proposal(ct):
@@ -503,3 +519,48 @@ def test_model_picker_runs_the_chosen_model(make_napari_viewer, qtbot, tmp_path)
     assert picker.model is not None and 'strict' in picker.note.value
     _wait_propose(qtbot, widget)
     assert widget.model.sector is not None and not widget.model.sector.found
+
+
+def test_after_propose_the_box_is_centred_editable_and_the_dock_keeps_its_width(
+    make_napari_viewer, qtbot, monkeypatch
+):
+    """Issue 21: after Propose the view is on the box's middle slice, the rectangle layer
+    is active with its rectangle selected (resize handles shown), the dock has not grown
+    (its text wraps), and 3D shows an attenuated MIP whose window comes from the data and
+    is given back on return to 2D."""
+    from qtpy.QtWidgets import QApplication
+
+    from napari_heartbox._napari import sector_widget as sw
+    from napari_heartbox._napari.box_controls import WINDOW_3D_HU
+    from napari_heartbox._widget import HeartSectorWidget
+
+    vol = _volume()
+    monkeypatch.setattr(sw, 'run_propose', lambda v, m, progress=None, model=None: _box(vol))
+    viewer = make_napari_viewer(show=True)
+    data, meta, _ = layer_data_from_volume(vol, name='chest')
+    layer = viewer.add_image(data, **meta)
+    widget = HeartSectorWidget(viewer)
+    dock = viewer.window.add_dock_widget(widget, name='Heart sector')
+    for _ in range(5):
+        QApplication.processEvents()
+    width = dock.width()
+    _wait_propose(qtbot, widget)
+    for _ in range(5):
+        QApplication.processEvents()
+    editor = widget.editor
+    assert editor.current_plane()[1] == (8 + 20 - 1) // 2  # the box's middle slice
+    assert viewer.layers.selection.active is editor.rect_layer
+    assert str(editor.rect_layer.mode) == 'select' and editor.rect_layer.selected_data == {0}
+    assert 'Drag' in widget.controls.edit_hint.value
+    assert dock.width() == width and 'LPS min' in widget.info.value
+
+    before = tuple(layer.contrast_limits)
+    widget.show_view('3D')
+    assert str(layer.rendering) == 'attenuated_mip'
+    lo, hi = layer.contrast_limits
+    assert WINDOW_3D_HU[0] <= lo < hi <= WINDOW_3D_HU[1] and hi <= data.max()
+    assert viewer.layers.selection.active is editor.handles_layer
+    assert 'face handle' in widget.controls.edit_hint.value
+    widget.show_view('Coronal')
+    assert tuple(layer.contrast_limits) == before
+    assert viewer.layers.selection.active is editor.rect_layer

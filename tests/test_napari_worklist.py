@@ -89,7 +89,16 @@ def test_worklist_on_three_cases(wl_widget, studies, tmp_path, qtbot):
     model = widget.editor.model
     assert model.sector.ranges == ((2, 8), (4, 14), (5, 18))
     assert wl.status('case_a') == 'proposed'
-    assert widget.table.data[0] == ['case_a', 'proposed', '1.000']
+    # merely proposed: no IoU (it would be 1 by construction)
+    assert widget.table.data[0][:2] == ['case_a', 'proposed']
+    assert widget.table.data[0][2] in (None, '')
+    # issue 21: the case opens on its box (the middle slice of the box, not of the CT),
+    # with the box's rectangle active for editing and the dock's view buttons and sliders
+    (_rows_cols, z), (z0, z1) = widget.editor.current_plane(), model.sector.z
+    assert z == (z0 + z1 - 1) // 2
+    assert viewer.layers.selection.active is widget.editor.rect_layer
+    assert [s.value for s in widget.controls.sliders] == [(2, 8), (4, 14), (5, 18)]
+    assert set(widget.controls.view_btns) == {'Axial', 'Coronal', 'Sagittal', '3D'}
     assert widget.table.data[1][1] == 'not opened'
 
     # an edit is auto-saved as a correction in the output folder
@@ -98,6 +107,12 @@ def test_worklist_on_three_cases(wl_widget, studies, tmp_path, qtbot):
     assert saved['status'] == 'corrected' and saved['corrected']['voxel']['z'] == [2, 9]
     assert saved['proposal']['voxel']['z'] == [2, 8]
     assert widget.table.data[0][1] == 'corrected'
+    assert widget.table.data[0][2] == f'{6 / 7:.3f}'
+    assert widget.undo_btn.enabled and not widget.redo_btn.enabled
+    widget.undo_btn.changed.emit(True)
+    assert model.sector.z == (2, 8) and widget.redo_btn.enabled
+    widget.redo_btn.changed.emit(True)
+    assert model.sector.z == (2, 9)
 
     # accept → next unfinished case opens
     with qtbot.waitSignal(viewer.layers.events.inserted, timeout=60_000):
@@ -124,13 +139,13 @@ def test_worklist_on_three_cases(wl_widget, studies, tmp_path, qtbot):
     paths = widget.write_agreement()
     assert paths['png'].read_bytes()[:4] == b'\x89PNG'
     rows, summary = wl.agreement()
-    assert summary['n_cases'] == 3
+    assert summary['n_cases'] == 1  # the reviewed case only (b and c are merely proposed)
     a = next(r for r in rows if r['case'] == 'case_a')
     assert a['iou'] == pytest.approx(6 / 7)
     assert a['superior_mm'] == pytest.approx(
         -2.0
     )  # proposal 2 mm inside the corrected box
-    assert 'mean IoU' in widget.summary.value
+    assert 'mean IoU' in widget.summary.value and '1 reviewed' in widget.summary.value
 
     # nothing was written into the input folder
     assert sorted(p.name for p in studies.iterdir()) == [

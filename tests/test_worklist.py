@@ -116,9 +116,13 @@ def test_record_status_index_and_resume(studies, tmp_path, grid):
 def test_agreement_numbers_and_plot(studies, tmp_path, grid):
     wl = Worklist(studies, tmp_path / 'out')
     prop = Sector(grid, (1, 5), (2, 6), (2, 8))
-    wl.record('a_case', prop, prop)
+    wl.record('a_case', prop, prop, status='accepted')  # reviewed, unchanged
     # corrected: superior face down one slice (3 mm), left face +2 px (1 mm)
     wl.record('b_case', prop.with_ranges(z=(1, 4), x=(2, 10)), prop)
+    # merely proposed (opened, not reviewed): not agreement, no IoU in the table
+    wl.record('c_case', prop, prop)
+    assert wl.status('c_case') == 'proposed'
+    assert [r['iou'] is None for r in wl.rows()] == [False, False, True]
     rows, summary = wl.agreement()
     assert [r['case'] for r in rows] == ['a_case', 'b_case']
     assert rows[0]['iou'] == 1.0

@@ -3,7 +3,7 @@
 One :class:`~napari_heartbox.box_model.BoxModel` is the source of truth.
 Two helper layers are *views* of it and write edits back to it:
 
-* ``"<image> heart sector"`` — a Points layer with six **face handles**
+* ``"heart box: <image>"`` — a Points layer with six **face handles**
   (handle ``i`` is face ``(axis=i // 2, side=i % 2)``, see
   :mod:`napari_heartbox.box_model`). A handle sits on the centre of the
   boundary voxel of its face (low face: voxel ``start``, high face: voxel
@@ -13,7 +13,7 @@ Two helper layers are *views* of it and write edits back to it:
   **bounding-box overlay** is the wireframe: napari pads the handles'
   extent by half a voxel, which puts it exactly on the voxel edges of the
   box.
-* ``"<image> heart sector 2D"`` — a Shapes layer holding **one rectangle**
+* ``"heart box 2D: <image>"`` — a Shapes layer holding **one rectangle**
   in the displayed plane (axial, coronal or sagittal, from
   ``viewer.dims.order``), drawn at voxel edges (``start - 0.5`` to
   ``stop - 0.5``) when the current slice cuts the box. It is edited with
@@ -25,9 +25,17 @@ Both layers copy the CT layer's ``scale``, ``translate``, ``rotate``,
 ``shear`` and ``affine`` *at creation* (so adding them never shifts the dims
 slider) and therefore work in the CT's **data** (voxel index) coordinates.
 
+The role comes first in both names, so the layer list (which elides the
+middle of long names) tells them apart.
+
+:meth:`BoxEditor.activate` makes the layer that edits the box in the
+current view the active one, in select mode: in 2D the rectangle, selected,
+so its resize handles show; in 3D the face handles.
+
 Keyboard, with the handle layer active: ``]`` / ``[`` move the selected
 face(s) by +1 / -1 voxel along their axis, ``Shift-]`` / ``Shift-[`` by 5;
-``Control-Z`` / ``Control-Shift-Z`` undo / redo the box.
+``Control-Z`` / ``Control-Shift-Z`` undo / redo the box (also with the
+rectangle layer active).
 """
 
 from __future__ import annotations
@@ -136,7 +144,7 @@ class BoxEditor:
         self.model = model
         self.closed = False
         self._updating = False
-        name = f'{image_layer.name} heart sector'
+        name = f'heart box: {image_layer.name}'
         tf = {
             'scale': image_layer.scale,
             'translate': image_layer.translate,
@@ -161,7 +169,7 @@ class BoxEditor:
         self.rect_layer = viewer.add_shapes(
             None,
             ndim=3,
-            name=f'{name} 2D',
+            name=f'heart box 2D: {image_layer.name}',
             edge_color=WIRE_COLOR,
             face_color='transparent',
             # data units: thin enough on the coarse (slice) axis of coronal views
@@ -255,8 +263,34 @@ class BoxEditor:
                 self.rect_layer.selected_data = set()
                 self.rect_layer.data = []
                 self.rect_layer.add_rectangles([rect])
+                if self._editing_rect():  # keep its resize handles on show
+                    self.rect_layer.selected_data = {0}
         finally:
             self._updating = False
+
+    def _editing_rect(self) -> bool:
+        return (
+            self.viewer.layers.selection.active is self.rect_layer
+            and str(self.rect_layer.mode) == 'select'
+        )
+
+    def activate(self) -> None:
+        """Make the box editable in the current view: the layer that edits it active.
+
+        In 2D the rectangle layer, in select mode with the rectangle selected
+        (its edges and corners show resize handles); in 3D the face-handle
+        layer in select mode (drag a coloured handle). Does nothing without a
+        box.
+        """
+        if not self.model.has_box:
+            return
+        if self.viewer.dims.ndisplay == 2 and len(self.rect_layer.data):
+            self.viewer.layers.selection.active = self.rect_layer
+            self.rect_layer.mode = 'select'
+            self.rect_layer.selected_data = {0}
+        else:
+            self.viewer.layers.selection.active = self.handles_layer
+            self.handles_layer.mode = 'select'
 
     # --------------------------------------------------------- edits back
     def _on_handles_data(self, event):
@@ -337,8 +371,9 @@ class BoxEditor:
             layer.bind_key(
                 key, lambda _l, d=delta: self.nudge_selected(d), overwrite=True
             )
-        layer.bind_key('Control-z', lambda _l: self.model.undo(), overwrite=True)
-        layer.bind_key('Control-Shift-z', lambda _l: self.model.redo(), overwrite=True)
+        for lay in (layer, self.rect_layer):
+            lay.bind_key('Control-z', lambda _l: self.model.undo(), overwrite=True)
+            lay.bind_key('Control-Shift-z', lambda _l: self.model.redo(), overwrite=True)
 
     # ------------------------------------------------------------ lifetime
     def _on_layer_removed(self, event):

@@ -25,6 +25,7 @@ from ..volume import CTVolume, SeriesInfo
 __all__ = [
     'CT_CONTRAST_LIMITS',
     'META_KEY',
+    'ct_geometry_problem',
     'ct_layer_problem',
     'layer_data_from_volume',
     'volume_from_layer',
@@ -109,6 +110,27 @@ def ct_layer_problem(layer) -> str | None:
         return (
             f'"{layer.name}" is {layer.ndim}D: the heart box needs a 3D CT '
             '(z, y, x), e.g. a DICOM series folder or a NIfTI volume.'
+        )
+    return None
+
+
+def ct_geometry_problem(layer) -> str | None:
+    """A one-line warning when a CT layer carries no patient geometry, else None.
+
+    A layer made by this plugin (or any layer with a scale other than 1 or a
+    transform) has one. An image opened with napari's built-in reader has
+    scale 1 and no position: its boxes are still right in voxels, but its
+    "mm" would be voxel indices, so the widgets show voxels only.
+    """
+    md = layer.metadata if isinstance(layer.metadata, dict) else {}
+    if META_KEY in md:
+        return None
+    unit = np.allclose(layer.scale, 1.0) and np.allclose(layer.translate, 0.0)
+    if unit and np.allclose(np.asarray(layer.affine.affine_matrix), np.eye(layer.ndim + 1)):
+        return (
+            f'"{layer.name}" has no CT geometry (scale 1, no patient position: opened by '
+            "napari's built-in reader?): boxes are in voxels only. For mm, open the file "
+            'with File ▸ Open with Plugin ▸ napari-heartbox.'
         )
     return None
 

@@ -10,23 +10,26 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from magicgui.widgets import Container, FileEdit, Label
+from magicgui.widgets import FileEdit, Label
 
 from ..errors import HeartboxError
+from .box_controls import wrap_label
 
 __all__ = ['ModelPicker']
 
 
-class ModelPicker(Container):
-    """A model folder field with a one-line description of the model in use."""
+class ModelPicker:
+    """A model folder field with a one-line description of the model in use.
+
+    Not a container: the owning widget puts :attr:`path` among its other
+    labelled fields (so the labels line up) and :attr:`note` under them.
+    """
 
     def __init__(self):
-        super().__init__(labels=False)
         self.path = FileEdit(label='model', mode='d', tooltip='empty: the bundled model; or a '
                              '`napari-heartbox finetune --out` folder')
         self.note = Label(value='model: bundled')
-        self.note.native.setWordWrap(True)
-        self.extend([Container(widgets=[self.path]), self.note])
+        wrap_label(self.note)
         self._model = None  # None = the bundled model
         self.path.changed.connect(lambda v: self.use(v))
 
@@ -40,6 +43,7 @@ class ModelPicker(Container):
         if path is None or str(path) in ('', '.'):
             self._model = None
             self.note.value = 'model: bundled'
+            self._show(path)
             return True
         try:
             from ..model.runtime import HeartModel
@@ -51,4 +55,12 @@ class ModelPicker(Container):
         self._model = model
         tuned = ' (fine-tuned)' if model.card.get('finetuned') else ''
         self.note.value = f'model: {Path(path).name}{tuned}, sha {model.sha256[:12]}'
+        self._show(path)
         return True
+
+    def _show(self, path) -> None:
+        """The field shows the chosen path (also when chosen from code)."""
+        text = '' if path is None or str(path) in ('', '.') else str(path)
+        if str(self.path.value) != text and not (text == '' and str(self.path.value) == '.'):
+            with self.path.changed.blocked():
+                self.path.value = text

@@ -22,18 +22,32 @@ from magicgui.widgets import (
     FloatSpinBox,
     Label,
     PushButton,
-    RangeSlider,
 )
 
-from ..box_model import AXES
 from ..errors import HeartboxError, ModelError
 from ..sector_file import read_sector_file, write_sector_file
+from .box_controls import (
+    VIEWS,
+    BoxControls,
+    camera_of,
+    current_view,
+    scrolled_body,
+    wrap_label,
+)
 from .box_editor import BoxEditor, editor_for_layer
-from .layers import ct_layer_problem, layer_data_from_volume, volume_from_layer
+from .layers import (
+    ct_geometry_problem,
+    ct_layer_problem,
+    layer_data_from_volume,
+    volume_from_layer,
+)
 from .model_picker import ModelPicker
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
+
+#: dock width (px): wide enough for the buttons, so longer text wraps
+DOCK_WIDTH = 380  # px
 
 __all__ = [
     'VIEWS',
@@ -43,21 +57,6 @@ __all__ = [
     'propose_steps',
     'run_propose',
 ]
-
-#: view name -> (dims.order, vertical screen orientation, ndisplay); the
-#: vertical orientation makes superior (coronal, sagittal) or anterior
-#: (axial) point up on screen
-VIEWS = {
-    'Axial': ((0, 1, 2), 'down', 2),
-    'Coronal': ((1, 0, 2), 'up', 2),
-    'Sagittal': ((2, 0, 1), 'up', 2),
-    '3D': ((0, 1, 2), 'down', 3),
-}
-#: 3D camera, in data axes (z, y, x): looking towards +y (anterior →
-#: posterior), tilted, with +z (superior) up
-VIEW_3D_DIRECTION = (-0.3, 0.8, 0.5)
-VIEW_3D_UP = (1.0, 0.0, 0.0)
-
 
 def run_propose(volume, margin_mm, progress=None, model=None):
     """Call :func:`napari_heartbox.propose` (``model`` None: the bundled one), mapping a missing model to ModelError."""
@@ -107,28 +106,26 @@ def propose_steps(volume, margin_mm, model=None):
     return result.get('sector'), result.get('error')
 
 
-def camera_of(viewer):
-    """The viewer's camera (``viewer.scene.camera`` since napari 0.9)."""
-    scene = getattr(viewer, 'scene', None)
-    return scene.camera if scene is not None else viewer.camera
+def describe_sector(sector, *, mm: bool = True) -> str:
+    """Multi-line text: voxel ranges, size in mm and LPS corners.
 
-
-def describe_sector(sector) -> str:
-    """Multi-line text: voxel ranges, size in mm and LPS corners."""
+    ``mm=False`` (a layer without CT geometry): voxel ranges only, since its
+    millimetres would be voxel indices.
+    """
     if sector is None:
         return 'No box yet: press Propose (or Draw box).'
     if not sector.found:
         return f'No heart found (confidence {sector.confidence:.2f}).'
     (z0, z1), (y0, y1), (x0, x1) = sector.ranges
+    lines = [f'voxels  z [{z0}, {z1})  y [{y0}, {y1})  x [{x0}, {x1})']
+    if not mm:
+        return '\n'.join([*lines, 'no mm: this layer has no CT geometry'])
     sz = sector.size_mm
     lo, hi = sector.patient_mm()
     return '\n'.join(
         [
-            f'voxels  z [{z0}, {z1})  y [{y0}, {y1})  x [{x0}, {x1})',
-            (
-                f'size    {sz[0]:.1f} × {sz[1]:.1f} × {sz[2]:.1f} mm (z, y, x)'
-                f'  ·  {sector.volume_ml:.0f} mL'
-            ),
+            *lines,
+            f'size  {sz[0]:.0f} × {sz[1]:.0f} × {sz[2]:.0f} mm (z, y, x), {sector.volume_ml:.0f} mL',
             'LPS min ({:.1f}, {:.1f}, {:.1f}) mm'.format(*lo),
             'LPS max ({:.1f}, {:.1f}, {:.1f}) mm'.format(*hi),
         ]
@@ -151,7 +148,6 @@ class HeartSectorWidget(Container):
         self._worker = None
         self.slices_done = 0
         self._cancelled = False
-        self._syncing = False
 
         self.ct = ComboBox(label='CT', choices=self._ct_choices, nullable=True)
         self.hint = Label(value='')
@@ -163,61 +159,46 @@ class HeartSectorWidget(Container):
         self.cancel_btn = PushButton(text='Cancel', enabled=False)
         self.status = Label(value='')
         self.info = Label(value='')
-        self.sliders = [
-            RangeSlider(
-                label=f'{a} [start, stop)', min=0, max=1, value=(0, 1), enabled=False
-            )
-            for a in AXES
-        ]
-        self.undo_btn = PushButton(text='Undo', enabled=False)
-        self.redo_btn = PushButton(text='Redo', enabled=False)
-        self.reset_btn = PushButton(text='Reset to proposal', enabled=False)
+        self.controls = BoxControls(viewer, lambda: (self.ct.value, self._editor_if_any()))
+        # the shared controls, under the names the widget always had
+        self.sliders = self.controls.sliders
+        self.undo_btn, self.redo_btn = self.controls.undo_btn, self.controls.redo_btn
+        self.reset_btn, self.view_btns = self.controls.reset_btn, self.controls.view_btns
         self.draw_btn = PushButton(text='Draw box', enabled=False)
         self.crop_btn = PushButton(text='Crop', enabled=False)
-        self.view_btns = {v: PushButton(text=v) for v in VIEWS}
         self.save_btn = PushButton(text='Save sector…', enabled=False)
         self.load_btn = PushButton(text='Load sector…', enabled=False)
         self.export_web_btn = PushButton(text='Export web app…')
 
         row = lambda *ws: Container(widgets=ws, layout='horizontal', labels=False)  # noqa: E731
-        self.extend(
+        self._body = scrolled_body(
+            self,
             [
-                Container(widgets=[self.ct, self.margin]),
-                self.model_picker,
+                Container(widgets=[self.ct, self.margin, self.model_picker.path]),
+                self.model_picker.note,
                 self.hint,
-                row(*self.view_btns.values()),
                 row(self.propose_btn, self.cancel_btn),
                 self.status,
                 self.info,
-                Container(widgets=self.sliders),
-                row(self.undo_btn, self.redo_btn, self.reset_btn),
+                self.controls,
                 row(self.draw_btn, self.crop_btn),
                 row(self.save_btn, self.load_btn),
                 self.export_web_btn,
-            ]
+            ],
+            DOCK_WIDTH,
         )
         for label in (self.hint, self.status, self.info):
-            label.native.setWordWrap(True)
-        for slider in self.sliders:  # the min/max edge labels only add noise
-            _hide_edge_labels(slider)
+            wrap_label(label)
+        # a fixed width: text appearing after Propose wraps instead of widening the
+        # dock (which would shrink and clip the canvas)
         self.ct.changed.connect(self._on_ct_changed)
         self.propose_btn.changed.connect(self.propose)
         self.cancel_btn.changed.connect(self.cancel)
-        self.undo_btn.changed.connect(lambda: self.model and self.model.undo())
-        self.redo_btn.changed.connect(lambda: self.model and self.model.redo())
-        self.reset_btn.changed.connect(lambda: self.model and self.model.reset())
         self.draw_btn.changed.connect(self.draw_box)
         self.crop_btn.changed.connect(self.crop)
-        for v, b in self.view_btns.items():
-            b.changed.connect(lambda _=None, v=v: self.show_view(v))
         self.save_btn.changed.connect(self._save_dialog)
         self.load_btn.changed.connect(self._load_dialog)
         self.export_web_btn.changed.connect(self._export_web_dialog)
-        for axis, s in enumerate(self.sliders):
-            s.changed.connect(lambda v, a=axis: self._on_slider(a, v))
-            released = getattr(s.native, 'sliderReleased', None)
-            if released is not None:
-                released.connect(lambda: self.model and self.model.end_coalesce())
         viewer.layers.events.inserted.connect(self._on_inserted)
         viewer.layers.events.removed.connect(self._on_layer_removed)
         self._refresh_choices()
@@ -259,7 +240,9 @@ class HeartSectorWidget(Container):
 
     def _update_hint(self):
         if self.ct.value is not None:
-            self.hint.value = ''
+            # a CT without its geometry (napari's own reader: scale 1, no DICOM
+            # position): boxes work in voxels, but its "mm" would be voxel indices
+            self.hint.value = ct_geometry_problem(self.ct.value) or ''
             return
         others = [
             ct_layer_problem(layer)
@@ -280,6 +263,14 @@ class HeartSectorWidget(Container):
             ed.model.changed.connect(self._on_model_changed)
             self.editors[id(layer)] = ed
         return ed
+
+    def _editor_if_any(self):
+        """The chosen CT's editor if it has one (never creates one)."""
+        layer = self.ct.value
+        if layer is None or self.model is None:
+            return None
+        ed = self.editors.get(id(layer))
+        return ed if ed is not None and not ed.closed else None
 
     @property
     def model(self):
@@ -368,8 +359,10 @@ class HeartSectorWidget(Container):
             return
         editor.model.set_proposal(sector)
         if sector.found:
-            self.status.value = f'Proposal: confidence {sector.confidence:.2f}'
-            self.viewer.layers.selection.active = editor.handles_layer
+            self.status.value = f'Proposed (confidence {sector.confidence:.2f}).'
+            # centred on the box in the current view, the canvas re-fitted, and the
+            # layer that edits the box active
+            self.show_view(current_view(self.viewer))
         else:
             self.status.value = 'No heart found in this CT.'
             self._notify(
@@ -395,12 +388,6 @@ class HeartSectorWidget(Container):
     def _on_model_changed(self, sector=None):
         self._update_ui()
 
-    def _on_slider(self, axis, value):
-        if self._syncing or self.model is None or not self.model.has_box:
-            return
-        a, b = (int(round(v)) for v in value)
-        self.model.set_range(axis, a, b, coalesce=f'slider-{axis}')
-
     def _update_ui(self):
         model = self.model
         has_ct = self.ct.value is not None
@@ -411,52 +398,21 @@ class HeartSectorWidget(Container):
         self.draw_btn.enabled = has_ct and not has_box
         self.crop_btn.enabled = has_box
         self.save_btn.enabled = sector is not None
-        self.undo_btn.enabled = bool(model and model.can_undo)
-        self.redo_btn.enabled = bool(model and model.can_redo)
-        self.reset_btn.enabled = bool(
-            model and model.proposal is not None and model.is_corrected
-        )
-        self.info.value = describe_sector(sector) if has_ct else ''
+        mm = has_ct and ct_geometry_problem(self.ct.value) is None
+        self.info.value = describe_sector(sector, mm=mm) if has_ct else ''
         if model is not None and model.is_corrected and model.proposal is not None:
             self.status.value = 'Edited (differs from the proposal).'
-        self._syncing = True
-        try:
-            for axis, s in enumerate(self.sliders):
-                s.enabled = has_box
-                if has_box:
-                    n = sector.grid.shape[axis]
-                    if s.max != n:
-                        s.max = n
-                    if tuple(s.value) != sector.ranges[axis]:
-                        s.value = sector.ranges[axis]
-        finally:
-            self._syncing = False
+        self.controls.refresh()
 
     # -------------------------------------------------------------- views
     def show_view(self, view: str):
-        """Show the CT axial, coronal, sagittal or in 3D, centred on the box.
+        """Show the chosen CT axial, coronal, sagittal or in 3D, centred on the box.
 
-        2D views put patient superior up (coronal, sagittal) and anterior up
-        (axial), with patient left on the screen's right (radiological); 3D
-        looks at the chest from the front (oblique), superior up.
+        See :func:`napari_heartbox._napari.box_controls.show_view` (3D: an
+        attenuated MIP with a window from the data; the editing layer made
+        active).
         """
-        order, vertical, ndisplay = VIEWS[view]
-        viewer = self.viewer
-        viewer.dims.ndisplay = ndisplay
-        viewer.dims.order = order
-        if ndisplay == 2:
-            camera_of(viewer).orientation2d = (vertical, 'right')
-        layer, model = self.ct.value, self.model
-        if layer is not None and model is not None and model.has_box:
-            # the centre voxel (an integer index: a point between two voxels slices no
-            # shape, since napari keys a rectangle to its integer plane)
-            centre = [(a + b - 1) // 2 for a, b in model.sector.ranges]
-            world = layer.data_to_world(centre)
-            for axis in range(3):
-                viewer.dims.set_point(axis, world[axis])
-        viewer.reset_view()
-        if ndisplay == 3:  # from the front, a little from the left and above
-            camera_of(viewer).set_view_direction(VIEW_3D_DIRECTION, VIEW_3D_UP)
+        self.controls.show_view(view)
 
     # -------------------------------------------------- crop / save / load
     def crop(self):
@@ -558,16 +514,6 @@ class HeartSectorWidget(Container):
         from napari.utils import notifications
 
         getattr(notifications, f'show_{level}')(msg)
-
-
-def _hide_edge_labels(slider) -> None:
-    try:
-        from superqt import QLabeledRangeSlider
-
-        mode = QLabeledRangeSlider.EdgeLabelMode.NoLabel
-        slider.native.setEdgeLabelMode(mode)
-    except (ImportError, AttributeError):
-        pass
 
 
 def _default_margin() -> float:

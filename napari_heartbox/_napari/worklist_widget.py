@@ -20,10 +20,11 @@ from magicgui.widgets import Container, FileEdit, Label, PushButton, Table
 
 from ..errors import HeartboxError, ModelError
 from ..worklist import Worklist
+from .box_controls import BoxControls, current_view, scrolled_body, wrap_label
 from .box_editor import editor_for_layer
 from .layers import layer_data_from_volume
 from .model_picker import ModelPicker
-from .sector_widget import describe_sector, run_propose
+from .sector_widget import DOCK_WIDTH, describe_sector, run_propose
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
@@ -78,28 +79,33 @@ class WorklistWidget(Container):
         self.next_btn = PushButton(text='Next ▶', enabled=False)
         self.accept_btn = PushButton(text='Accept ✓', enabled=False)
         self.draw_btn = PushButton(text='Draw box', enabled=False)
-        self.undo_btn = PushButton(text='Undo', enabled=False)
-        self.reset_btn = PushButton(text='Reset', enabled=False)
+        # view buttons, editing hint, sliders, Undo / Redo / Reset: as in the Heart sector dock
+        self.controls = BoxControls(viewer, lambda: (self._image(), self.editor))
+        self.undo_btn, self.redo_btn = self.controls.undo_btn, self.controls.redo_btn
+        self.reset_btn = self.controls.reset_btn
         self.info = Label(value='')
         self.agree_btn = PushButton(text='Agreement (table + plot)', enabled=False)
         self.summary = Label(value='')
 
         for label in (self.hint, self.info, self.summary):
-            label.native.setWordWrap(True)
+            wrap_label(label)
         row = lambda *ws: Container(widgets=ws, layout='horizontal', labels=False)  # noqa: E731
-        self.extend(
+        self._body = scrolled_body(
+            self,
             [
-                Container(widgets=[self.input_dir, self.output_dir]),
-                self.model_picker,
+                Container(widgets=[self.input_dir, self.output_dir, self.model_picker.path]),
+                self.model_picker.note,
                 self.open_btn,
                 self.hint,
                 self.table,
                 row(self.prev_btn, self.next_btn, self.accept_btn),
-                row(self.draw_btn, self.undo_btn, self.reset_btn),
                 self.info,
+                self.controls,
+                self.draw_btn,
                 self.agree_btn,
                 self.summary,
-            ]
+            ],
+            DOCK_WIDTH,
         )
         self.open_btn.changed.connect(lambda: self.open_worklist())
         self.prev_btn.changed.connect(self.previous_case)
@@ -107,10 +113,6 @@ class WorklistWidget(Container):
         self.accept_btn.changed.connect(self.accept)
         self.draw_btn.changed.connect(
             lambda: self.editor and self.editor.model.start_box()
-        )
-        self.undo_btn.changed.connect(lambda: self.editor and self.editor.model.undo())
-        self.reset_btn.changed.connect(
-            lambda: self.editor and self.editor.model.reset()
         )
         self.agree_btn.changed.connect(self.write_agreement)
         self.table.native.cellDoubleClicked.connect(lambda r, _c: self.open_case(r))
@@ -229,7 +231,8 @@ class WorklistWidget(Container):
             if proposal is not None:
                 model.set_proposal(proposal)
         model.changed.connect(self._on_box_changed)
-        self.viewer.layers.selection.active = self.editor.handles_layer
+        # the case opens on its box (centre slice, canvas fitted, editing layer active)
+        self.controls.show_view(current_view(self.viewer))
         self.hint.value = f'Case {index + 1}/{len(wl)}: {case.id}' + (
             f' — {message} Draw the box by hand.' if message else ''
         )
@@ -246,6 +249,10 @@ class WorklistWidget(Container):
             return  # a superseded worker: the current one is still loading
         self._worker = None
         self._set_nav_enabled(True)
+
+    def _image(self):
+        """The current case's CT layer, or None."""
+        return self._layers[0] if self._layers else None
 
     @property
     def busy(self) -> bool:
@@ -279,10 +286,7 @@ class WorklistWidget(Container):
         self.info.value = describe_sector(model.sector) if model is not None else ''
         has = model is not None
         self.draw_btn.enabled = has and not model.has_box
-        self.undo_btn.enabled = has and model.can_undo
-        self.reset_btn.enabled = (
-            has and model.proposal is not None and model.is_corrected
-        )
+        self.controls.refresh()
         self.accept_btn.enabled = has and model.sector is not None
 
     def _set_nav_enabled(self, on: bool):
@@ -339,12 +343,15 @@ class WorklistWidget(Container):
                 if k.startswith('mean_abs_') and not math.isnan(v)
             )
             self.summary.value = (
-                f'{s["n_cases"]} cases: mean IoU {s["mean_iou"]:.3f}, '
-                f'median {s["median_iou"]:.3f}, min {s["min_iou"]:.3f}\n'
-                f'mean |face error| mm: {faces}\n{paths["png"]}'
+                f'{s["n_cases"]} reviewed case{"s" if s["n_cases"] != 1 else ""} '
+                f'(corrected or accepted): mean IoU '
+                f'{s["mean_iou"]:.3f}, median {s["median_iou"]:.3f}, min {s["min_iou"]:.3f}\n'
+                f'mean |face error| mm: {faces}\n{paths["png"].name} in the corrections folder'
             )
         else:
-            self.summary.value = 'No case has both a proposal and a box yet.'
+            self.summary.value = (
+                'No reviewed case yet: agreement counts the cases you corrected or accepted.'
+            )
         return paths
 
     def _on_error(self, case_id, exc):

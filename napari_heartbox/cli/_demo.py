@@ -29,7 +29,7 @@ WHAT_IT_SHOWS = (
     'napari with the layer "Synthetic chest CT" (a deterministic thorax phantom '
     'with lungs, heart, aorta, spine and ribs; axis order z, y, x in mm), the '
     '"Heart sector" dock widget, and the proposed heart box as an editable '
-    'wireframe with six face handles ("Synthetic chest CT heart sector") plus '
+    'wireframe with six face handles ("heart box: Synthetic chest CT") plus '
     'a rectangle in the displayed slice.'
 )
 
