@@ -4,17 +4,24 @@
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-XVFB := $(shell command -v xvfb-run >/dev/null 2>&1 && echo "xvfb-run -a -s '-screen 0 1280x1024x24'")
+# xvfb-run is looked up when a target runs (system-packages may just have installed it)
+XVFB = $(shell command -v xvfb-run >/dev/null 2>&1 && echo "xvfb-run -a -s '-screen 0 1280x1024x24'")
 
-.PHONY: install web-vendor demo test lint bench train clean
+.PHONY: system-packages install web-vendor demo test lint bench train clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-install: $(BIN)/python
+# Xvfb, Mesa, Qt's xcb libraries, Chromium, Node.js/npm: installed when missing (as root or
+# with sudo), otherwise the apt-get command is printed and the tests needing them skip
+system-packages:
+	@scripts/system-packages.sh
+
+install: system-packages $(BIN)/python
 	$(BIN)/pip install -q -e ".[testing]"
 	$(MAKE) web-vendor
+	@echo "installed into $(VENV): run the CLI as $(BIN)/napari-heartbox (or 'source $(BIN)/activate' first)"
 
 # onnxruntime-web + dicom-parser from the npm registry (pinned by web_export/package-lock.json)
 web-vendor:

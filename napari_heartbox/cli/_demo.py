@@ -12,7 +12,7 @@ When it ends by itself
 * Under ``xvfb-run`` (what ``make demo`` uses when available), or when the
   ``CI`` or ``HEARTBOX_DEMO_EXIT`` environment variable is set, nobody can
   see the window: the demo saves a screenshot (``--screenshot``, default
-  ``<tmp>/heartbox-demo.png``) and exits after ``HEARTBOX_DEMO_EXIT``
+  ``heartbox-demo.png`` in the current folder) and exits after ``HEARTBOX_DEMO_EXIT``
   seconds (a number; default 2).
 """
 
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 __all__ = ['add_parser', 'has_display', 'run']
@@ -94,7 +93,7 @@ def run(args) -> int:
     shot = args.screenshot
     exit_after = args.exit_after
     if unattended:
-        shot = shot or str(Path(tempfile.gettempdir()) / 'heartbox-demo.png')
+        shot = shot or str(Path.cwd() / 'heartbox-demo.png')
         exit_after = linger if exit_after is None else exit_after
 
     import napari
@@ -105,16 +104,12 @@ def run(args) -> int:
     _dock, widget = viewer.window.add_plugin_dock_widget(
         'napari-heartbox', 'Heart sector'
     )
-    if args.three_d:
-        viewer.dims.ndisplay = 3
     print('napari-heartbox demo: ' + WHAT_IT_SHOWS)
 
     def shown():
-        if widget.model is not None and widget.model.has_box:
-            # centre the slider on the box so the rectangle is visible
-            z0, z1 = widget.model.sector.z
-            layer = widget.ct.value
-            viewer.dims.set_point(0, layer.data_to_world([(z0 + z1) // 2, 0, 0])[0])
+        # Propose has centred the view on the box; --3d shows it as the 3D button does
+        if args.three_d:
+            widget.show_view('3D')
         print(f'napari-heartbox demo: {widget.status.value}')
         if shot:
             viewer.screenshot(shot, canvas_only=False, flash=False)
