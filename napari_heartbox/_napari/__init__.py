@@ -9,6 +9,7 @@ top-level package, lazily)::
     layer = add_ct_layer(viewer, volume)            # CT placed in world mm
     editor = attach_box_editor(viewer, layer, sector)
     editor.model.sector                             # the current (edited) box
+    editor.show_view('3D')                          # as the dock's view buttons do
 
 World coordinates in napari are ``(z, y, x)`` = (S, P, L) in mm: the CT's
 LPS patient position with the axes listed in array order (see
@@ -46,7 +47,8 @@ def attach_box_editor(viewer, image_layer, sector=None, *, select=True):
         The box to start with (e.g. from :func:`napari_heartbox.propose`);
         it becomes the proposal that *Reset* returns to.
     select : bool
-        Select the handle layer so the box can be dragged at once.
+        Make the layer that edits the box in the current view active (the
+        rectangle in 2D, the face handles in 3D), so it can be dragged at once.
 
     Returns
     -------
@@ -62,5 +64,8 @@ def attach_box_editor(viewer, image_layer, sector=None, *, select=True):
     if sector is not None:
         editor.model.set_proposal(sector)
     if select:
-        viewer.layers.selection.active = editor.handles_layer
+        if editor.model.has_box:
+            editor.activate()
+        else:
+            viewer.layers.selection.active = editor.handles_layer
     return editor

@@ -274,6 +274,18 @@ class BoxEditor:
             and str(self.rect_layer.mode) == 'select'
         )
 
+    def show_view(self, view: str) -> None:
+        """Show the CT ``'Axial'``, ``'Coronal'``, ``'Sagittal'`` or ``'3D'``, centred on the box.
+
+        What the dock's view buttons do
+        (:func:`napari_heartbox._napari.box_controls.show_view`): radiological
+        2D orientation, in 3D an attenuated MIP with a window from the data,
+        the camera re-fitted, and this box made editable (:meth:`activate`).
+        """
+        from .box_controls import show_view
+
+        show_view(self.viewer, self.image_layer, self, view)
+
     def activate(self) -> None:
         """Make the box editable in the current view: the layer that edits it active.
 
