@@ -11,10 +11,14 @@ Writes, for the built-in synthetic chest CT (committed in ``docs/images/``):
 * ``napari-worklist.png`` and ``worklist-agreement.png`` — the correction
   worklist on three synthetic studies and its agreement plot.
 
-With ``--real`` it renders the same three views of the real CPTAC chest CT
-from ``../shared/data`` into ``--real-out`` (default
-``/tmp/heartbox-screenshots-real``), **outside the repository**: images of
-patient pixels are never committed.
+With ``--real`` it also renders the same three views of the real CPTAC chest
+CT from ``../shared/data`` (TCIA CPTAC-LSCC, C3N-00247; CC BY 3.0) as
+``cptac-axial.png``, ``cptac-coronal.png`` and ``cptac-3d.png`` into
+``--out``: the README shows them, with the attribution the licence asks for.
+The CT itself is never copied; without ``../shared`` these are skipped.
+
+Every view is what the dock's view buttons show (the script sets no window,
+rendering or camera of its own), window size 1400 × 900.
 
 The box shown is the model's proposal when the bundled model finds one;
 otherwise the CT's known box (the phantom's exact heart box, or the
@@ -70,21 +74,10 @@ def _compress(path: Path) -> None:
 
 
 def _views(viewer, widget, out: Path, prefix: str):
-    from napari_heartbox._napari.sector_widget import camera_of
-
     out.mkdir(parents=True, exist_ok=True)
-    layer = widget.ct.value
-    layer.rendering = 'attenuated_mip'
-    layer.attenuation = 0.02
     written = []
     for view in ('Axial', 'Coronal', '3D'):
-        widget.show_view(view)
-        if view == '3D':
-            layer.contrast_limits = (-300, 500)
-            camera_of(viewer).zoom *= 1.2
-        else:
-            layer.contrast_limits = (-160, 240)
-        viewer.layers.selection.active = widget.editor.handles_layer
+        widget.show_view(view)  # exactly what the button does
         written.append(_shoot(viewer, out / f'{prefix}-{view.lower()}.png'))
     widget.show_view('Axial')
     return written
@@ -187,21 +180,15 @@ def worklist_views(out: Path):
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('--out', type=Path, default=REPO / 'docs' / 'images')
-    p.add_argument('--real', action='store_true', help='also render the real CPTAC CT')
-    p.add_argument(
-        '--real-out',
-        type=Path,
-        default=Path(tempfile.gettempdir()) / 'heartbox-screenshots-real',
-    )
+    p.add_argument('--real', action='store_true',
+                   help='also render the real CPTAC CT (README images, CC BY 3.0)')
     args = p.parse_args(argv)
-    if args.real and REPO in args.real_out.resolve().parents:
-        p.error('--real-out must be outside the repository (no patient pixels in git)')
     paths = phantom_views(args.out) + worklist_views(args.out)
     if args.real:
         if not CPTAC.is_dir():
             print(f'{CPTAC} not found: real-CT screenshots skipped', file=sys.stderr)
         else:
-            paths += real_views(args.real_out)
+            paths += real_views(args.out)
     for path in paths:
         print(f'wrote {path}')
     return 0
