@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -517,6 +518,9 @@ def test_model_picker_runs_the_chosen_model(make_napari_viewer, qtbot, tmp_path)
     (folder / CARD_NAME).write_text(json.dumps(card))
     picker.path.value = folder  # as the user picks it
     assert picker.model is not None and 'strict' in picker.note.value
+    # chosen from code, the field shows it too; back to the bundled model clears it
+    assert picker.use(None) and picker.path.line_edit.value == ''
+    assert picker.use(folder) and Path(picker.path.value) == folder
     _wait_propose(qtbot, widget)
     assert widget.model.sector is not None and not widget.model.sector.found
 

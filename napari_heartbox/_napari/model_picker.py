@@ -61,6 +61,7 @@ class ModelPicker:
     def _show(self, path) -> None:
         """The field shows the chosen path (also when chosen from code)."""
         text = '' if path is None or str(path) in ('', '.') else str(path)
-        if str(self.path.value) != text and not (text == '' and str(self.path.value) == '.'):
+        field = self.path.line_edit  # its text (FileEdit's value turns '' into a folder)
+        if field.value != text:
             with self.path.changed.blocked():
-                self.path.value = text
+                field.value = text
