@@ -130,3 +130,31 @@ def test_ctrl_c_exits_130_with_one_line(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(cli_propose, 'run', interrupted)
     assert main(['propose', str(tmp_path)]) == 130
     assert capsys.readouterr().err == 'napari-heartbox: interrupted\n'
+
+
+def test_json_carries_the_loading_warnings_and_stderr_repeats_them(dicom_dir, capsys, tmp_path):
+    """Issue 18: ``--json`` used to drop every loading warning. A series with a missing
+    slice (a gap) prints it in the JSON's ``warnings`` and on stderr; the JSON is strict."""
+    import shutil
+
+    import pydicom
+
+    d, _case = dicom_dir
+    gap = tmp_path / 'gap'
+    shutil.copytree(d, gap)
+    files = sorted(gap.iterdir(), key=lambda f: float(pydicom.dcmread(f).ImagePositionPatient[2]))
+    files[len(files) // 2].unlink()  # one slice out of the middle
+    assert main(['propose', str(gap), '--json', '--margin-mm', '0']) == 0
+    cap = capsys.readouterr()
+    printed = json.loads(cap.out, parse_constant=lambda c: pytest.fail(f'{c} in the JSON'))
+    jsonschema.validate(printed, sector_schema())
+    assert printed['warnings'] and any('gap' in w for w in printed['warnings'])
+    assert all(f'warning: {w}' in cap.err for w in printed['warnings'])
+
+
+def test_json_safe_replaces_non_finite_numbers():
+    from napari_heartbox.cli._propose import json_safe
+
+    doc = json_safe({'a': [1.0, float('nan')], 'b': {'c': float('-inf')}, 'd': 'x'})
+    assert doc == {'a': [1.0, None], 'b': {'c': None}, 'd': 'x'}
+    json.dumps(doc, allow_nan=False)

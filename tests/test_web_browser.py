@@ -35,6 +35,7 @@ from test_web_export import (
 )
 
 from benchmarks._browser import CHROMIUM, LAUNCH_ARGS
+from napari_heartbox.io.dicom_select import SERIES_HINT
 
 # one definition of the Debian chromium binary and its flags (closed network, no sandbox as root)
 ARGS = ['--headless', *LAUNCH_ARGS]
@@ -422,7 +423,7 @@ def test_loader_situations_match_python(web, tmp_path, variant, model_files):
     assert sector['spacing_mm'] == pytest.approx(list(py_vol.spacing), abs=1e-6)
     py_warn = [
         w.replace(
-            '(choose one with series_uid=...)', '(the browser app loads the largest)'
+            f'({SERIES_HINT})', '(the browser app loads the largest)'
         )
         for w in py_vol.warnings
     ]

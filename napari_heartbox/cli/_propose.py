@@ -1,15 +1,30 @@
 """``napari-heartbox propose PATH``: find the heart box of one CT.
 
 Prints a one-line summary (or, with ``--json``, the ``heartbox.sector/1``
-JSON) on stdout; ``--out FILE`` writes the JSON to a file. Never writes next
+JSON, with the loading warnings in its ``warnings`` array) on stdout, and
+the warnings on stderr; ``--out FILE`` writes the JSON to a file. The JSON is
+always valid RFC 8259 (a non-finite number would be ``null``). Never writes next
 to the input scan unless ``--out`` points there.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import sys
 
-__all__ = ['add_parser']
+__all__ = ['add_parser', 'json_safe']
+
+
+def json_safe(obj):
+    """``obj`` with every non-finite float replaced by None (valid JSON, RFC 8259)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
 
 
 def add_parser(subparsers) -> None:
@@ -65,7 +80,12 @@ def run(args) -> int:
     t1 = time.perf_counter()
     sector = propose(volume, margin_mm=args.margin_mm, model=model)
     t2 = time.perf_counter()
-    text = sector.to_json()
+    warnings = volume.read_warnings()
+    doc = sector.to_dict()
+    doc['warnings'] = warnings  # the loading warnings travel with the box (schema: optional)
+    text = json.dumps(json_safe(doc), indent=2, allow_nan=False)  # RFC 8259: never NaN
+    for w in warnings:  # on stderr too, with or without --json
+        print(f'warning: {w}', file=sys.stderr)
     if out is not None:
         try:
             out.write_text(text + '\n', encoding='utf-8')
@@ -74,8 +94,6 @@ def run(args) -> int:
     if args.json:
         print(text)
     else:
-        for w in volume.read_warnings():
-            print(f'warning: {w}', file=sys.stderr)
         if sector.found:
             lo, hi = sector.patient_mm()
             z, y, x = sector.ranges

@@ -16,6 +16,7 @@ sequences).
 
 from __future__ import annotations
 
+import math
 import os
 import stat
 import struct
@@ -323,11 +324,23 @@ def _header_from_fast(parsed: dict, path: Path) -> SliceHeader | None:
     h.thickness = f.float(0x00180050)
     h.slope = f.float(0x00281053, 1.0) or 1.0
     h.intercept = f.float(0x00281052, 0.0)
+    _check_finite(h)
     h.pixel_offset, h.pixel_length = parsed['pixel_offset'], parsed['pixel_length']
     h.has_pixels = h.pixel_offset is not None
     if not h.fast_native and h.has_pixels:
         return None  # unusual pixel layout: pass 2 needs pydicom's dataset
     return h
+
+
+def _check_finite(h: SliceHeader) -> None:
+    """``ValueError`` (file reported unreadable, the series goes on) for NaN/inf geometry,
+    or a pixel spacing that is not positive."""
+    for name, v in (('ImagePositionPatient', h.ipp), ('ImageOrientationPatient', h.iop),
+                    ('PixelSpacing', h.pixel_spacing)):
+        if v is not None and not all(math.isfinite(x) for x in v):
+            raise ValueError(f'{name} {list(v)} is not finite')
+    if h.pixel_spacing is not None and min(h.pixel_spacing) <= 0:
+        raise ValueError(f'PixelSpacing {list(h.pixel_spacing)} is not positive')
 
 
 def _common(f: _Fast, path: Path, ts_uid: str | None) -> dict:
@@ -353,9 +366,29 @@ def _common(f: _Fast, path: Path, ts_uid: str | None) -> dict:
     }
 
 
-def _enhanced_frames(ds, common: dict) -> list[SliceHeader]:
-    """One header per frame of an enhanced (multi-frame) image."""
+#: most frames one file may claim (a CT volume has a few thousand at most); checked
+#: before the per-frame loop, which would otherwise run once per claimed frame
+MAX_FRAMES = 20_000
+
+
+def _enhanced_frames(ds, common: dict, pixel_length: int | None = None) -> list[SliceHeader]:
+    """One header per frame of an enhanced (multi-frame) image.
+
+    Raises ``ValueError`` (the file is then reported unreadable) when
+    NumberOfFrames is outside ``1..MAX_FRAMES`` or claims more uncompressed
+    frames than the pixel data holds.
+    """
     n = _int(ds.get('NumberOfFrames'), 1) or 1
+    if not 1 <= n <= MAX_FRAMES:
+        raise ValueError(f'NumberOfFrames {n} is outside 1..{MAX_FRAMES}')
+    rows, cols, bits = common.get('rows'), common.get('cols'), common.get('bits_allocated')
+    if pixel_length and rows and cols and bits and common.get('ts_uid') in NATIVE_TS:
+        frame_bytes = rows * cols * max(1, bits // 8) * (common.get('samples') or 1)
+        if n * frame_bytes > pixel_length:
+            raise ValueError(
+                f'NumberOfFrames {n} but the pixel data holds {pixel_length // frame_bytes} '
+                f'frame(s) of {rows}×{cols}'
+            )
     shared = _first_item(ds, 'SharedFunctionalGroupsSequence')
     per_frame = ds.get('PerFrameFunctionalGroupsSequence') or []
     out = []
@@ -429,7 +462,7 @@ def read_header(path: Path, *, fast: bool = True) -> list[SliceHeader]:
             ds.file_meta.TransferSyntaxUID = ts_uid
     common = _common(_Fast(ds), path, ts_uid)
     if (_Fast(ds).int(0x00280008, 1) or 1) > 1 or 0x52009230 in ds:
-        frames = _enhanced_frames(ds, common)
+        frames = _enhanced_frames(ds, common, length)
         for h in frames:
             h.dataset = ds
         return frames
@@ -441,6 +474,7 @@ def read_header(path: Path, *, fast: bool = True) -> list[SliceHeader]:
     h.thickness = f.float(0x00180050)
     h.slope = f.float(0x00281053, 1.0) or 1.0
     h.intercept = f.float(0x00281052, 0.0)
+    _check_finite(h)
     h.pixel_offset, h.pixel_length = offset, length
     # stop_before_pixels leaves the reader at PixelData when there is one
     h.has_pixels = offset is not None or (

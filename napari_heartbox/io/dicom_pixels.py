@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from collections import defaultdict
@@ -49,6 +50,26 @@ class _Clip:
             self.n += 1
 
 
+#: plausible rescale: |RescaleSlope| in (0, MAX_SLOPE], |RescaleIntercept| <= MAX_INTERCEPT
+MAX_SLOPE = 1e4
+MAX_INTERCEPT = 1e5
+
+
+def check_rescale(h: SliceHeader) -> None:
+    """Raise ``OSError`` (the image counts as unreadable) for a non-finite or absurd rescale.
+
+    A NaN or infinite RescaleSlope would turn every HU into 0 or NaN, an
+    intercept of 1e30 overflows: such an image is skipped like a damaged one
+    (replaced by its nearest readable neighbour, with a warning), never read
+    as a silently wrong slice.
+    """
+    slope, ic = float(h.slope), float(h.intercept)
+    if not (math.isfinite(slope) and math.isfinite(ic)) or not 0 < abs(slope) <= MAX_SLOPE or (
+        abs(ic) > MAX_INTERCEPT
+    ):
+        raise OSError(f'implausible rescale (RescaleSlope {slope:g}, RescaleIntercept {ic:g})')
+
+
 def stored_to_hu_inplace(a: np.ndarray, h: SliceHeader, clip: _Clip) -> None:
     """Turn raw 16-bit stored values held in int16 ``a`` into HU, in place.
 
@@ -57,6 +78,7 @@ def stored_to_hu_inplace(a: np.ndarray, h: SliceHeader, clip: _Clip) -> None:
     unsigned data are masked to BitsStored bits. Then
     ``HU = stored * slope + intercept``.
     """
+    check_rescale(h)
     bs = h.bits_stored if h.bits_stored and 0 < h.bits_stored <= 16 else 16
     slope, ic = h.slope, h.intercept
     if h.pixel_rep == 1:
@@ -92,6 +114,7 @@ def stored_to_hu_inplace(a: np.ndarray, h: SliceHeader, clip: _Clip) -> None:
 
 def _decoded_to_hu(arr: np.ndarray, h: SliceHeader, clip: _Clip) -> np.ndarray:
     """HU int16 image from a decoded (already sign-corrected) stored array."""
+    check_rescale(h)
     if arr.dtype.kind in 'iu' and h.slope == 1.0 and float(h.intercept).is_integer():
         tmp = arr.astype(np.int32) + int(h.intercept)
     else:

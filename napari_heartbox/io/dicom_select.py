@@ -23,6 +23,9 @@ import numpy as np
 from ..errors import CTLoadError
 from .dicom_headers import SliceHeader
 
+#: how to pick another series, in the words of both entry points
+SERIES_HINT = 'choose one with --series-uid UID on the command line, series_uid= in Python'
+
 __all__ = [
     'Selection',
     'exclusion_reason',
@@ -207,8 +210,8 @@ def select_series(
     others.sort(key=lambda d: -d['n_slices'])
     if others:
         warnings.append(
-            f'{len(others)} other series found and not loaded (choose one with '
-            f'series_uid=...): ' + '; '.join(_fmt_group(d) for d in others)
+            f'{len(others)} other series found and not loaded ({SERIES_HINT}): '
+            + '; '.join(_fmt_group(d) for d in others)
         )
     return Selection(candidates[chosen_uid], warnings, others)
 

@@ -25,7 +25,7 @@ from ..errors import CTLoadError
 from ..grid import Grid
 from ..volume import CTVolume, SeriesInfo
 from .dicom_pixels import read_output_slices
-from .load import Progress, _fill, _resolve, _scan_dicom, _Scanned
+from .load import Progress, _fill, _resolve, _scan_dicom, _Scanned, as_ct_load_error
 from .nifti import load_nifti
 
 __all__ = ['CTSeries', 'open_ct']
@@ -45,7 +45,9 @@ class CTSeries:
     shape : tuple of int
     """
 
-    def __init__(self, scanned: _Scanned | None = None, volume: CTVolume | None = None):
+    def __init__(self, scanned: _Scanned | None = None, volume: CTVolume | None = None,
+                 where: str = 'the series'):
+        self._where = where  # names the input in errors
         self._scanned = scanned
         self._volume = volume
         self._lock = threading.Lock()
@@ -70,7 +72,8 @@ class CTSeries:
         if self._volume is not None:
             return self._volume.hu[idx]
         try:
-            hu, clipped = read_output_slices(self._scanned.plan, idx.tolist())
+            with as_ct_load_error(self._where):
+                hu, clipped = read_output_slices(self._scanned.plan, idx.tolist())
         except CTLoadError:
             return self.load().hu[idx]
         if clipped:
@@ -82,7 +85,8 @@ class CTSeries:
         """The whole volume (read once, then kept)."""
         with self._lock:
             if self._volume is None:
-                self._volume = _fill(self._scanned, None)
+                with as_ct_load_error(self._where):
+                    self._volume = _fill(self._scanned, None)
                 self.warnings = list(self._volume.warnings)
                 self._clipped = 0
             return self._volume
@@ -121,7 +125,9 @@ def open_ct(
     CTLoadError
         The same one-line errors as ``load_ct``.
     """
-    kind, arg, source = _resolve(path)
-    if kind == 'nifti':
-        return CTSeries(volume=load_nifti(arg, progress=progress))
-    return CTSeries(_scan_dicom(arg, source=source, series_uid=series_uid, progress=progress))
+    with as_ct_load_error(path):
+        kind, arg, source = _resolve(path)
+        if kind == 'nifti':
+            return CTSeries(volume=load_nifti(arg, progress=progress))
+        return CTSeries(_scan_dicom(arg, source=source, series_uid=series_uid, progress=progress),
+                        where=source or str(path))

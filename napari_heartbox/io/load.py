@@ -14,10 +14,11 @@ from __future__ import annotations
 import os
 import warnings as _pywarnings
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import CTLoadError
+from ..errors import CTLoadError, HeartboxError
 from ..grid import Grid
 from ..volume import CTVolume, SeriesInfo
 from .dicom_geometry import StackPlan, plan_stack
@@ -92,10 +93,39 @@ def load_ct_with_series(
 
     Used by ``napari-heartbox info`` to list the series that were not loaded.
     """
-    kind, arg, source = _resolve(path)
-    if kind == 'nifti':
-        return LoadResult(load_nifti(arg, progress=progress))
-    return _load_dicom(arg, source=source, series_uid=series_uid, progress=progress)
+    with as_ct_load_error(path):
+        kind, arg, source = _resolve(path)
+        if kind == 'nifti':
+            return LoadResult(load_nifti(arg, progress=progress))
+        return _load_dicom(arg, source=source, series_uid=series_uid, progress=progress)
+
+
+def _name(path) -> str:
+    if isinstance(path, (str, os.PathLike)):
+        return str(path)
+    files = [Path(f) for f in path]
+    return f'{len(files)} files in {files[0].parent}' if files else 'an empty list of files'
+
+
+@contextmanager
+def as_ct_load_error(path):
+    """Turn whatever a reader or decoder raises into a one-line :class:`CTLoadError`.
+
+    The loaders raise their own one-line errors for every problem they know;
+    this is the net under them: a ``ValueError`` from a geometry check, an
+    ``OverflowError``, ``MemoryError``, or a ``BaseException`` from a native
+    decoder (e.g. the Rust RLE decoder's ``PanicException``) becomes
+    ``"<path>: cannot be read as a CT (<type>: <first line>)"``. Only
+    ``KeyboardInterrupt``, ``SystemExit`` and ``GeneratorExit`` pass.
+    """
+    try:
+        yield
+    except (HeartboxError, KeyboardInterrupt, SystemExit, GeneratorExit):
+        raise
+    except MemoryError:
+        raise CTLoadError(f'{_name(path)}: too large to load into memory') from None
+    except BaseException as e:  # noqa: BLE001 - the point: nothing else escapes
+        raise CTLoadError(f'{_name(path)}: cannot be read as a CT ({type(e).__name__}: {e})') from None
 
 
 def _resolve(path) -> tuple[str, object, str | None]:
