@@ -463,6 +463,34 @@ def test_non_dicom_files_give_a_clear_message(web, tmp_path):
     web.assert_local_only()
 
 
+def test_a_new_selection_clears_the_previous_result_and_an_error_shows_alone(
+    web, small_series, tmp_path
+):
+    """Issue 19: after a series with a box, a folder of non-DICOM files leaves no trace of
+    the previous patient's previews, numbers, timings or JSON; a fresh page shows no empty
+    canvases or headings either."""
+    page = web.open('index.html')
+    assert page.locator('#views').is_hidden() and page.locator('#results').is_hidden()
+    run_main_page(web, dicom_files(small_series))
+    assert page.locator('#views').is_visible() and page.locator('#results').is_visible()
+    assert page.locator('#numbers tr').count() > 0
+    junk = tmp_path / 'notes.txt'
+    junk.write_text('not a scan')
+    page.locator('input[type=file]').first.set_input_files([str(junk)])
+    assert web.wait_state(('error',)) == 'error'  # not the 'done' of the previous run
+    assert page.locator('#views').is_hidden() and page.locator('#results').is_hidden()
+    assert page.locator('#numbers tr').count() == 0 and page.locator('#timings tr').count() == 0
+    assert page.locator('#sector-json').text_content() == ''
+    assert page.locator('#copy').is_disabled() and page.locator('#download').is_disabled()
+    blank = page.evaluate(
+        """() => ['view-axial', 'view-coronal', 'view-sagittal'].every((id) => {
+             const c = document.getElementById(id);
+             return c.getContext('2d').getImageData(0, 0, c.width, c.height).data.every((v) => v === 0);
+           })"""
+    )
+    assert blank  # the previous previews are wiped, not just hidden
+
+
 def test_empty_selection_gives_a_clear_message(web, tmp_path):
     page = web.open('index.html')
     f = tmp_path / 'x.txt'

@@ -56,23 +56,40 @@ function showSector(sector, result) {
     ['end to end (files → sector)', fmtMs(t.end_to_end_ms)],
     ['threads', String(t.threads)],
   ]);
+  $('results').hidden = false;
   lastJson = JSON.stringify(sector, null, 2);
   $('sector-json').textContent = lastJson;
   $('copy').disabled = false;
   $('download').disabled = false;
   if (result.preview) {
+    $('views').hidden = false;
     drawPreviews(result.preview, sector, {
       axial: $('view-axial'), coronal: $('view-coronal'), sagittal: $('view-sagittal'),
     });
   }
 }
 
-async function runOn(files) {
-  files = Array.from(files || []);
+// Every result of the previous series goes before a new one starts: previews, box numbers,
+// timings, JSON, warnings. One patient's box can never sit next to another's name.
+function clearResults() {
+  $('views').hidden = true;
+  $('results').hidden = true;
+  for (const id of ['view-axial', 'view-coronal', 'view-sagittal']) {
+    const c = $(id);
+    c.getContext('2d').clearRect(0, 0, c.width, c.height);
+  }
+  $('numbers').tBodies[0].replaceChildren();
+  $('timings').tBodies[0].replaceChildren();
   $('warnings').replaceChildren();
   $('sector-json').textContent = '';
   $('timings-json').textContent = '';
+  lastJson = null;
   $('copy').disabled = true; $('download').disabled = true;
+}
+
+async function runOn(files) {
+  files = Array.from(files || []);
+  clearResults();
   if (files.length === 0) {
     setState('error', 'No files selected: choose a DICOM folder or the DICOM files of one CT series.');
     return;
