@@ -18,6 +18,7 @@ grid is checked against the CT's when the CT is loaded (:func:`load_case`).
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,6 +72,8 @@ def find_corrected_cases(folder) -> list[CorrectedCase]:
         if d.get('schema') != INDEX_SCHEMA_ID:
             raise HeartboxError(f'{index}: schema is {d.get("schema")!r}, expected {INDEX_SCHEMA_ID!r}')
         root = Path(d.get('input') or '')
+        if not root.is_absolute():  # relative to the index's folder (older indexes: absolute)
+            root = Path(os.path.normpath(folder / root))
         for row in d.get('cases', []):
             if row.get('status') not in TRAINABLE or not row.get('file'):
                 continue

@@ -296,7 +296,10 @@ class Worklist:
     def write_index(self) -> None:
         """Write ``index.csv`` and ``index.json`` (atomically)."""
         rows = self.rows()
-        doc = {'schema': INDEX_SCHEMA_ID, 'input': str(self.input), 'cases': rows}
+        # the studies folder relative to this index (POSIX), so the index names no absolute
+        # path of the user's machine and survives moving both folders together
+        rel = Path(os.path.relpath(self.input, self.output)).as_posix()
+        doc = {'schema': INDEX_SCHEMA_ID, 'input': rel, 'cases': rows}
         _atomic_write(self.output / 'index.json', json.dumps(doc, indent=2) + '\n')
         buf = io.StringIO()
         w = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else ['case'])

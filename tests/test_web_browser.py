@@ -750,6 +750,7 @@ def test_folder_picker_and_drag_and_drop(web, tiny_series, model_files):
     assert json.loads(Path(dl.value.path()).read_text()) == json.loads(
         page.locator('#sector-json').inner_text()
     )
+    assert dl.value.suggested_filename == 'heartbox-sector.json'  # no UID in the name (issue 18)
     web.assert_local_only()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -106,6 +107,10 @@ def test_record_status_index_and_resume(studies, tmp_path, grid):
     assert rows[1]['case'] == 'b_case' and rows[1]['file'] == 'cases/b_case.json'
     assert float(rows[1]['iou']) == pytest.approx(3 / 4)
 
+    # the index names the studies folder relative to itself, not as an absolute path
+    index = json.loads((out / 'index.json').read_text())
+    assert not Path(index['input']).is_absolute()
+    assert (out / index['input']).resolve() == studies.resolve()
     # a new session on the same folders resumes the statuses
     wl2 = Worklist(studies, out)
     assert wl2.status('b_case') == 'corrected'

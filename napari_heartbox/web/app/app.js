@@ -159,8 +159,8 @@ $('copy').addEventListener('click', async () => {
 $('download').addEventListener('click', () => {
   const a = document.createElement('a');
   a.href = URL.createObjectURL(new Blob([lastJson], { type: 'application/json' }));
-  const uid = JSON.parse(lastJson).series_uid;
-  a.download = `heartbox-sector${uid ? '-' + uid : ''}.json`;
+  // no identifier in the file name (a SeriesInstanceUID is one); the UID stays inside the JSON
+  a.download = 'heartbox-sector.json';
   a.click();
   setTimeout(() => URL.revokeObjectURL(a.href), 1000);
 });
