@@ -101,3 +101,23 @@ def test_error_messages_are_one_line_whatever_they_were_built_from():
     assert str(e) == 'ct.nii: cannot read NIfTI voxel data: Expected 9 bytes - could the file be damaged?'
     assert str(CTLoadError('')) == 'CTLoadError (no details given)'
     assert len(str(CTLoadError('x' * 5000))) <= 400
+
+
+def test_a_small_nifti_declaring_a_huge_volume_is_refused_before_reading(tmp_path):
+    """Issue 18: a 2 MB .nii.gz declaring 1024³ int16 used to be decompressed into GBs."""
+    nib = pytest.importorskip('nibabel')
+    import gzip
+
+    img = nib.Nifti1Image(np.zeros((8, 8, 8), np.int16), np.eye(4))
+    hdr = img.header.copy()
+    raw = bytearray(nib.Nifti1Image(img.get_fdata().astype(np.int16), np.eye(4), hdr).to_bytes())
+    path = tmp_path / 'big.nii.gz'
+    hb = bytearray(raw[:352])
+    dims = np.frombuffer(bytes(hb[40:56]), '<i2').copy()
+    dims[1:4] = 1024
+    hb[40:56] = dims.astype('<i2').tobytes()
+    path.write_bytes(gzip.compress(bytes(hb) + bytes(raw[352:])))
+    t = time.perf_counter()
+    with pytest.raises(CTLoadError, match='holds'):
+        load_ct(path)
+    assert time.perf_counter() - t < 5

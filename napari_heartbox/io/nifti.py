@@ -44,6 +44,44 @@ def _axis_plan(a_lps: np.ndarray):
     return perm, flips
 
 
+#: most voxels a NIfTI CT may declare (a 2,000 × 768 × 768 volume: 2.4 GB as int16)
+MAX_VOXELS = 1_200_000_000
+
+
+def _check_payload(path: Path, img, shape) -> None:
+    """Refuse, before reading any voxel, a header whose voxel count is empty, absurd,
+    or larger than what the file holds (a 2 MB ``.nii.gz`` declaring 1024³ voxels
+    would otherwise be decompressed into gigabytes).
+
+    For ``.nii.gz`` the size check uses the gzip trailer (ISIZE: the uncompressed
+    size modulo 2³²), so it applies to payloads under 4 GiB; ``.nii`` uses the file
+    size.
+    """
+    n = int(np.prod([int(d) for d in shape], dtype=np.int64))
+    if min(int(d) for d in shape) < 1:
+        raise CTLoadError(f'{path}: NIfTI declares an empty volume {tuple(int(d) for d in shape)}')
+    if n > MAX_VOXELS:
+        raise CTLoadError(f'{path}: NIfTI declares {n:,} voxels, more than the {MAX_VOXELS:,} a CT may have')
+    hdr = img.header
+    need = int(hdr.get_data_offset()) + n * int(np.dtype(hdr.get_data_dtype()).itemsize)
+    try:
+        if str(path).lower().endswith('.gz'):
+            if need >= 2**32:
+                return
+            with open(path, 'rb') as f:
+                f.seek(-4, 2)
+                have = int.from_bytes(f.read(4), 'little')
+        else:
+            have = Path(path).stat().st_size
+    except OSError:
+        return  # the reader says what is wrong
+    if have < need:
+        raise CTLoadError(
+            f'{path}: NIfTI declares {tuple(int(d) for d in shape)} voxels ({need:,} bytes with its '
+            f'header) but holds {have:,} bytes: truncated or a damaged header'
+        )
+
+
 def load_nifti(path: Path, progress=None) -> CTVolume:
     """Load a 3-D NIfTI CT as a :class:`CTVolume` in the LPS convention.
 
@@ -73,6 +111,7 @@ def load_nifti(path: Path, progress=None) -> CTVolume:
         raise CTLoadError(
             f'{path}: NIfTI has {len(img.shape)} dimensions {img.shape}, expected a 3-D CT volume'
         )
+    _check_payload(path, img, shape)
     warnings: list[str] = []
     try:
         data = np.asanyarray(img.dataobj).reshape(shape)
