@@ -149,7 +149,7 @@ def load_real_case(folder: Path | None = None) -> RealCase:
 
     d = folder or data_dir()
     ct = load_nifti(d / 'cxr.nii.gz')
-    lab = load_nifti(d / 'mask.nii.gz')
+    lab = load_nifti(d / 'mask.nii.gz', labels=True)
     if lab.hu.shape != ct.hu.shape or not np.allclose(lab.grid.spacing, ct.grid.spacing):
         raise ValueError(f'{d}: the label map and the CT are not on the same grid')
     with open(d / 'structures.csv', newline='') as f:

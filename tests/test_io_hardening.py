@@ -121,3 +121,21 @@ def test_a_small_nifti_declaring_a_huge_volume_is_refused_before_reading(tmp_pat
     with pytest.raises(CTLoadError, match='holds'):
         load_ct(path)
     assert time.perf_counter() - t < 5
+
+
+def test_a_label_map_is_refused_as_ct_and_a_ct_is_not(tmp_path):
+    nib = pytest.importorskip('nibabel')
+    labels = np.zeros((20, 30, 30), np.uint8)
+    labels[5:15, 10:20, 10:20] = 51  # TotalSegmentator's heart label
+    labels[2:4, 2:5, 2:5] = 117
+    path = tmp_path / 'seg.nii.gz'
+    nib.save(nib.Nifti1Image(labels, np.eye(4)), str(path))
+    with pytest.raises(CTLoadError, match='label map'):
+        load_ct(path)
+    ct = np.full((20, 30, 30), -1000, np.int16)
+    ct[5:15, 10:20, 10:20] = 40
+    nib.save(nib.Nifti1Image(ct, np.eye(4)), str(tmp_path / 'ct.nii.gz'))
+    assert sorted(load_ct(tmp_path / 'ct.nii.gz').shape) == [20, 30, 30]
+    from napari_heartbox.io.nifti import load_nifti
+
+    assert load_nifti(path, labels=True).hu.max() == 117  # read on purpose: allowed

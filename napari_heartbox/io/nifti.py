@@ -82,7 +82,32 @@ def _check_payload(path: Path, img, shape) -> None:
         )
 
 
-def load_nifti(path: Path, progress=None) -> CTVolume:
+#: a CT holds air (about -1000 HU) outside the body and in the lungs; a volume whose
+#: values are all small non-negative integers is a label map (a segmentation)
+LABEL_MAP_MAX_VALUE = 1000
+LABEL_MAP_MAX_LABELS = 256
+
+
+def _refuse_label_map(path: Path, hu: np.ndarray) -> None:
+    """``CTLoadError`` for a segmentation saved as NIfTI (e.g. TotalSegmentator's 0–117 labels).
+
+    A CT has values below 0 (air, lung, fat); a label map has none, and few
+    distinct values. Checked on a strided sample of about a million voxels.
+    """
+    step = max(1, round((hu.size / 1e6) ** (1 / 3)))
+    sample = hu[::step, ::step, ::step]
+    lo, hi = int(sample.min()), int(sample.max())
+    if lo < 0 or hi > LABEL_MAP_MAX_VALUE:
+        return
+    labels = np.unique(sample).size
+    if labels <= LABEL_MAP_MAX_LABELS and int(hu.min()) >= 0:
+        raise CTLoadError(
+            f'{path}: values {lo}..{hi} in {labels} distinct integers and nothing below 0 HU: '
+            'a label map (segmentation), not a CT'
+        )
+
+
+def load_nifti(path: Path, progress=None, *, labels: bool = False) -> CTVolume:
     """Load a 3-D NIfTI CT as a :class:`CTVolume` in the LPS convention.
 
     Parameters
@@ -92,6 +117,9 @@ def load_nifti(path: Path, progress=None) -> CTVolume:
         scl_slope/scl_inter).
     progress : callable, optional
         ``progress(done, total)``; called once at the end.
+    labels : bool
+        The file is a label map on purpose (a segmentation read on the same
+        LPS grid, e.g. for training targets): skip the label-map refusal.
 
     Raises
     ------
@@ -139,6 +167,8 @@ def load_nifti(path: Path, progress=None) -> CTVolume:
             data = np.clip(data, -32768, 32767)
         data = data.astype(np.int16)
     hu = np.ascontiguousarray(data)
+    if not labels:
+        _refuse_label_map(path, hu)
     ny_col, nx_col = a[:3, 1], a[:3, 2]
     n = np.cross(nx_col, ny_col)
     n /= np.linalg.norm(n)
