@@ -652,7 +652,7 @@ def evaluate_volume(
 def _load_mask(spec: CaseSpec) -> tuple[np.ndarray, Grid]:
     from .io import load_ct
 
-    vol = load_ct(spec.mask)
+    vol = load_ct(spec.mask, labels=True)  # a label map on purpose
     if spec.mask_labels:
         mask = np.isin(vol.hu, np.asarray(spec.mask_labels, dtype=vol.hu.dtype))
     else:

@@ -50,6 +50,7 @@ def load_ct(
     *,
     series_uid: str | None = None,
     progress: Progress | None = None,
+    labels: bool = False,
 ) -> CTVolume:
     """Load a CT volume in Hounsfield units on its LPS grid.
 
@@ -67,6 +68,9 @@ def load_ct(
         ``total = 2N``), then continues N+1..N+M over the M images read into
         the volume (``total = N + M``). ``done == N`` therefore marks the end
         of the header pass (the benchmarks rely on it).
+    labels : bool
+        Read a NIfTI label map (segmentation) on purpose, on the same grid
+        conventions; by default one is refused as "not a CT".
 
     Returns
     -------
@@ -80,7 +84,7 @@ def load_ct(
     CTLoadError
         With a one-line message naming the file or folder and the problem.
     """
-    return load_ct_with_series(path, series_uid=series_uid, progress=progress).volume
+    return load_ct_with_series(path, series_uid=series_uid, progress=progress, labels=labels).volume
 
 
 def load_ct_with_series(
@@ -88,6 +92,7 @@ def load_ct_with_series(
     *,
     series_uid: str | None = None,
     progress: Progress | None = None,
+    labels: bool = False,
 ) -> LoadResult:
     """Like :func:`load_ct`, also returning the list of series found.
 
@@ -96,7 +101,7 @@ def load_ct_with_series(
     with as_ct_load_error(path):
         kind, arg, source = _resolve(path)
         if kind == 'nifti':
-            return LoadResult(load_nifti(arg, progress=progress))
+            return LoadResult(load_nifti(arg, progress=progress, labels=labels))
         return _load_dicom(arg, source=source, series_uid=series_uid, progress=progress)
 
 

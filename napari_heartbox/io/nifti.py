@@ -100,7 +100,8 @@ def _refuse_label_map(path: Path, hu: np.ndarray) -> None:
     if lo < 0 or hi > LABEL_MAP_MAX_VALUE:
         return
     labels = np.unique(sample).size
-    if labels <= LABEL_MAP_MAX_LABELS and int(hu.min()) >= 0:
+    # (a constant volume is no label map either, but says nothing: let it load)
+    if 2 <= labels <= LABEL_MAP_MAX_LABELS and int(hu.min()) >= 0:
         raise CTLoadError(
             f'{path}: values {lo}..{hi} in {labels} distinct integers and nothing below 0 HU: '
             'a label map (segmentation), not a CT'
