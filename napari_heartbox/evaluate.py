@@ -305,10 +305,14 @@ class CaseSpec:
         Label values that count as heart in ``mask``.
     heart : bool
         Whether the reference says a heart is in view.
+    path_as_given : str or None
+        ``path`` as the manifest wrote it (usually relative to the manifest):
+        what the report shows, so it names no absolute path of this machine.
     """
 
     id: str
     path: Path | None = None
+    path_as_given: str | None = None
     series_uid: str | None = None
     box_mm: Box | None = None
     uncertainty_mm: dict | None = None
@@ -403,7 +407,8 @@ def load_manifest(path) -> tuple[list[CaseSpec], dict]:
         if cid in seen:
             raise HeartboxError(f'{where}: duplicate case id')
         seen.add(cid)
-        spec = CaseSpec(id=cid, path=cpath, series_uid=c.get('series_uid'))
+        spec = CaseSpec(id=cid, path=cpath, series_uid=c.get('series_uid'),
+                        path_as_given=None if c.get('path') is None else str(c['path']))
         if c.get('reference') is not None:
             ref_path = resolve(c['reference'])
             ref = _read_json(ref_path, 'reference box')
@@ -676,7 +681,9 @@ def _evaluate_spec(
 ) -> dict:
     result: dict = {
         'id': spec.id,
-        'path': None if spec.path is None else str(spec.path),
+        # as the manifest wrote it (relative to the manifest), not resolved to an absolute path
+        'path': spec.path_as_given if spec.path_as_given is not None else (
+            None if spec.path is None else spec.path.name),
     }
     t_start = time.perf_counter()
     runtime = {'load': None, 'propose': None}

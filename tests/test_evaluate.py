@@ -394,8 +394,10 @@ def test_phantom_manifest_with_exact_predictions(phantom_manifest, tmp_path):
     preds['abdomen'] = {'found': False}
     png_dir = tmp_path / 'png'
     report = evaluate_manifest(manifest, predictions=preds, png_dir=png_dir)
+    written = {c['id']: c['path'] for c in json.loads(Path(manifest).read_text())['cases']}
     for c in report['cases']:
         assert 'error' not in c, c.get('error')
+        assert c['path'] == written[c['id']]  # as the manifest wrote it: no absolute path (issue 18)
         assert c['found_correct'] is True
         if c['heart_expected']:
             assert c['iou'] == pytest.approx(1.0, abs=1e-5)  # NIfTI stores the affine as float32
