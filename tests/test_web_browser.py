@@ -491,6 +491,37 @@ def test_a_new_selection_clears_the_previous_result_and_an_error_shows_alone(
     assert blank  # the previous previews are wiped, not just hidden
 
 
+def test_a_worker_cannot_reach_another_origin(web, bundle):
+    """Issue 18: the page's <meta> CSP does not govern workers; the server's CSP header
+    does. A worker of this origin that tries a fetch and a WebSocket to 127.0.0.2 is
+    blocked by the policy (a CSP violation, not merely a refused connection)."""
+    (bundle / 'csp-probe.js').write_text(
+        """
+const seen = [];
+self.addEventListener('securitypolicyviolation', (e) => seen.push(e.violatedDirective));
+async function probe() {
+  let fetched = 'no error';
+  try { await fetch('http://127.0.0.2:9/leak'); } catch (e) { fetched = String(e); }
+  let ws = 'opened';
+  try { new WebSocket('ws://127.0.0.2:9/leak'); } catch (e) { ws = String(e); }
+  await new Promise((r) => setTimeout(r, 200));
+  self.postMessage({ fetched, ws, seen });
+}
+probe();
+"""
+    )
+    page = web.open('index.html')
+    result = page.evaluate(
+        """() => new Promise((resolve) => {
+             const w = new Worker('csp-probe.js');
+             w.onmessage = (e) => { resolve(e.data); w.terminate(); };
+           })"""
+    )
+    assert result['fetched'] != 'no error'
+    assert any(d.startswith('connect-src') for d in result['seen']), result
+    assert not [u for u in web.requests if '127.0.0.2' in u]  # never left the page
+
+
 def test_empty_selection_gives_a_clear_message(web, tmp_path):
     page = web.open('index.html')
     f = tmp_path / 'x.txt'

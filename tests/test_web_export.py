@@ -262,6 +262,45 @@ def test_server_sends_mime_types_and_isolation_headers(tmp_path, throwaway_model
                 assert resp.headers['Cross-Origin-Embedder-Policy'] == 'require-corp'
 
 
+def test_server_headers_listings_hosts_and_bad_paths(tmp_path):
+    """Issue 18: the CSP is an HTTP header on every response (it governs workers, which a
+    <meta> tag does not); no directory listings; only loopback Host names (DNS rebinding);
+    a NUL in the path is a 400, not a traceback in the server thread."""
+    import http.client
+
+    from napari_heartbox.web.serve import CSP
+
+    (tmp_path / 'index.html').write_text('<!doctype html><title>x</title>')
+    (tmp_path / 'worker.js').write_text('self.onmessage = () => {};')
+    (tmp_path / 'vendor').mkdir()
+    (tmp_path / 'vendor' / 'a.js').write_text('//')
+
+    def get(path, host=None):
+        c = http.client.HTTPConnection('127.0.0.1', server.server_port, timeout=10)
+        c.putrequest('GET', path, skip_host=host is not None)
+        if host is not None:
+            c.putheader('Host', host)
+        c.endheaders()
+        r = c.getresponse()
+        r.read()
+        c.close()
+        return r
+
+    with _serving(tmp_path) as server:
+        for path in ('/index.html', '/worker.js', '/vendor/a.js'):
+            r = get(path)
+            assert r.status == 200, path
+            assert r.headers['Content-Security-Policy'] == CSP
+            assert "connect-src 'self'" in CSP and "worker-src 'self'" in CSP
+            assert "frame-ancestors 'self'" in CSP
+            assert r.headers['Cross-Origin-Resource-Policy'] == 'same-origin'
+        assert get('/vendor/').status == 404  # no listing
+        assert get('/index.html', host='evil.example:80').status == 400
+        assert get('/index.html', host=f'localhost:{server.server_port}').status == 200
+        assert get('/index.html%00.js').status == 400
+        assert get('/index.html').status == 200  # the server still answers
+
+
 def test_server_refuses_a_folder_without_a_bundle(tmp_path):
     with pytest.raises(FileNotFoundError, match='export-web'):
         make_server(tmp_path, 0)

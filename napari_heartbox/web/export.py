@@ -28,6 +28,7 @@ from pathlib import Path
 from ..errors import HeartboxError, ModelError
 from ..model.card import CARD_NAME, ONNX_NAME, load_card, sha256_file
 from ..sector import SCHEMA_ID
+from .serve import CSP
 
 __all__ = ['CONFIG_SCHEMA', 'build_config', 'export_web', 'vendor_dir']
 
@@ -40,12 +41,15 @@ MODEL_ASSETS = _PKG.parent / 'model' / 'assets'
 # web_export/ next to the package in a source checkout (absent in a wheel)
 SOURCE_NPM_DIR = _PKG.parents[1] / 'web_export'
 
-HEADERS_FILE = """\
+# the headers every response must carry (serve.py sends the same; Netlify/Cloudflare syntax)
+HEADERS_FILE = f"""\
 /*
+  Content-Security-Policy: {CSP}
   Cross-Origin-Opener-Policy: same-origin
   Cross-Origin-Embedder-Policy: require-corp
   Cross-Origin-Resource-Policy: same-origin
   X-Content-Type-Options: nosniff
+  Referrer-Policy: no-referrer
 """
 
 
@@ -56,8 +60,10 @@ Browsers refuse to run it from file://, so serve this folder over HTTP on this c
 
     python serve.py            (Python 3, no packages needed; or: napari-heartbox serve-web .)
 
-then open http://127.0.0.1:8000/ . serve.py sends the COOP/COEP headers that let the model use
-several threads; `_headers` lists them for static hosts (Netlify, Cloudflare Pages).
+then open http://127.0.0.1:8000/ . serve.py sends the headers the app relies on, on every response:
+the Content-Security-Policy (nothing but this origin, also for the Web Workers, which the pages'
+<meta> tags do not govern) and COOP/COEP (several threads). `_headers` lists them for static
+hosts (Netlify, Cloudflare Pages); any other host must send the same.
 
 index.html         the app (pick or drop an uncompressed DICOM series)
 speed.html         latency per batch size, 1 vs N threads

@@ -12,6 +12,14 @@ JavaScript; and it can only use several threads when the page is
 cross-origin isolated, i.e. served with ``Cross-Origin-Opener-Policy:
 same-origin`` and ``Cross-Origin-Embedder-Policy: require-corp``. The server
 binds to the loopback interface only and never writes anything.
+
+The no-upload promise is enforced by HTTP headers on every response (pages,
+scripts, workers, wasm), not only by the pages' ``<meta>`` tags, which do
+not govern Web Workers: :data:`CSP` (``connect-src``/``worker-src 'self'``,
+``frame-ancestors 'self'``), COOP/COEP/CORP, ``nosniff``. Also: no
+directory listings (404), only ``Host: 127.0.0.1|localhost[:port]`` (DNS
+rebinding; other hosts get 400), a bad path (e.g. ``%00``) is a 400, and
+idle connections time out after :data:`TIMEOUT_S` seconds.
 """
 
 from __future__ import annotations
@@ -22,7 +30,18 @@ import http.server
 import sys
 from pathlib import Path
 
-__all__ = ['MIME_TYPES', 'make_server', 'serve', 'main']
+__all__ = ['CSP', 'MIME_TYPES', 'TIMEOUT_S', 'make_server', 'serve', 'main']
+
+#: Content-Security-Policy of every response: nothing but this origin, wasm allowed to
+#: compile, embeddable only by pages of this origin
+CSP = (
+    "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self'; "
+    "connect-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
+    "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'self'"
+)
+#: seconds an idle connection is kept (a silent client no longer holds a thread forever)
+TIMEOUT_S = 30
+_LOCAL_HOSTS = ('127.0.0.1', 'localhost')
 
 #: Extensions whose MIME type must not depend on the system mime table.
 MIME_TYPES = {
@@ -47,8 +66,11 @@ class BundleRequestHandler(http.server.SimpleHTTPRequestHandler):
     extensions_map = MIME_TYPES
     isolate = True  # send COOP/COEP (threads in onnxruntime-web)
     quiet = False
+    timeout = TIMEOUT_S  # socket timeout of each connection
 
     def end_headers(self):
+        self.send_header('Content-Security-Policy', CSP)
+        self.send_header('Referrer-Policy', 'no-referrer')
         if self.isolate:
             self.send_header('Cross-Origin-Opener-Policy', 'same-origin')
             self.send_header('Cross-Origin-Embedder-Policy', 'require-corp')
@@ -58,6 +80,27 @@ class BundleRequestHandler(http.server.SimpleHTTPRequestHandler):
         # once, and Chromium can keep its compiled-wasm cache between visits
         self.send_header('Cache-Control', 'no-cache')
         super().end_headers()
+
+    def parse_request(self):
+        if not super().parse_request():
+            return False
+        host = (self.headers.get('Host') or '').strip().lower()
+        name = host.rsplit(':', 1)[0] if host.count(':') <= 1 else host
+        if name not in _LOCAL_HOSTS:  # DNS rebinding: a page of another site on our port
+            self.send_error(400, 'Host must be 127.0.0.1 or localhost')
+            return False
+        return True
+
+    def send_head(self):
+        try:
+            return super().send_head()
+        except ValueError:  # e.g. a NUL byte (%00) in the path
+            self.send_error(400, 'Bad path')
+            return None
+
+    def list_directory(self, path):  # noqa: ARG002 - stdlib signature
+        self.send_error(404, 'Not found')  # no directory listings
+        return None
 
     def guess_type(self, path):
         suffix = Path(str(path)).suffix.lower()
