@@ -7,6 +7,7 @@ import time
 import numpy as np
 import pydicom
 import pytest
+from test_io_load_synthetic import edit  # rewrite one DICOM file with changed tags
 
 from napari_heartbox.errors import CTLoadError
 from napari_heartbox.io import load_ct, open_ct, write_dicom_series
@@ -25,16 +26,9 @@ def _series(tmp_path, nz=10):
     return tmp_path / 'series', by_z, vol
 
 
-def _set(path, **tags):
-    ds = pydicom.dcmread(path)
-    for k, v in tags.items():
-        setattr(ds, k, v)
-    ds.save_as(path)
-
-
 def test_a_huge_number_of_frames_is_refused_at_once(tmp_path):
     folder, files, _ = _series(tmp_path, nz=1)
-    _set(files[0], NumberOfFrames=2147483647)
+    edit(files[0], NumberOfFrames=2147483647)
     t = time.perf_counter()
     with pytest.raises(CTLoadError) as e:
         load_ct(folder)
@@ -47,7 +41,7 @@ def test_a_huge_number_of_frames_is_refused_at_once(tmp_path):
                                   {'PixelSpacing': ['0', '0.7']}])
 def test_one_bad_slice_is_skipped_with_a_warning_not_the_series(tmp_path, tags):
     folder, files, vol = _series(tmp_path)
-    _set(files[4], **tags)
+    edit(files[4], **tags)
     got = load_ct(folder)
     assert got.shape[1:] == vol.shape[1:]
     assert any(files[4].name in w for w in got.warnings), got.warnings
@@ -59,7 +53,7 @@ def test_one_bad_slice_is_skipped_with_a_warning_not_the_series(tmp_path, tags):
 def test_nan_rescale_in_every_slice_is_refused_not_read_as_zeros(tmp_path):
     folder, files, _ = _series(tmp_path, nz=4)
     for f in files:
-        _set(f, RescaleSlope='NaN')
+        edit(f, RescaleSlope='NaN')
     with pytest.raises(CTLoadError, match='rescale'):
         load_ct(folder)
 

@@ -21,6 +21,7 @@ import numpy as np
 from magicgui.widgets import Container, Label, PushButton, RangeSlider
 
 from ..box_model import AXES
+from ..volume import strided_sample
 
 __all__ = [
     'EDIT_HINT',
@@ -118,9 +119,7 @@ def ct_3d_window(data) -> tuple[float, float]:
     percentiles when the data do not overlap it (e.g. a layer of raw stored
     values).
     """
-    a = np.asarray(data)
-    step = max(1, round((a.size / 1e6) ** (1 / 3)))
-    sample = np.asarray(a[::step, ::step, ::step], np.float32)
+    sample = np.asarray(strided_sample(np.asarray(data)), np.float32)
     p_lo, p_hi = (float(v) for v in np.percentile(sample, (1.0, 99.9)))
     lo, hi = max(WINDOW_3D_HU[0], p_lo), min(WINDOW_3D_HU[1], p_hi)
     if hi <= lo:
@@ -288,7 +287,3 @@ class BoxControls(Container):
                         s.value = sector.ranges[axis]
         finally:
             self._syncing = False
-
-    def disconnect_viewer(self) -> None:
-        """Stop following the viewer (when the owning widget goes away)."""
-        self.viewer.dims.events.ndisplay.disconnect(self._update_hint)

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import CTLoadError
 from ..grid import Grid
-from ..volume import CTVolume, SeriesInfo
+from ..volume import CTVolume, SeriesInfo, strided_sample
 
 __all__ = ['load_nifti', 'is_nifti', 'RAS_TO_LPS']
 
@@ -94,8 +94,7 @@ def _refuse_label_map(path: Path, hu: np.ndarray) -> None:
     A CT has values below 0 (air, lung, fat); a label map has none, and few
     distinct values. Checked on a strided sample of about a million voxels.
     """
-    step = max(1, round((hu.size / 1e6) ** (1 / 3)))
-    sample = hu[::step, ::step, ::step]
+    sample = strided_sample(hu)
     lo, hi = int(sample.min()), int(sample.max())
     if lo < 0 or hi > LABEL_MAP_MAX_VALUE:
         return

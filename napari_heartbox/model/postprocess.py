@@ -135,7 +135,7 @@ def _components(mask: np.ndarray, z_len: np.ndarray | None = None):
     roots = _connected_labels(row.size, pairs[:, 0], pairs[:, 1])
     cells = c1 - c0
     if z_len is not None:
-        cells = cells * np.asarray(z_len, np.int64).reshape(-1)[row // rr]
+        cells = cells * np.asarray(z_len, np.int64)[row // rr]
     size = np.bincount(roots, weights=cells, minlength=row.size)
     return row, c0, c1, roots, size
 
@@ -205,7 +205,7 @@ def heart_component(mask: np.ndarray, dz: float = 1.0, join_fraction: float | No
     mask = np.asarray(mask, bool)
     rr = mask.shape[1]
     z_len, z_start = _z_runs(z_len, mask.shape[0])
-    row, c0, c1, roots, size = _components(mask, z_len[:, None])
+    row, c0, c1, roots, size = _components(mask, z_len)
     if row.size == 0:
         return np.zeros_like(mask)
     comp_ids = np.flatnonzero(size > 0)

@@ -250,8 +250,7 @@ class HeartModel:
             The slice indices the model ran on.
         """
         ran, p_ran = self.scheduled_scores(hu, dz, progress)
-        nz = hu.shape[0]
-        return (p_ran if ran.size == nz else fill_nearest(nz, ran, p_ran)), ran
+        return fill_nearest(hu.shape[0], ran, p_ran), ran
 
     def scheduled_scores(
         self, hu: np.ndarray, dz: float, progress: Callable[[int, int], object] | None = None

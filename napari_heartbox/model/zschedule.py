@@ -275,8 +275,11 @@ def fill_nearest(nz: int, ran: np.ndarray, prob_ran: np.ndarray) -> np.ndarray:
     Notes
     -----
     Ties (a slice midway between two slices that ran) go to the lower slice.
+    When every slice ran, ``prob_ran`` itself is returned (no copy).
     """
     ran = np.asarray(ran, np.int64)
+    if ran.size == nz:  # sorted and unique: every slice of the volume ran
+        return np.asarray(prob_ran)
     z = np.arange(nz, dtype=np.int64)
     hi = np.clip(np.searchsorted(ran, z, side='left'), 0, ran.size - 1)
     lo = np.clip(hi - 1, 0, ran.size - 1)
@@ -314,7 +317,7 @@ def scheduled_prob(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The filled stack of :func:`scheduled_scores`: ``(prob [nz, 64, 64], ran)``."""
     ran, p_ran = scheduled_scores(run, nz, dz, rows_valid, cols_valid, config)
-    return (p_ran if ran.size == nz else fill_nearest(nz, ran, p_ran)), ran
+    return fill_nearest(nz, ran, p_ran), ran
 
 
 def scheduled_scores(
