@@ -34,11 +34,16 @@ TRAINABLE = ('corrected', 'accepted')
 
 @dataclass(frozen=True)
 class CorrectedCase:
-    """One corrected box: ``case`` id, the CT's ``ct_path`` and the ``sector_path`` of its box."""
+    """One corrected box: ``case`` id, the CT's ``ct_path`` and the ``sector_path`` of its box.
+
+    ``series_uid`` picks the series when ``ct_path`` holds several (an index row's
+    ``series_uid``, e.g. a batch output: one case per series); None: the loader's choice.
+    """
 
     case: str
     ct_path: Path
     sector_path: Path
+    series_uid: str | None = None
 
 
 def _ct_beside(sector_path: Path) -> Path | None:
@@ -80,7 +85,7 @@ def find_corrected_cases(folder) -> list[CorrectedCase]:
             ct = root / row.get('source', '')
             if not ct.exists():
                 raise HeartboxError(f'{index}: case {row.get("case")!r}: its CT {ct} does not exist')
-            cases.append(CorrectedCase(str(row['case']), ct, folder / row['file']))
+            cases.append(CorrectedCase(str(row['case']), ct, folder / row['file'], row.get('series_uid')))
         if not cases:
             raise HeartboxError(f'{index}: no case is corrected or accepted yet (nothing to train on)')
         return cases
@@ -111,7 +116,7 @@ def load_case(case: CorrectedCase):
     from .io import load_ct
     from .sector_file import read_sector_file
 
-    volume = load_ct(case.ct_path)
+    volume = load_ct(case.ct_path, series_uid=case.series_uid)
     box = read_sector_file(case.sector_path, grid=volume.grid).sector  # bare sectors too
     if box is None:
         raise HeartboxError(f'{case.sector_path}: holds no box')

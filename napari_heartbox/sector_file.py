@@ -19,13 +19,12 @@ corrected box, e.g. the output of ``napari-heartbox propose --out``).
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
 
+from ._atomic import atomic_write_text
 from .errors import HeartboxError
 from .grid import Grid
 from .sector import SCHEMA_ID, Sector
@@ -148,18 +147,8 @@ def write_sector_file(path, corrected, proposal=None, **kw) -> Path:
     Path
         The written path.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(sector_file_dict(corrected, proposal, **kw), indent=2)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix='.' + path.name, suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'w', encoding='utf-8') as f:
-            f.write(text + '\n')
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return atomic_write_text(path, text + '\n')
 
 
 def read_sector_file(path, grid: Grid | None = None) -> SectorFile:

@@ -40,6 +40,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ._atomic import atomic_write_text
 from .errors import HeartboxError
 from .evaluate import FACES as _EVAL_FACES
 from .evaluate import box_metrics
@@ -79,11 +80,16 @@ class Case:
         What :func:`napari_heartbox.io.load_ct` opens.
     source : str
         ``path`` relative to the worklist's input folder (POSIX style).
+    series_uid : str or None
+        The series to open when ``path`` holds several (a batch case is one
+        series, :mod:`napari_heartbox.batch`); None: the loader's choice (the
+        largest axial CT series).
     """
 
     id: str
     path: Path
     source: str
+    series_uid: str | None = None
 
 
 def _is_dicom_file(p: Path) -> bool:
@@ -176,6 +182,25 @@ def summarize_agreement(rows: list[dict]) -> dict:
     }
 
 
+def _listed_cases(output: Path) -> tuple[Path, list[Case]] | None:
+    """The input folder and cases of an index that lists its cases (``"discovery":
+    "series"``, written by a batch run or a worklist opened from one), else None."""
+    index = output / 'index.json'
+    try:
+        d = json.loads(index.read_text(encoding='utf-8'))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(d, dict) or d.get('schema') != INDEX_SCHEMA_ID or d.get('discovery') != 'series':
+        return None
+    root = Path(os.path.normpath(output / (d.get('input') or '.')))
+    cases = [
+        Case(str(r['case']), root / r['source'], str(r['source']), r.get('series_uid'))
+        for r in d.get('cases', [])
+        if isinstance(r, dict) and r.get('case') and r.get('source') is not None
+    ]
+    return root, cases
+
+
 def _inside(child: Path, parent: Path) -> bool:
     return child == parent or parent in child.parents
 
@@ -190,6 +215,12 @@ class Worklist:
     output_folder : str or Path
         Where corrections go; created if needed. Must not be the input
         folder or inside it (nor may it contain a case's own files).
+    cases : list of Case, optional
+        The cases, in order, instead of one per entry of the input folder
+        (:func:`discover_cases`). The index then records them
+        (``"discovery": "series"``), so reopening the folder gives the same
+        cases: this is how a ``napari-heartbox batch`` output, one case per
+        series, opens as a worklist.
 
     Raises
     ------
@@ -197,15 +228,27 @@ class Worklist:
         Bad folders, with a one-line reason.
     """
 
-    def __init__(self, input_folder, output_folder):
-        self.input = Path(input_folder).resolve()
+    def __init__(self, input_folder, output_folder, cases: list[Case] | None = None):
         self.output = Path(output_folder).resolve()
+        listed = _listed_cases(self.output) if cases is None else None
+        if input_folder is None or str(input_folder) in ('', '.'):
+            if listed is None:
+                raise HeartboxError(
+                    f'{self.output}: holds no series list (index.json written by '
+                    "'napari-heartbox batch'); choose the folder of studies too"
+                )
+            input_folder = listed[0]
+        self.input = Path(input_folder).resolve()
+        if listed is not None:
+            # the cases the index lists, found again under the input folder given now
+            cases = [Case(c.id, self.input / c.source, c.source, c.series_uid) for c in listed[1]]
         if _inside(self.output, self.input):
             raise HeartboxError(
                 f'{self.output}: the corrections folder must not be the input '
                 f'folder or inside it ({self.input}); choose another folder'
             )
-        self.cases = discover_cases(self.input)
+        self._listed = cases is not None
+        self.cases = list(cases) if cases is not None else discover_cases(self.input)
         for c in self.cases:
             if _inside(self.output, c.path.resolve()):
                 raise HeartboxError(
@@ -285,7 +328,7 @@ class Worklist:
                     'case': c.id,
                     'status': self.status(c.id),
                     'source': c.source,
-                    'series_uid': sf.series_uid if sf else None,
+                    'series_uid': sf.series_uid if sf else c.series_uid,
                     'file': f'cases/{c.id}.json' if sf else None,
                     'iou': round(row['iou'], 4) if row else None,
                     'updated': sf.timestamp if sf else None,
@@ -300,13 +343,15 @@ class Worklist:
         # path of the user's machine and survives moving both folders together
         rel = Path(os.path.relpath(self.input, self.output)).as_posix()
         doc = {'schema': INDEX_SCHEMA_ID, 'input': rel, 'cases': rows}
-        _atomic_write(self.output / 'index.json', json.dumps(doc, indent=2) + '\n')
+        if self._listed:
+            doc['discovery'] = 'series'  # the cases are these rows, not the folder's entries
+        atomic_write_text(self.output / 'index.json', json.dumps(doc, indent=2) + '\n')
         buf = io.StringIO()
         w = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else ['case'])
         w.writeheader()
         for r in rows:
             w.writerow({k: '' if v is None else v for k, v in r.items()})
-        _atomic_write(self.output / 'index.csv', buf.getvalue())
+        atomic_write_text(self.output / 'index.csv', buf.getvalue())
 
     # ---------------------------------------------------------- agreement
     def agreement(self) -> tuple[list[dict], dict]:
@@ -343,7 +388,7 @@ class Worklist:
             }
         )
         out = {'csv': self.output / 'agreement.csv'}
-        _atomic_write(out['csv'], buf.getvalue())
+        atomic_write_text(out['csv'], buf.getvalue())
         if plot:
             out['png'] = plot_agreement(rows, summary, self.output / 'agreement.png')
         return out
@@ -391,10 +436,3 @@ def _fmt(v):
     if isinstance(v, float):
         return '' if math.isnan(v) else f'{v:.4f}'
     return v
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'.{path.name}.tmp')
-    tmp.write_text(text, encoding='utf-8')
-    os.replace(tmp, path)

@@ -206,9 +206,9 @@ def test_late_signal_of_a_superseded_worker_is_ignored(
     release = threading.Event()
     real = ww.load_and_propose
 
-    def held(path, need, margin_mm=None, model=None):
+    def held(path, need, margin_mm=None, model=None, series_uid=None):
         release.wait(60)
-        return real(path, need, margin_mm, model)
+        return real(path, need, margin_mm, model, series_uid)
 
     stale = widget.next_case()  # case 2 loads normally, then is superseded
     qtbot.waitUntil(lambda: not widget.busy and widget.current == 1, timeout=60_000)

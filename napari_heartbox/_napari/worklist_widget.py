@@ -34,15 +34,16 @@ __all__ = ['WorklistWidget', 'load_and_propose']
 COLUMNS = ('case', 'status', 'IoU')
 
 
-def load_and_propose(path, need_proposal: bool, margin_mm=None, model=None):
-    """Worker body: load a case and (optionally) propose its box.
+def load_and_propose(path, need_proposal: bool, margin_mm=None, model=None, series_uid=None):
+    """Worker body: load a case (its series ``series_uid`` when given) and
+    (optionally) propose its box.
 
     Returns ``(volume, proposal or None, message or None)``; a missing model
     is a message, not an error, so the case still opens for hand editing.
     """
     from ..io import load_ct
 
-    volume = load_ct(path)
+    volume = load_ct(path, series_uid=series_uid)
     if not need_proposal:
         return volume, None, None
     try:
@@ -128,13 +129,15 @@ class WorklistWidget(Container):
         """Open a worklist; returns False (with a hint) on bad folders."""
         inp = Path(input_folder or self.input_dir.value)
         out = Path(output_folder or self.output_dir.value)
-        if str(inp) in ('', '.') or str(out) in ('', '.'):
+        if str(out) in ('', '.'):
             self.hint.value = (
-                'Choose both a folder of studies and a corrections folder.'
+                'Choose a folder of studies and a corrections folder '
+                "(or just the output folder of 'napari-heartbox batch')."
             )
             return False
         try:
-            wl = Worklist(inp, out)
+            # no studies folder: the corrections folder's own series list (a batch output)
+            wl = Worklist(None if str(inp) in ('', '.') else inp, out)
         except HeartboxError as e:
             self.hint.value = str(e)
             return False
@@ -192,6 +195,7 @@ class WorklistWidget(Container):
             need,
             None,
             self.model_picker.model,
+            case.series_uid,
             _progress={'desc': f'Opening {case.id}'},
             _ignore_errors=True,
         )

@@ -10,21 +10,11 @@ to the input scan unless ``--out`` points there.
 from __future__ import annotations
 
 import json
-import math
 import sys
 
+from napari_heartbox._json import json_safe
+
 __all__ = ['add_parser', 'json_safe']
-
-
-def json_safe(obj):
-    """``obj`` with every non-finite float replaced by None (valid JSON, RFC 8259)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_safe(v) for v in obj]
-    return obj
 
 
 def add_parser(subparsers) -> None:
