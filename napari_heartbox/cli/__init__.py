@@ -22,6 +22,7 @@ __all__ = ['main']
 SUBCOMMANDS = (
     'info',
     'propose',
+    'batch',
     'evaluate',
     'demo',
     'export_web',
