@@ -36,6 +36,7 @@ import math
 import os
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -117,12 +118,13 @@ _MODELS: dict = {}
 
 
 def _model(path):
-    """The worker process's model (loaded once per process and path)."""
+    """The worker process's model (loaded once per process and path), on one thread:
+    the parallelism of a batch is its worker processes, one per core."""
     from .model.runtime import HeartModel
 
     key = None if path is None else str(path)
     if key not in _MODELS:
-        _MODELS[key] = HeartModel.load(path)
+        _MODELS[key] = HeartModel.load(path, threads=1)
     return _MODELS[key]
 
 
@@ -262,8 +264,10 @@ def _client(client, scheduler, workers, dashboard):
     import logging
 
     n = workers or os.cpu_count() or 1
+    # no dashboard: its HTTP server (health checks) still listens, on any free port
+    extra = {} if dashboard else {'scheduler_kwargs': {'dashboard_address': ':0'}}
     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                           dashboard_address=dashboard, silence_logs=logging.ERROR)
+                           dashboard_address=dashboard or None, silence_logs=logging.ERROR, **extra)
     return Client(cluster), True
 
 
@@ -312,7 +316,8 @@ def run(root, out, client=None, *, scheduler: str | None = None, workers: int | 
     pandas.DataFrame
         The results table (:data:`COLUMNS`), one row per series, by case. Its
         ``attrs`` hold ``computed`` (series run now), ``resumed`` (records
-        reused), ``skipped`` (count) and ``dashboard``.
+        reused), ``skipped`` (count), ``dashboard`` and the seconds of the three
+        phases (``discovery_s``, ``tasks_s``, ``outputs_s``).
 
     Raises
     ------
@@ -342,12 +347,17 @@ def run(root, out, client=None, *, scheduler: str | None = None, workers: int | 
     stats = {'computed': 0, 'resumed': 0, 'skipped': 0, 'dashboard': None}
     futures = []
     bar = None
+    run_id = uuid.uuid4().hex[:8]  # task keys unique per run: a cancelled task of an
+    # interrupted run may still be finishing on a worker when the next run starts
     try:
-        stats['dashboard'] = _dashboard_link(client)
+        stats['dashboard'] = _dashboard_link(client) if dashboard or not owned or scheduler else None
         if progress is True and stats['dashboard']:
             print(f'Dask dashboard: {stats["dashboard"]}', file=sys.stderr)
+        t0 = time.perf_counter()
         jobs, skipped, n_files = _discover(client, root)
         stats['skipped'] = len(skipped)
+        stats['discovery_s'] = time.perf_counter() - t0
+        t0 = time.perf_counter()
         todo = []
         for job in jobs:
             rec = _read_record(out, job)
@@ -362,7 +372,7 @@ def run(root, out, client=None, *, scheduler: str | None = None, workers: int | 
 
         futures = [
             client.submit(process_series, job, str(root), str(out), margin_mm, model, thumbnails,
-                          key=f'heartbox-series-{job.case}-{job.key[:12]}', pure=False)
+                          key=f'heartbox-series-{job.case}-{run_id}', pure=False)
             for job in todo
         ]
         by_future = dict(zip(futures, todo, strict=True))
@@ -381,6 +391,7 @@ def run(root, out, client=None, *, scheduler: str | None = None, workers: int | 
                 bar.update(1)
             elif callable(progress):
                 progress(len(done), len(jobs), row)
+        stats['tasks_s'] = time.perf_counter() - t0
     finally:
         for f in futures:
             if not f.done():
@@ -389,7 +400,9 @@ def run(root, out, client=None, *, scheduler: str | None = None, workers: int | 
             bar.close()
         if owned:
             _close(client)
+        t0 = time.perf_counter()
         table = _write_outputs(root, out, jobs, done, skipped, time.perf_counter() - t_start)
+        stats['outputs_s'] = time.perf_counter() - t0
     table.attrs.update(stats)
     return table
 

@@ -155,9 +155,19 @@ def test_agreement_no_heart_found(grid):
     assert agreement_row('c', SectorFile(corrected=nf, proposal=nf))['iou'] == 1.0
 
 
-def test_sector_file_round_trip_and_schema(tmp_path, grid):
+def sector_file_validator():
+    """A JSON Schema validator of ``heartbox.sector-file/1`` (with the sector schema it refers to)."""
     jsonschema = pytest.importorskip('jsonschema')
     from referencing import Registry, Resource
+
+    registry = Registry().with_resource(
+        'heartbox.sector/1', Resource.from_contents(sector_schema())
+    )
+    return jsonschema.Draft202012Validator(sector_file_schema(), registry=registry)
+
+
+def test_sector_file_round_trip_and_schema(tmp_path, grid):
+    jsonschema = pytest.importorskip('jsonschema')
 
     prop = Sector(
         grid,
@@ -173,15 +183,11 @@ def test_sector_file_round_trip_and_schema(tmp_path, grid):
     d = json.loads(p.read_text())
     assert d['schema'] == FILE_SCHEMA_ID and d['status'] == 'corrected'
     assert d['series_uid'] == '1.2.3' and d['model_sha256'] == 'a' * 64
-    registry = Registry().with_resource(
-        'heartbox.sector/1', Resource.from_contents(sector_schema())
-    )
-    jsonschema.Draft202012Validator(sector_file_schema(), registry=registry).validate(d)
+    validator = sector_file_validator()
+    validator.validate(d)
     bad = dict(d, corrected={'schema': 'heartbox.sector/1'})
     with pytest.raises(jsonschema.ValidationError):
-        jsonschema.Draft202012Validator(
-            sector_file_schema(), registry=registry
-        ).validate(bad)
+        validator.validate(bad)
     sf = read_sector_file(p)
     assert sf.corrected.ranges == corr.ranges and sf.proposal.ranges == prop.ranges
     # a bare heartbox.sector/1 object is read as the corrected box

@@ -87,20 +87,21 @@ class HeartModel:
         self._lock = threading.Lock()
 
     @classmethod
-    def load(cls, path=None) -> HeartModel:
+    def load(cls, path=None, *, threads=None) -> HeartModel:
         """A model from ``path``: a folder holding ``heartbox.onnx`` and
         ``heartbox.card.json`` (what ``napari-heartbox finetune --out`` writes),
-        an ``.onnx`` file with its card beside it, or None for the bundled model."""
+        an ``.onnx`` file with its card beside it, or None for the bundled model
+        (the shared :meth:`default` unless ``threads`` asks for its own)."""
         if path is None:
-            return cls.default()
+            return cls.default() if threads is None else cls(threads=threads)
         p = Path(path)
         if p.is_dir():
             if not (p / ONNX_NAME).is_file():
                 raise ModelError(f'{p}: no {ONNX_NAME} in this folder (not a model folder)')
-            return cls(p / ONNX_NAME, p / CARD_NAME)
+            return cls(p / ONNX_NAME, p / CARD_NAME, threads=threads)
         if not p.is_file():
             raise ModelError(f'{p}: no such model file or folder')
-        return cls(p)
+        return cls(p, threads=threads)
 
     @classmethod
     def default(cls) -> HeartModel:
