@@ -227,3 +227,35 @@ def test_late_signal_of_a_superseded_worker_is_ignored(
     assert current is not stale
     assert widget.current == 2 and viewer.layers[0].name == 'case_c'
     assert widget.prev_btn.enabled
+
+
+def test_a_series_list_opens_without_a_studies_folder(wl_widget, tmp_path, qtbot):
+    """A batch-style corrections folder (one case per series, two series in one folder):
+    opened with the studies field empty, each case shows its own series."""
+    from napari_heartbox.io import write_dicom_series
+    from napari_heartbox.worklist import Case, Worklist
+
+    viewer, widget = wl_widget
+    root = tmp_path / 'tree'
+    shapes = {}
+    for k, nz in enumerate((9, 14)):
+        hu = np.full((nz, 20, 24), -900, np.int16)
+        hu[2:6, 4:14, 5:18] = 50
+        vol = CTVolume.from_array(hu, spacing=(2.0, 0.8, 0.8))
+        uid = f'1.2.826.0.1.3680043.8.498.{77 + k}'
+        write_dicom_series(vol, root / 'both', series_uid=uid, file_prefix=f's{k}_', seed=k)
+        shapes[f'both-{k}'] = (uid, vol.shape)
+    out = tmp_path / 'boxes'
+    cases = [Case(c, root / 'both', 'both', uid) for c, (uid, _) in shapes.items()]
+    Worklist(root, out, cases=cases).write_index()
+    assert widget.input_dir.value in (None, '') or str(widget.input_dir.value) in ('', '.')
+    with qtbot.waitSignal(viewer.layers.events.inserted, timeout=60_000):
+        assert widget.open_worklist(None, out), widget.hint.value
+    qtbot.waitUntil(lambda: widget.editor is not None and widget.editor.model.sector is not None,
+                    timeout=60_000)
+    assert viewer.layers[0].data.shape == shapes['both-0'][1]
+    with qtbot.waitSignal(viewer.layers.events.inserted, timeout=60_000):
+        widget.next_case()
+    qtbot.waitUntil(lambda: not widget.busy and widget.current == 1, timeout=60_000)
+    assert viewer.layers[0].data.shape == shapes['both-1'][1]
+    assert [r['case'] for r in widget.worklist.rows()] == list(shapes)
