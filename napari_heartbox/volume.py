@@ -31,9 +31,13 @@ def strided_sample(a, target: int = 1_000_000) -> np.ndarray:
 
 @dataclass(frozen=True)
 class SeriesInfo:
-    """Non-identifying series metadata kept with a volume.
+    """Series metadata kept with a volume.
 
-    Patient name, ID and birth date are never copied here.
+    Patient name, ID and birth date are never copied here. ``description``
+    (SeriesDescription, or a NIfTI header's ``descrip``: free text that can
+    name the patient or the study) and ``study_uid`` are kept in memory but
+    left out of every output unless asked for (:meth:`to_dict`,
+    ``napari-heartbox info --include-ids``).
     """
 
     series_uid: str | None = None
@@ -45,18 +49,22 @@ class SeriesInfo:
     source_format: str = 'unknown'  # 'dicom', 'dicom-enhanced', 'nifti', 'synthetic'
     source_files: tuple[str, ...] = ()
 
-    def to_dict(self) -> dict:
-        """JSON-friendly dict (source files as strings)."""
-        return {
+    def to_dict(self, include_ids: bool = False) -> dict:
+        """JSON-friendly dict; ``description`` and ``study_uid`` only with ``include_ids``.
+
+        The SeriesInstanceUID is always there: a sector file needs it to match its CT.
+        """
+        d = {
             'series_uid': self.series_uid,
             'modality': self.modality,
             'manufacturer': self.manufacturer,
             'slice_thickness_mm': self.slice_thickness_mm,
-            'description': self.description,
-            'study_uid': self.study_uid,
             'source_format': self.source_format,
             'n_source_files': len(self.source_files),
         }
+        if include_ids:
+            d.update(description=self.description, study_uid=self.study_uid)
+        return d
 
 
 @dataclass(eq=False)

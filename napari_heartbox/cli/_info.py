@@ -31,6 +31,11 @@ def add_parser(subparsers) -> None:
         default=None,
         help='SeriesInstanceUID to load when there are several',
     )
+    p.add_argument(
+        '--include-ids', action='store_true',
+        help='also show SeriesDescription / NIfTI descrip (free text that can name the '
+        'patient) and StudyInstanceUID; left out by default',
+    )
     p.set_defaults(run=run)
 
 
@@ -67,8 +72,11 @@ def _progress_bar():
     return progress, close
 
 
-def summary(result, path: str) -> dict:
-    """JSON-friendly description of a :class:`~napari_heartbox.io.load.LoadResult`."""
+def summary(result, path: str, include_ids: bool = False) -> dict:
+    """JSON-friendly description of a :class:`~napari_heartbox.io.load.LoadResult`.
+
+    Series descriptions (free text) and the StudyInstanceUID only with ``include_ids``.
+    """
     vol = result.volume
     hu = vol.hu
     corners_idx = [[-0.5, -0.5, -0.5], [s - 0.5 for s in vol.shape]]
@@ -85,8 +93,11 @@ def summary(result, path: str) -> dict:
         },
         'axis_aligned': vol.grid.is_axis_aligned,
         'hu_range': [int(hu.min()), int(hu.max())],
-        'series': vol.info.to_dict(),
-        'series_found': result.series,
+        'series': vol.info.to_dict(include_ids=include_ids),
+        'series_found': [
+            d if include_ids else {k: v for k, v in d.items() if k != 'description'}
+            for d in result.series
+        ],
         'warnings': list(vol.warnings),
     }
 
@@ -115,11 +126,13 @@ def _human(s: dict) -> str:
     if not s['axis_aligned']:
         lines.append('  grid is not axis-aligned (oblique or sheared)')
     lines.append(f'  HU range: {s["hu_range"][0]} .. {s["hu_range"][1]}')
+    desc = f', description {ser.get("description") or "-"}' if 'description' in ser else ''
     lines.append(
-        f'  modality {ser["modality"]}, manufacturer {ser.get("manufacturer") or "-"}, '
-        f'description {ser.get("description") or "-"}'
+        f'  modality {ser["modality"]}, manufacturer {ser.get("manufacturer") or "-"}{desc}'
     )
     lines.append(f'  SeriesInstanceUID: {ser.get("series_uid") or "-"}')
+    if 'study_uid' in ser:
+        lines.append(f'  StudyInstanceUID: {ser.get("study_uid") or "-"}')
     others = [d for d in s['series_found'] if not d.get('loaded')]
     if others:
         lines.append(f'  other series ({len(others)}, not loaded; use --series-uid):')
@@ -145,7 +158,7 @@ def run(args) -> int:
         )
     finally:
         close()
-    s = summary(result, str(args.path))
+    s = summary(result, str(args.path), include_ids=args.include_ids)
     if args.json:
         print(json.dumps(s, indent=2))
     else:

@@ -26,6 +26,7 @@ import numpy as np
 
 from .dicom_headers import SliceHeader
 from .dicom_select import name_list
+from .plausible import check_spacing
 
 __all__ = ['StackPlan', 'plan_stack']
 
@@ -218,6 +219,7 @@ def plan_stack(slices: list[SliceHeader]) -> StackPlan:
         p[1, 2], p[1, 3] = (-1.0, rows - 1) if flip_x else (1.0, 0.0)  # xo -> r
     affine = stored @ p
     spacing = (dz, dx, dy) if transpose else (dz, dy, dx)
+    warnings.extend(check_spacing(spacing, h0.path.parent))
     return StackPlan(
         slices=ss,
         source_of=source_of,

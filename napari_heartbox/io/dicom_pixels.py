@@ -29,10 +29,10 @@ import pydicom
 
 from ..errors import CTLoadError
 from .dicom_geometry import StackPlan
-from .dicom_headers import SliceHeader
+from .dicom_headers import NATIVE_TS, SliceHeader
 from .dicom_select import name_list
 
-__all__ = ['fill_volume', 'read_output_slices', 'stored_to_hu_inplace']
+__all__ = ['check_pixel_length', 'fill_volume', 'read_output_slices', 'stored_to_hu_inplace']
 
 _I16 = np.iinfo(np.int16)
 
@@ -126,8 +126,27 @@ def _decoded_to_hu(arr: np.ndarray, h: SliceHeader, clip: _Clip) -> np.ndarray:
     return tmp.astype(np.int16)
 
 
+def check_pixel_length(h: SliceHeader) -> None:
+    """Refuse uncompressed pixel data longer than Rows × Columns × frames × bytes per pixel.
+
+    Data that is too long means the header does not describe the image (Rows or
+    Columns too small): read with those numbers it would come out sheared or as
+    a part of the image, with no error. One padding byte (odd lengths) is allowed.
+    Too short is reported when the read comes up short.
+    """
+    if h.ts_uid not in NATIVE_TS or h.pixel_length is None or not (h.rows and h.cols):
+        return
+    need = h.rows * h.cols * max(1, h.n_frames) * max(1, (h.bits_allocated or 16) // 8) * max(1, h.samples)
+    if h.pixel_length > need + 1:
+        raise OSError(
+            f'pixel data holds {h.pixel_length} bytes but Rows x Columns = {h.rows} x {h.cols} '
+            f'needs {need}: the header does not describe this image'
+        )
+
+
 def _read_native(h: SliceHeader, out: np.ndarray) -> None:
     """Read the raw pixel bytes of ``h`` into the int16 array ``out``."""
+    check_pixel_length(h)
     with open(h.path, 'rb') as f:
         f.seek(h.pixel_offset)
         n = f.readinto(memoryview(out).cast('B'))
@@ -137,6 +156,7 @@ def _read_native(h: SliceHeader, out: np.ndarray) -> None:
 
 def _decode_single(h: SliceHeader) -> np.ndarray:
     """Decode a single-frame image that is not plain 16-bit little endian."""
+    check_pixel_length(h)
     ds = h.dataset
     if h.pixel_offset is not None and ds is not None:
         with open(h.path, 'rb') as f:

@@ -104,7 +104,16 @@ class Selection:
 
 
 def _group_key(h: SliceHeader):
-    return (h.rows, h.cols, _rounded(h.iop))
+    # images of one series are stacked only when they share the matrix, the
+    # orientation and the pixel spacing (to 1 µm): anything else is another image
+    ps = None if h.pixel_spacing is None else tuple(round(v, 3) for v in h.pixel_spacing)
+    return (h.rows, h.cols, _rounded(h.iop), ps)
+
+
+def _ps(h: SliceHeader) -> str:
+    if h.pixel_spacing is None:
+        return ''
+    return ' at ' + ' x '.join(f'{v:.4g}' for v in h.pixel_spacing) + ' mm'
 
 
 @lru_cache(maxsize=256)
@@ -131,8 +140,10 @@ def _describe_group(uid, slices) -> dict:
 
 
 def _fmt_group(d: dict) -> str:
-    desc = f" '{d['description']}'" if d.get('description') else ''
-    return f'{d["series_uid"]} ({d["n_slices"]} slices{desc})'
+    # no SeriesDescription in messages: free text that can name the patient
+    # (napari-heartbox info --include-ids lists it)
+    num = f', series number {d["series_number"]}' if d.get('series_number') is not None else ''
+    return f'{d["series_uid"]} ({d["n_slices"]} slices{num})'
 
 
 def select_series(
@@ -172,7 +183,7 @@ def select_series(
         files = list(dict.fromkeys(h.path for h in hs))
         warnings.append(f'excluded {len(files)} file(s), {reason}: {name_list(files)}')
 
-    # split a series whose images differ in matrix size or orientation
+    # split a series whose images differ in matrix size, orientation or pixel spacing
     candidates: dict[str, list[SliceHeader]] = {}
     for uid, hs in groups.items():
         sub: dict[tuple, list[SliceHeader]] = defaultdict(list)
@@ -183,8 +194,8 @@ def select_series(
         if len(parts) > 1:
             dropped = [h.path for p in parts[1:] for h in p]
             warnings.append(
-                f'series {uid} mixes image sizes or orientations; kept the '
-                f'{len(parts[0])} images of {parts[0][0].rows}x{parts[0][0].cols} '
+                f'series {uid} mixes image sizes, orientations or pixel spacings; kept the '
+                f'{len(parts[0])} images of {parts[0][0].rows}x{parts[0][0].cols}{_ps(parts[0][0])} '
                 f'and skipped {len(dropped)}: {name_list(dropped)}'
             )
 

@@ -17,6 +17,7 @@ import numpy as np
 from ..errors import CTLoadError
 from ..grid import Grid
 from ..volume import CTVolume, SeriesInfo, strided_sample
+from .plausible import check_spacing
 
 __all__ = ['load_nifti', 'is_nifti', 'RAS_TO_LPS']
 
@@ -174,6 +175,7 @@ def load_nifti(path: Path, progress=None, *, labels: bool = False) -> CTVolume:
     n /= np.linalg.norm(n)
     dz = abs(float(a[:3, 0] @ n))
     spacing = (dz, float(np.linalg.norm(ny_col)), float(np.linalg.norm(nx_col)))
+    warnings.extend(check_spacing(spacing, path))
     descrip = img.header.get('descrip')
     desc = (
         bytes(descrip).split(b'\x00')[0].decode('latin-1').strip()

@@ -90,15 +90,13 @@ export function parseHeader(buffer, name) {
     buffer,
     transferSyntax: ts,
     seriesUid: ds.string('x0020000e') || '(no SeriesInstanceUID)',
-    studyUid: ds.string('x0020000d') || null,
     sopClass: ds.string('x00080016') || ds.string('x00020002') || '',
     modality: (ds.string('x00080060') || '').toUpperCase() || null,
     imageType,
     manufacturer: ds.string('x00080070') || null,
-    description: ds.string('x0008103e') || null,
     rows: ds.uint16('x00280010'),
     instanceNumber: parseInt(ds.string('x00200013') || '0', 10) || 0,
-    seriesNumber: parseInt(ds.string('x00200011') || '0', 10) || 0,
+    seriesNumber: Number.isFinite(parseInt(ds.string('x00200011'), 10)) ? parseInt(ds.string('x00200011'), 10) : null,
     tilt: ds.floatString('x00181120') ?? null,
     cols: ds.uint16('x00280011'),
     frames: parseInt(ds.string('x00280008') || '1', 10) || 1,
@@ -199,12 +197,13 @@ export function assembleSeries(records) {
   for (const [why, rs] of byReason) {
     selWarnings.push(`excluded ${rs.length} file(s), ${why}: ${listNames(rs.map((r) => r.name))}`);
   }
-  // split a series whose images differ in matrix size or orientation
+  // split a series whose images differ in matrix size, orientation or pixel spacing
   const candidates = new Map();
   for (const [uid, rs] of groups) {
     const sub = new Map();
     for (const r of rs) {
-      const key = `${r.rows}x${r.cols}|${r.iop.map((v) => Math.round(v * 1000) / 1000).join(',')}`;
+      const ps = r.pixelSpacing ? r.pixelSpacing.map((v) => Math.round(v * 1000) / 1000).join(',') : '-';
+      const key = `${r.rows}x${r.cols}|${r.iop.map((v) => Math.round(v * 1000) / 1000).join(',')}|${ps}`;
       if (!sub.has(key)) sub.set(key, []);
       sub.get(key).push(r);
     }
@@ -212,8 +211,10 @@ export function assembleSeries(records) {
     candidates.set(uid, parts[0]);
     if (parts.length > 1) {
       const dropped = parts.slice(1).flat().map((r) => r.name);
-      selWarnings.push(`series ${uid} mixes image sizes or orientations; kept the ${parts[0].length} images of ` +
-        `${parts[0][0].rows}x${parts[0][0].cols} and skipped ${dropped.length}: ${listNames(dropped)}`);
+      const p0 = parts[0][0].pixelSpacing;
+      const at = p0 ? ` at ${p0.map(fmtG).join(' x ')} mm` : '';
+      selWarnings.push(`series ${uid} mixes image sizes, orientations or pixel spacings; kept the ${parts[0].length} images of ` +
+        `${parts[0][0].rows}x${parts[0][0].cols}${at} and skipped ${dropped.length}: ${listNames(dropped)}`);
     }
   }
   let chosen = null;
@@ -222,11 +223,12 @@ export function assembleSeries(records) {
     if (!chosen || key[0] > chosen.key[0] || (key[0] === chosen.key[0] && key[1] > chosen.key[1])) chosen = { uid, key };
   }
   const others = [...candidates.entries()].filter(([u]) => u !== chosen.uid)
-    .map(([u, rs]) => ({ uid: u, n: nPositions(rs), desc: rs[0].description }))
+    .map(([u, rs]) => ({ uid: u, n: nPositions(rs), num: rs[0].seriesNumber }))
     .sort((a, b) => b.n - a.n);
   if (others.length) {
+    // no SeriesDescription in messages (free text that can name the patient), as in Python
     selWarnings.push(`${others.length} other series found and not loaded (the browser app loads the largest): ` +
-      others.map((o) => `${o.uid} (${o.n} slices${o.desc ? ` '${o.desc}'` : ''})`).join('; '));
+      others.map((o) => `${o.uid} (${o.n} slices${o.num != null ? `, series number ${o.num}` : ''})`).join('; '));
   }
   const seriesUid = chosen.uid;
   const series = candidates.get(seriesUid);
@@ -250,11 +252,9 @@ export function assembleSeries(records) {
   const plan = planStack(series, warnings);
   return {
     ...plan,
-    info: {
+    info: {  // nothing free-text or identifying beyond the series UID the sector file needs
       series_uid: seriesUid.startsWith('(') ? null : seriesUid,
-      study_uid: series[0].studyUid,
       manufacturer: series[0].manufacturer,
-      description: series[0].description,
       modality: 'CT',
     },
     warnings,
@@ -372,14 +372,40 @@ function planStack(slices, warnings) {
     [P[1][2], P[1][3]] = orient.flipX ? [-1, rows - 1] : [1, 0];
   }
   const affine = S.map((row) => [0, 1, 2, 3].map((j) => row.reduce((acc, v, k) => acc + v * P[k][j], 0)));
+  const spacing = orient.transpose ? [dz, dx, dy] : [dz, dy, dx];
+  warnings.push(...checkSpacing(spacing, `the series of ${ss[0].name}`));
   return {
     slices: ss,
     sourceOf,
     orient,
     shape: [sourceOf.length, ny, nx],
-    spacing: orient.transpose ? [dz, dx, dy] : [dz, dy, dx],
+    spacing,
     affine,
   };
+}
+
+// plausible CT geometry, as io/plausible.py: a wrong header is refused, not boxed
+const PIXEL_SPACING_MM = [0.05, 5.0];
+const SLICE_STEP_MM = [0.05, 20.0];
+const SLICE_STEP_WARN_MM = 10.0;
+
+function checkSpacing([dz, dy, dx], where) {
+  const checks = [
+    ['slice step (from the slice positions)', dz, SLICE_STEP_MM],
+    ['pixel spacing (rows)', dy, PIXEL_SPACING_MM],
+    ['pixel spacing (columns)', dx, PIXEL_SPACING_MM],
+  ];
+  for (const [name, v, [lo, hi]] of checks) {
+    if (!(v >= lo && v <= hi)) {
+      throw new DicomError(`${where}: ${name} ${fmtG(v)} mm is not plausible for a CT ` +
+        `(accepted ${lo} to ${hi} mm); the geometry in the header is wrong`);
+    }
+  }
+  if (dz > SLICE_STEP_WARN_MM) {
+    return [`slices are ${fmtG(dz)} mm apart (more than ${SLICE_STEP_WARN_MM} mm): the model saw ` +
+      '1-8 mm slices, so the box faces along z are coarse; check them'];
+  }
+  return [];
 }
 
 /**
