@@ -77,6 +77,9 @@ class Sector:
         SeriesInstanceUID of the CT the box belongs to.
     model_sha256 : str or None
         SHA-256 of the ONNX model that proposed it (None if hand-made).
+    note : str or None
+        Why there is no box, when the reason is the input rather than the
+        model (e.g. a scan too short along z to hold a heart).
     """
 
     grid: Grid
@@ -87,6 +90,7 @@ class Sector:
     confidence: float = 1.0
     series_uid: str | None = None
     model_sha256: str | None = None
+    note: str | None = None
 
     def __post_init__(self):
         if not isinstance(self.grid, Grid):
@@ -299,6 +303,8 @@ class Sector:
             'series_uid': self.series_uid,
             'model_sha256': self.model_sha256,
         }
+        if self.note:
+            d['note'] = self.note
         return d
 
     def to_json(self, **kw) -> str:
@@ -333,6 +339,7 @@ class Sector:
             'confidence': float(d.get('confidence', 1.0)),
             'series_uid': d.get('series_uid'),
             'model_sha256': d.get('model_sha256'),
+            'note': d.get('note'),
         }
         if not kw['found']:
             return cls.not_found(grid, **kw)

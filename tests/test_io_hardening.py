@@ -133,3 +133,118 @@ def test_a_label_map_is_refused_as_ct_and_a_ct_is_not(tmp_path):
     from napari_heartbox.io.nifti import load_nifti
 
     assert load_nifti(path, labels=True).hu.max() == 117  # read on purpose: allowed
+
+
+@pytest.mark.parametrize('tag', ['Rows', 'Columns'])
+def test_pixel_data_longer_than_the_header_says_is_not_read_sheared(tmp_path, tag):
+    folder, files, _ = _series(tmp_path, nz=4)
+    for f in files:  # 32 x 32 pixels stored, a smaller matrix declared
+        edit(f, **{tag: 30})
+    with pytest.raises(CTLoadError) as e:
+        load_ct(folder)
+    msg = str(e.value)
+    assert 'does not describe this image' in msg and '\n' not in msg
+    with pytest.raises(CTLoadError, match='does not describe this image'):
+        open_ct(folder).read_slices([0])
+
+
+def _restack(files, step_mm):
+    for i, f in enumerate(files):
+        ds = pydicom.dcmread(f)
+        x, y, _ = (float(v) for v in ds.ImagePositionPatient)
+        edit(f, ImagePositionPatient=[x, y, i * step_mm])
+
+
+@pytest.mark.parametrize('change, words', [
+    ({'PixelSpacing': ['1000', '1000']}, 'pixel spacing (rows) 1000 mm is not plausible'),
+    ({'PixelSpacing': ['0.7', '0.001']}, 'pixel spacing (columns) 0.001 mm is not plausible'),
+    ('step 1000', 'slice step (from the slice positions) 1000 mm is not plausible'),
+])
+def test_implausible_spacing_is_refused_in_one_line(tmp_path, change, words):
+    folder, files, _ = _series(tmp_path, nz=4)
+    if change == 'step 1000':
+        _restack(files, 1000.0)
+    else:
+        for f in files:
+            edit(f, **change)
+    with pytest.raises(CTLoadError) as e:
+        load_ct(folder)
+    assert words in str(e.value) and '\n' not in str(e.value)
+
+
+def test_thick_slices_load_with_a_warning(tmp_path):
+    folder, files, _ = _series(tmp_path, nz=4)
+    _restack(files, 12.0)
+    vol = load_ct(folder)
+    assert vol.spacing[0] == pytest.approx(12.0)
+    assert any('12 mm apart' in w and 'coarse' in w for w in vol.warnings), vol.warnings
+
+
+def test_implausible_nifti_spacing_is_refused(tmp_path):
+    import nibabel as nib
+
+    path = tmp_path / 'big.nii.gz'
+    nib.save(nib.Nifti1Image(np.zeros((8, 8, 8), np.int16), np.diag([1000.0, 1000.0, 2.5, 1.0])),
+             str(path))
+    with pytest.raises(CTLoadError, match='not plausible') as e:
+        load_ct(path)
+    assert str(path) in str(e.value)
+
+
+def test_pixel_spacing_that_differs_within_a_series_is_not_stacked(tmp_path):
+    folder, files, vol = _series(tmp_path)
+    for f in files[-3:]:  # the top three slices claim another pixel size
+        edit(f, PixelSpacing=['0.9', '0.9'])
+    got = load_ct(folder)
+    assert got.shape == (7, 32, 32) and got.spacing[1:] == pytest.approx((0.7, 0.7))
+    (w,) = [w for w in got.warnings if 'pixel spacings' in w]
+    assert 'kept the 7 images of 32x32 at 0.7 x 0.7 mm and skipped 3' in w
+    np.testing.assert_array_equal(got.hu, vol.hu[:7])
+
+
+def test_a_scan_too_short_for_a_heart_gets_no_box_and_says_why(tmp_path, capsys):
+    import json
+
+    import napari_heartbox as nh
+    from napari_heartbox.cli import main
+    from napari_heartbox.phantom import make_phantom
+
+    case = make_phantom(5, coverage='chest', matrix=(256, 256), fov_mm=380.0, keep_labels=False)
+    (z0, z1), _, _ = case.heart_box.ranges
+    zc = (z0 + z1) // 2
+    one = CTVolume.from_array(case.volume.hu[zc : zc + 1], spacing=case.volume.spacing)
+    assert nh.propose(case.volume, margin_mm=0).found  # the heart is there in the full scan
+    s = nh.propose(one)
+    assert not s.found and s.confidence == 0.0
+    dz = one.spacing[0]
+    assert s.note == f'the scan covers only {dz:.4g} mm along z (1 slice); a heart box needs at least 20 mm'
+    folder = tmp_path / 'one-slice'
+    write_dicom_series(one, folder)
+    assert main(['propose', str(folder), '--json']) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc['found'] is False and 'a heart box needs at least 20 mm' in doc['note']
+    assert main(['propose', str(folder)]) == 0
+    assert 'no heart found (confidence 0.00): the scan covers only' in capsys.readouterr().out
+
+
+def test_no_series_description_or_study_uid_in_outputs_unless_asked(tmp_path, capsys):
+    from napari_heartbox.cli import main
+
+    rng = np.random.default_rng(1)
+    folder = tmp_path / 'study'
+    for k, nz in enumerate((8, 5)):
+        hu = rng.integers(-1000, 400, (nz, 32, 32)).astype(np.int16)
+        write_dicom_series(CTVolume.from_array(hu, spacing=(2.5, 0.7, 0.7)), folder, seed=k,
+                           file_prefix=f's{k}_', series_description=f'Doe^John thorax {k}',
+                           study_uid='1.2.826.0.1.3680043.8.498.999')
+    secrets = ('Doe^John', '1.2.826.0.1.3680043.8.498.999')
+    for argv in (['propose', str(folder), '--json'], ['propose', str(folder)],
+                 ['info', str(folder)], ['info', str(folder), '--json']):
+        assert main(argv) == 0
+        out = capsys.readouterr()
+        assert not any(s in out.out + out.err for s in secrets), (argv, out)
+    assert main(['info', str(folder)]) == 0
+    assert 'series number' in capsys.readouterr().out  # the other series, named without free text
+    assert main(['info', str(folder), '--include-ids']) == 0
+    text = capsys.readouterr().out
+    assert all(s in text for s in secrets)

@@ -597,6 +597,12 @@ def test_postprocess_port_matches_python(web, model_files):
         grid = Grid.axis_aligned((90, 512, 512), spacing)
         py = sector_from_prob(prob, grid, post, margin_mm=margin)
         cases.append((prob, (90, 512, 512), spacing, margin, py))
+    # a scan too short along z for a heart box (8 mm), with a certain heart in it: no box, a note
+    prob = np.full((4, 64, 64), 0.01, np.float32)
+    prob[:, 20:40, 20:40] = 0.99
+    py = sector_from_prob(prob, Grid.axis_aligned((4, 512, 512), (2.0, 0.7, 0.7)), post)
+    assert not py.found and '8 mm along z (4 slices)' in py.note
+    cases.append((prob, (4, 512, 512), (2.0, 0.7, 0.7), None, py))
     got = page.evaluate(
         """async ([cases, post]) => {
             const { sectorFromProb } = await import('./postprocess.js');
@@ -617,12 +623,13 @@ def test_postprocess_port_matches_python(web, model_files):
     n_found = 0
     for (_, _, _, _, py), js in zip(cases, got, strict=True):
         assert js['found'] == py.found
+        assert js.get('note') == py.note
         assert js['confidence'] == pytest.approx(py.confidence, abs=1e-9)
         if py.found:
             n_found += 1
             assert [js['z'], js['y'], js['x']] == [list(py.z), list(py.y), list(py.x)]
     assert 3 <= n_found < len(cases)  # both outcomes are exercised
-    split = [py for *_, py in cases[-5:]]
+    split = [py for *_, py in cases[-6:-1]]
     if post.get('join_fraction') is not None:  # every outcome of the re-join is exercised
         assert {tuple(py.z) for py in split[:4]} & {(10, 44), (10, 47)}  # joined
         assert tuple(split[3].z) == (10, 30)  # gap too wide

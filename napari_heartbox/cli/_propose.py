@@ -94,7 +94,8 @@ def run(args) -> int:
                 f'{sector.volume_ml:.0f} ml; confidence {sector.confidence:.2f}'
             )
         else:
-            print(f'no heart found (confidence {sector.confidence:.2f})')
+            why = f': {sector.note}' if sector.note else ''
+            print(f'no heart found (confidence {sector.confidence:.2f}){why}')
         print(f'headers {t1 - t0:.2f} s, pixels + propose {t2 - t1:.2f} s', file=sys.stderr)
         if out is not None:
             print(f'wrote {out}', file=sys.stderr)

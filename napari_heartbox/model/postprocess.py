@@ -352,6 +352,18 @@ def component_features(prob: np.ndarray, grid: Grid, config: dict,
     }
 
 
+#: a scan shorter than this along z holds no heart box to report (the heart is
+#: 80-150 mm tall): a folder of junk with one real slice must not get a 1-slice box
+MIN_Z_EXTENT_MM = 20.0
+
+
+def short_scan_note(grid: Grid) -> str:
+    """The ``note`` of a scan too short for a heart box (same text in the browser)."""
+    n = grid.shape[0]
+    return (f'the scan covers only {grid.shape[0] * grid.spacing[0]:.4g} mm along z '
+            f'({n} slice{"s" if n != 1 else ""}); a heart box needs at least {MIN_Z_EXTENT_MM:g} mm')
+
+
 def sector_from_prob(
     prob: np.ndarray,
     grid: Grid,
@@ -395,9 +407,13 @@ def sector_from_prob(
     Sector
         ``found=False`` (confidence as computed, 0 with no candidate) when
         the heart's component is under ``min_heart_volume_ml`` or its
-        confidence is under ``min_confidence``.
+        confidence is under ``min_confidence``; ``found=False`` with a
+        ``note`` when the scan is shorter than :data:`MIN_Z_EXTENT_MM` along z.
     """
     kw_sector = {'series_uid': series_uid, 'model_sha256': model_sha256}
+    extent = grid.shape[0] * grid.spacing[0]
+    if extent < MIN_Z_EXTENT_MM:
+        return Sector.not_found(grid, confidence=0.0, note=short_scan_note(grid), **kw_sector)
     feats = component_features(prob, grid, config, z_len)
     if feats is None:
         return Sector.not_found(grid, confidence=0.0, **kw_sector)

@@ -142,6 +142,11 @@ function faceProbs(prob, cells, axis, side, nValid) {
   return [edge, pIn, pOut];
 }
 
+// a scan shorter than this along z holds no heart box (model/postprocess.py MIN_Z_EXTENT_MM)
+export const MIN_Z_EXTENT_MM = 20;
+
+function fmtG(v) { return String(Number(v.toPrecision(4))); } // ~ Python's {:.4g}
+
 /**
  * The heart box from the model output (docs/model.md §4).
  *
@@ -151,7 +156,7 @@ function faceProbs(prob, cells, axis, side, nValid) {
  * @param {object} config the model card's postprocess section
  * @param {number} [marginMm] default config.default_margin_mm
  * @returns {{found: boolean, confidence: number, z?: number[], y?: number[], x?: number[],
- *            cells: number, volume_ml: number, mean_prob: number}}
+ *            cells: number, volume_ml: number, mean_prob: number, note?: string}}
  */
 export function sectorFromProb(prob, shape, spacing, config, marginMm) {
   const G = CELLS;
@@ -161,6 +166,12 @@ export function sectorFromProb(prob, shape, spacing, config, marginMm) {
   const kH = Math.ceil(H / G);
   const kW = Math.ceil(W / G);
   const [rowsValid, colsValid] = validCells(H, W);
+  // a scan too short along z holds no heart box (model/postprocess.py MIN_Z_EXTENT_MM)
+  if (nz * dz < MIN_Z_EXTENT_MM) {
+    const note = `the scan covers only ${fmtG(nz * dz)} mm along z (${nz} slice${nz !== 1 ? 's' : ''}); ` +
+      `a heart box needs at least ${MIN_Z_EXTENT_MM} mm`;
+    return { found: false, confidence: 0, note, cells: 0, volume_ml: 0, mean_prob: 0 };
+  }
   // step 1: positive cells (float32 comparison)
   const thr = Math.fround(config.threshold);
   const mask = new Uint8Array(nz * G * G);

@@ -45,5 +45,6 @@ export function sectorToDict(s) {
     affine_lps: s.affine.map((row) => row.map((v) => roundTo(v, 6))),
     series_uid: s.seriesUid ?? null,
     model_sha256: s.modelSha256 ?? null,
+    ...(s.note ? { note: s.note } : {}),
   };
 }
