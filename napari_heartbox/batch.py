@@ -49,7 +49,7 @@ from .archive import SeriesJob, Skipped, chunked, group_series, list_files, scan
 from .errors import HeartboxError, one_line
 from .sector_file import read_sector_file, write_sector_file
 
-__all__ = ['COLUMNS', 'process_series', 'run']
+__all__ = ['COLUMNS', 'process_group', 'process_series', 'run']
 
 RECORDS = Path('.heartbox-batch') / 'records'
 REVIEWED = ('corrected', 'accepted')
@@ -200,6 +200,12 @@ def process_series(job: SeriesJob, root, out, margin_mm=None, model=None,
     return row
 
 
+def process_group(jobs: list[SeriesJob], root, out, margin_mm=None, model=None,
+                  thumbnail: bool = True) -> list[dict]:
+    """:func:`process_series` for each of ``jobs``, in order (one task for several series)."""
+    return [process_series(j, root, out, margin_mm, model, thumbnail) for j in jobs]
+
+
 def _reviewed(case_file: Path) -> bool:
     """True when the worklist has a corrected/accepted box there (never overwritten)."""
     if not case_file.is_file():
@@ -282,7 +288,8 @@ def _discover(client, root: Path) -> tuple[list[SeriesJob], list[Skipped], int]:
 
 def run(root, out, client=None, *, scheduler: str | None = None, workers: int | None = None,
         margin_mm: float | None = None, model=None, thumbnails: bool = True,
-        progress: bool | Progress = True, dashboard: str | None = ':8787'):
+        progress: bool | Progress = True, dashboard: str | None = ':8787',
+        series_per_task: int = 1):
     """Box every CT series under ``root``; write the outputs into ``out`` (module docstring).
 
     Parameters
@@ -310,6 +317,10 @@ def run(root, out, client=None, *, scheduler: str | None = None, workers: int | 
         ``progress(done, total, row)`` after each series; False: silent.
     dashboard : str or None
         Dashboard address of a local cluster (None: no dashboard).
+    series_per_task : int
+        Series boxed by one task (default 1). The scheduler spends 1-3 ms per task,
+        so above about 50 workers a few series per task keep it from being the
+        bottleneck (``docs/batch.md``, cost model).
 
     Returns
     -------
@@ -334,6 +345,9 @@ def run(root, out, client=None, *, scheduler: str | None = None, workers: int | 
         raise HeartboxError(f'{root}: not a folder (give the root of a study tree)')
     if _inside(out, root):
         raise HeartboxError(f'{out}: the output folder must not be {root} or inside it; choose another')
+    if int(series_per_task) < 1:
+        raise HeartboxError(f'series per task must be at least 1, got {series_per_task}')
+    series_per_task = int(series_per_task)
     if margin_mm is not None and not (0 <= margin_mm <= 200):
         raise HeartboxError(f'margin {margin_mm} mm: must be between 0 and 200 mm')
     if model is not None:
@@ -370,27 +384,34 @@ def run(root, out, client=None, *, scheduler: str | None = None, workers: int | 
             bar = _bar(len(jobs), len(done), n_files)
         from distributed import as_completed
 
+        groups = [todo[i : i + series_per_task] for i in range(0, len(todo), series_per_task)]
         futures = [
-            client.submit(process_series, job, str(root), str(out), margin_mm, model, thumbnails,
-                          key=f'heartbox-series-{job.case}-{run_id}', pure=False)
-            for job in todo
+            client.submit(process_group, group, str(root), str(out), margin_mm, model, thumbnails,
+                          key=f'heartbox-series-{group[0].case}-{run_id}', pure=False)
+            for group in groups
         ]
-        by_future = dict(zip(futures, todo, strict=True))
+        by_future = dict(zip(futures, groups, strict=True))
         for fut in as_completed(futures):
-            job = by_future[fut]
+            group = by_future[fut]
             try:
-                row = fut.result()
+                rows = fut.result()
             except Exception as e:  # noqa: BLE001 - e.g. KilledWorker: the series keeps killing its worker
-                row = _base_row(job)
-                row.update(status='failed', error=one_line(
-                    f'{job.source}: the task failed on the cluster ({type(e).__name__}: {e})'))
-                _write_record(out, row)
-            done[job.key] = row
-            stats['computed'] += 1
-            if bar is not None:
-                bar.update(1)
-            elif callable(progress):
-                progress(len(done), len(jobs), row)
+                rows = []
+                for job in group:
+                    row = _read_record(out, job)  # finished before the worker died
+                    if row is None:
+                        row = _base_row(job)
+                        row.update(status='failed', error=one_line(
+                            f'{job.source}: the task failed on the cluster ({type(e).__name__}: {e})'))
+                        _write_record(out, row)
+                    rows.append(row)
+            for job, row in zip(group, rows, strict=True):
+                done[job.key] = row
+                stats['computed'] += 1
+                if bar is not None:
+                    bar.update(1)
+                elif callable(progress):
+                    progress(len(done), len(jobs), row)
         stats['tasks_s'] = time.perf_counter() - t0
     finally:
         for f in futures:

@@ -128,6 +128,13 @@ def test_two_worker_run_gives_the_serial_boxes(batch_out, serial):
     assert table.attrs['computed'] == len(serial) and table.attrs['resumed'] == 0
 
 
+def test_several_series_per_task_give_the_same_table(archive, client, serial, tmp_path):
+    root, _ = archive
+    table = run(root, tmp_path / 'out', client=client, progress=False, series_per_task=4)
+    _assert_same_as_serial(table, serial)
+    assert table.attrs['computed'] == len(serial)
+
+
 def test_outputs_are_complete_valid_and_anonymous(batch_out, archive):
     import pandas as pd
     from test_worklist import sector_file_validator

@@ -37,6 +37,9 @@ def add_parser(subparsers) -> None:
                    help="safety margin on every face in mm (default: the model card's)")
     p.add_argument('--model', metavar='MODEL', default=None,
                    help='model folder (e.g. what `finetune --out` wrote) or .onnx (default: bundled)')
+    p.add_argument('--series-per-task', type=int, default=1, metavar='K',
+                   help='series boxed by one Dask task (default 1; a few per task on clusters of '
+                   'more than ~50 workers, docs/batch.md)')
     p.add_argument('--no-thumbnails', action='store_true', help='skip the gallery thumbnails')
     p.add_argument('--dashboard', default=':8787', metavar='ADDRESS',
                    help="local cluster's dashboard address (default :8787; 'none' for no dashboard)")
@@ -55,7 +58,8 @@ def run(args) -> int:
     try:
         table = batch_run(args.root, args.out, scheduler=args.scheduler, workers=args.workers,
                           margin_mm=args.margin_mm, model=args.model,
-                          thumbnails=not args.no_thumbnails, dashboard=dashboard)
+                          thumbnails=not args.no_thumbnails, dashboard=dashboard,
+                          series_per_task=args.series_per_task)
     except KeyboardInterrupt:
         print(f'interrupted: the series finished so far are in {args.out}; '
               'run the same command again to resume', file=sys.stderr)
