@@ -40,9 +40,11 @@ from models.train import (
     TRAIN_SEED0,
     add_recipe_args,
     evaluate_real,
+    init_onnx,
     log,
     score_phantoms,
     train_net,
+    training_data,
 )
 
 
@@ -110,6 +112,7 @@ def _table(results: list[dict]) -> list[str]:
         vals = [v for v in vals if v is not None]
         return '-' if not vals else f'{np.mean(vals):.3f} ± {np.std(vals):.3f}'
 
+    results = [r for r in results if r['seed'] != 'init']  # the baseline is not one of the draws
     lines.append(' | '.join([
         'mean ± sd',
         *([ms([(r.get('validation') or {}).get('mean_abs_face_error_mm') for r in results])] if val else []),
@@ -130,6 +133,8 @@ def main(argv=None) -> int:
         help='also score each run on this many calibration phantoms (validation: pick a seed by '
         'these, never by the test phantoms or the real scans)',
     )
+    ap.add_argument('--score-init', action='store_true',
+                    help='also score the --init model itself (the baseline, same code and cases)')
     ap.add_argument('--out', default=str(ROOT / 'models' / 'runs' / 'seed_study'))
     args = ap.parse_args(argv)
 
@@ -139,17 +144,21 @@ def main(argv=None) -> int:
 
     out = Path(args.out)
     train_seeds = range(TRAIN_SEED0, TRAIN_SEED0 + args.train_cases)
-    data.build_cache(train_seeds, workers=args.workers, log=log)
-    x_all, y_all = data.load_training_arrays(train_seeds)
-    log(f'training slices: {len(x_all)} from {args.train_cases} phantoms (cache {data.cache_dir().name})')
+    x_all, y_all, real_mask, _ = training_data(args, train_seeds)
     results = []
-    for seed in args.seeds:
+    init = init_onnx(args.init)
+    runs = ([('init', None)] if init is not None and args.score_init else []) + [(s, s) for s in args.seeds]
+    for name, seed in runs:
         t0 = time.perf_counter()
-        net = train_net(x_all, y_all, steps=args.steps, batch=args.batch, lr=args.lr, seed=seed,
-                        threads=args.threads, device=args.device, log_every=max(args.steps // 4, 1))
-        onnx_path = _candidate(net, out / f'seed_{seed}')
-        model = HeartModel(onnx_path, onnx_path.parent / CARD_NAME)
-        res = {'seed': seed, 'train_s': round(time.perf_counter() - t0),
+        if seed is None:  # the starting model itself, scored by the same code: the baseline
+            model = HeartModel(init, init.with_name(CARD_NAME))
+        else:
+            net = train_net(x_all, y_all, steps=args.steps, batch=args.batch, lr=args.lr, seed=seed,
+                            threads=args.threads, device=args.device, log_every=max(args.steps // 4, 1),
+                            real=real_mask, real_fraction=args.real_fraction, init=init)
+            onnx_path = _candidate(net, out / f'seed_{seed}')
+            model = HeartModel(onnx_path, onnx_path.parent / CARD_NAME)
+        res = {'seed': name, 'train_s': round(time.perf_counter() - t0),
                'validation': _phantom_scores(model, range(CALIB_SEED0, CALIB_SEED0 + args.val_cases))
                if args.val_cases else None,
                'phantom': _phantom_scores(model, range(TEST_SEED0, TEST_SEED0 + args.test_cases)),
@@ -161,7 +170,8 @@ def main(argv=None) -> int:
     report = {
         'phantom_cache_id': data.cache_dir().name, 'train_phantoms': args.train_cases,
         'test_phantoms': args.test_cases, 'steps': args.steps, 'batch': args.batch, 'lr': args.lr,
-        'device': args.device, 'margin_mm': 0.0, 'runs': results,
+        'device': args.device, 'margin_mm': 0.0, 'init': args.init, 'real_cases': args.real_cases,
+        'real_fraction': args.real_fraction, 'runs': results,
     }
     out.mkdir(parents=True, exist_ok=True)
     (out / 'seed_study.json').write_text(json.dumps(report, indent=1, default=str))

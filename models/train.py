@@ -99,8 +99,11 @@ def augment(x, y, gen, flip_ok=None):
 
 
 def train_net(x_all, y_all, *, steps, batch, lr, seed, threads, log_every=250, device='cpu',
-              real=None, real_fraction=0.0):
+              real=None, real_fraction=0.0, init=None):
     """Train :class:`models.net.HeartNet` on cached slices; returns it in eval mode on the CPU.
+
+    ``init`` (an ONNX model file) starts from that model's weights instead of a
+    random initialisation (a warm start: fine-tuning a shipped model on new data).
 
     ``real`` bool ``[S]`` marks the slices of real anatomy (``models.real_data``):
     batches draw them with probability ``real_fraction`` (the phantom slices
@@ -121,7 +124,12 @@ def train_net(x_all, y_all, *, steps, batch, lr, seed, threads, log_every=250, d
     gen = torch.Generator(device=dev).manual_seed(seed)
     x_all = torch.from_numpy(x_all).to(dev)
     y_all = torch.from_numpy(y_all.astype(np.float32)).to(dev)
-    net = HeartNet().to(dev)
+    if init is not None:
+        from napari_heartbox._training.from_onnx import net_from_onnx
+
+        net = net_from_onnx(init).to(dev)
+    else:
+        net = HeartNet().to(dev)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt, max_lr=lr, total_steps=steps, pct_start=0.1, anneal_strategy='cos'
@@ -341,6 +349,39 @@ def add_recipe_args(ap: argparse.ArgumentParser) -> None:
     )
     ap.add_argument('--real-fraction', type=float, default=0.35,
                     help='share of each batch drawn from the real-anatomy slices')
+    ap.add_argument('--init', default=None, metavar='MODEL',
+                    help="start from this model's weights (a model folder or .onnx; 'bundled': the "
+                    'shipped model) instead of a random initialisation')
+
+
+def init_onnx(arg):
+    """The ONNX file that ``--init`` names (None: random initialisation)."""
+    if arg is None:
+        return None
+    from napari_heartbox.model.card import ONNX_NAME, assets_dir
+
+    p = assets_dir() if arg == 'bundled' else Path(arg)
+    return p / ONNX_NAME if p.is_dir() else p
+
+
+def training_data(args, train_seeds):
+    """``(x, y, real_mask or None, n_phantom_slices)``: the cached phantom slices of
+    ``train_seeds`` plus ``args.real_cases`` real-anatomy volumes (built if missing)."""
+    from models import data
+
+    data.build_cache(train_seeds, workers=args.workers, log=log)
+    x_all, y_all = data.load_training_arrays(train_seeds)
+    n_phantom = len(x_all)
+    real_mask = None
+    if args.real_cases > 0:
+        from models import real_data
+
+        xr, yr = data.load_arrays(real_data.build_cache(args.real_cases, workers=args.workers, log=log))
+        x_all, y_all = np.concatenate([x_all, xr]), np.concatenate([y_all, yr])
+        real_mask = np.arange(len(x_all)) >= n_phantom
+    log(f'training slices: {n_phantom} from {len(train_seeds)} phantoms (cache {data.cache_dir().name}), '
+        f'{len(x_all) - n_phantom} from {args.real_cases} real-anatomy volumes')
+    return x_all, y_all, real_mask, n_phantom
 
 
 def main(argv=None):
@@ -401,19 +442,9 @@ def main(argv=None):
     if args.cache_id:
         data._FP = args.cache_id
     train_seeds = range(TRAIN_SEED0 + args.seed * 1000, TRAIN_SEED0 + args.seed * 1000 + args.train_cases)
-    data.build_cache(train_seeds, workers=args.workers, log=log)
-    x_all, y_all = data.load_training_arrays(train_seeds)
-    n_phantom_slices = len(x_all)
-    real_mask = None
-    if args.real_cases > 0:
-        from models import real_data
+    from models import real_data
 
-        xr, yr = data.load_arrays(real_data.build_cache(args.real_cases, workers=args.workers, log=log))
-        x_all, y_all = np.concatenate([x_all, xr]), np.concatenate([y_all, yr])
-        real_mask = np.arange(len(x_all)) >= n_phantom_slices
-        del xr, yr
-    log(f'training slices: {n_phantom_slices} from {args.train_cases} phantoms, '
-        f'{len(x_all) - n_phantom_slices} from {args.real_cases} real-anatomy volumes')
+    x_all, y_all, real_mask, n_phantom_slices = training_data(args, train_seeds)
     t_data = time.perf_counter() - t_start
 
     onnx_path = out / ONNX_NAME
@@ -430,6 +461,7 @@ def main(argv=None):
         net = train_net(
             x_all, y_all, steps=args.steps, batch=args.batch, lr=args.lr, seed=torch_seed,
             threads=args.threads, device=args.device, real=real_mask, real_fraction=args.real_fraction,
+            init=init_onnx(args.init),
         )
         t_train = time.perf_counter() - t_start - t_data
         # 3. export
@@ -569,6 +601,7 @@ def main(argv=None):
                           'slices': int(len(x_all) - n_phantom_slices), 'patients': [real_data.CASE_ID],
                           'source': real_data.PROVENANCE, 'cache_id': real_data.fingerprint()}
                          if args.real_cases > 0 else None),
+        'init': args.init,
         'steps': args.steps, 'batch': args.batch, 'lr': args.lr,
         'seed': args.seed, 'torch_seed': torch_seed, 'torch': torch.__version__, 'threads': args.threads, 'device': args.device,
         'phantom_cache_id': data.cache_dir().name,
