@@ -18,6 +18,8 @@ SHELL = {'_napari', '_reader', '_writer', '_widget', '_sample_data'}
 # the torch side (network, export, fine-tuning; the `finetune` extra) is a shell of its own:
 # it may import torch, never napari or Qt (test_training_shell_imports_no_gui_stack)
 TRAINING = '_training'
+# the notebook widget (the `jupyter` extra: anywidget) is a browser shell: no napari, Qt or torch
+JUPYTER = 'jupyter'
 FORBIDDEN = ('napari', 'qtpy', 'PyQt5', 'PyQt6', 'PySide2', 'PySide6', 'torch', 'vispy')
 
 
@@ -25,7 +27,7 @@ def core_modules() -> list[str]:
     names = []
     for m in pkgutil.walk_packages(napari_heartbox.__path__, 'napari_heartbox.'):
         parts = m.name.split('.')
-        if any(p in SHELL or p == TRAINING for p in parts[1:]) or parts[-1] == '__main__':
+        if any(p in SHELL or p in (TRAINING, JUPYTER) for p in parts[1:]) or parts[-1] == '__main__':
             continue
         names.append(m.name)
     return names
@@ -59,6 +61,21 @@ def test_training_shell_imports_no_gui_stack():
         'import importlib, json, sys\n'
         f'for m in {mods!r}: importlib.import_module(m)\n'
         f'bad = sorted(k for k in sys.modules if k.split(".")[0] in {gui!r})\n'
+        'print(json.dumps(bad))\n'
+    )
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+def test_jupyter_shell_imports_no_gui_stack():
+    """The notebook widget (``napari_heartbox.jupyter``) runs where there is no Qt and no display."""
+    import pytest
+
+    pytest.importorskip('anywidget', reason='anywidget not installed (the jupyter extra)')
+    code = (
+        'import importlib, json, sys\n'
+        'importlib.import_module("napari_heartbox.jupyter")\n'
+        f'bad = sorted(k for k in sys.modules if k.split(".")[0] in {FORBIDDEN!r})\n'
         'print(json.dumps(bad))\n'
     )
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True)
