@@ -35,5 +35,7 @@ def test_notebook_runs(tmp_path):
     assert 'slices of 512x512' in text
     assert 'edited box:' in text and 'corrected: True' in text
     assert 'heart_sector.json corrected' in text
+    assert 'box now ((' in text  # the notebook widget's sector, set from Python, observed
+    assert [o for o in outputs if 'application/vnd.jupyter.widget-view+json' in o.get('data', {})]
     pngs = [o for o in outputs if 'image/png' in o.get('data', {})]
     assert len(pngs) == 2  # the 2D and 3D screenshots
