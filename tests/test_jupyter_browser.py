@@ -8,6 +8,7 @@ Python (a second client on the same kernel) and asserts that the page drew the b
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -57,28 +58,30 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def lab(tmp_path):
-    """A JupyterLab server on 127.0.0.1 serving ``tmp_path`` (config, runtime and settings in it too)."""
+@contextlib.contextmanager
+def jupyterlab_server(root: Path, notebook_cell: str | None = CELL):
+    """A JupyterLab server on 127.0.0.1 serving ``root`` (config, runtime and settings in it too),
+    with ``root/widget.ipynb`` holding ``notebook_cell``; yields its base URL."""
     import urllib.request
 
-    nb = {
-        'cells': [{'cell_type': 'code', 'metadata': {}, 'execution_count': None, 'outputs': [],
-                   'source': CELL}],
-        'metadata': {'kernelspec': {'name': 'python3', 'display_name': 'Python 3', 'language': 'python'}},
-        'nbformat': 4, 'nbformat_minor': 5,
-    }
-    (tmp_path / 'widget.ipynb').write_text(json.dumps(nb))
+    if notebook_cell is not None:
+        nb = {
+            'cells': [{'cell_type': 'code', 'metadata': {}, 'execution_count': None, 'outputs': [],
+                       'source': notebook_cell}],
+            'metadata': {'kernelspec': {'name': 'python3', 'display_name': 'Python 3', 'language': 'python'}},
+            'nbformat': 4, 'nbformat_minor': 5,
+        }
+        (root / 'widget.ipynb').write_text(json.dumps(nb))
     env = dict(os.environ)
     for var, sub in (('JUPYTER_CONFIG_DIR', 'cfg'), ('JUPYTER_RUNTIME_DIR', 'runtime'),
                      ('JUPYTERLAB_SETTINGS_DIR', 'settings'), ('JUPYTERLAB_WORKSPACES_DIR', 'ws')):
-        env[var] = str(tmp_path / sub)
+        env[var] = str(root / sub)
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, '-m', 'jupyterlab', '--no-browser', '--ServerApp.ip=127.0.0.1',
          f'--ServerApp.port={port}', f'--IdentityProvider.token={TOKEN}',
-         f'--ServerApp.root_dir={tmp_path}', '--LabApp.news_url=', '--ServerApp.port_retries=0', '--allow-root'],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+         f'--ServerApp.root_dir={root}', '--LabApp.news_url=', '--ServerApp.port_retries=0', '--allow-root'],
+        cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     base = f'http://127.0.0.1:{port}'
     try:
         deadline = time.monotonic() + 90
@@ -89,15 +92,30 @@ def lab(tmp_path):
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     out = proc.stdout.read() if proc.poll() is not None else ''
-                    pytest.fail(f'JupyterLab did not start: {out[-2000:]}')
+                    raise RuntimeError(f'JupyterLab did not start: {out[-2000:]}') from None
                 time.sleep(0.3)
-        yield base, tmp_path
+        yield base
     finally:
         proc.terminate()
         try:
             proc.wait(20)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def wait_for_kernel(page) -> None:
+    """Until the notebook is connected to its kernel: the status bar reads
+    "Python 3 (ipykernel) | Idle" (before that: "No Kernel" or "Connecting")."""
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.jp-StatusBar-Widget')].some("
+        "e => /Python 3.*\\|\\s*Idle/.test(e.textContent))",
+        timeout=120_000)
+
+
+@pytest.fixture
+def lab(tmp_path):
+    with jupyterlab_server(tmp_path) as base:
+        yield base, tmp_path
 
 
 def _kernel_client(base: str, runtime: Path):
@@ -148,12 +166,7 @@ def _drive(page, base, root, log):
     """Open the notebook, run its cell, drag the axial right face, then set the box from Python."""
     page.goto(f'{base}/lab/tree/widget.ipynb?token={TOKEN}', timeout=120_000)
     page.wait_for_selector('.jp-Notebook .jp-Cell .cm-content', timeout=120_000)
-    # run the cell once the notebook is connected to its kernel: the status bar then
-    # reads "Python 3 (ipykernel) | Idle" (before that: "No Kernel" or "Connecting")
-    page.wait_for_function(
-        "() => [...document.querySelectorAll('.jp-StatusBar-Widget')].some("
-        "e => /Python 3.*\\|\\s*Idle/.test(e.textContent))",
-        timeout=120_000)
+    wait_for_kernel(page)  # run the cell once the notebook is connected to its kernel
     page.click('.jp-Notebook .jp-Cell .cm-content')
     page.keyboard.press('Shift+Enter')
     page.wait_for_selector('.heartbox-widget[data-ready="1"] canvas[data-view="axial"][data-rect]',
