@@ -3,6 +3,7 @@ worker, an interrupted run that resumes, failures recorded, outputs the worklist
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -258,43 +259,41 @@ class _CrashOnce(WorkerPlugin):
             os._exit(1)
 
 
-def test_a_killed_worker_loses_nothing(archive, serial, tmp_path):
+@contextlib.contextmanager
+def _crashing_cluster(n, plugin, **config):
+    """A fresh n-worker cluster whose workers run ``plugin`` (sent by value: the test module is
+    not importable on the workers); closed, and the pickling rule undone, on exit."""
     import cloudpickle
     import test_batch
 
-    cloudpickle.register_pickle_by_value(test_batch)  # the plugin class travels by value
-    root, _ = archive
-    marker = tmp_path / 'crashed'
-    c = _cluster(2)
+    cloudpickle.register_pickle_by_value(test_batch)
+    c = _cluster(n, **config)
     try:
-        c.register_plugin(_CrashOnce('site_a__patient_07__study_1__CT_chest', str(marker)))
-        table = run(root, tmp_path / 'out', client=c, progress=False)
+        c.register_plugin(plugin)
+        yield c
     finally:
         cluster = c.cluster
         c.close()
         cluster.close()
         cloudpickle.unregister_pickle_by_value(test_batch)
+
+
+def test_a_killed_worker_loses_nothing(archive, serial, tmp_path):
+    root, _ = archive
+    marker = tmp_path / 'crashed'
+    with _crashing_cluster(2, _CrashOnce('site_a__patient_07__study_1__CT_chest', str(marker))) as c:
+        table = run(root, tmp_path / 'out', client=c, progress=False)
     assert marker.exists(), 'the worker was never killed'
     _assert_same_as_serial(table, serial)
 
 
 def test_a_series_that_keeps_killing_its_worker_is_recorded(archive, tmp_path):
-    import cloudpickle
-    import test_batch
-
     root, _ = archive
     small = tmp_path / 'small'
     shutil.copytree(root / 'site_b' / 'P06', small / 'P06')
-    cloudpickle.register_pickle_by_value(test_batch)
-    c = _cluster(1, **{'distributed.scheduler.allowed-failures': 0})
-    try:
-        c.register_plugin(_CrashOnce('P06', str(tmp_path / 'm'), always=True))
+    plugin = _CrashOnce('P06', str(tmp_path / 'm'), always=True)
+    with _crashing_cluster(1, plugin, **{'distributed.scheduler.allowed-failures': 0}) as c:
         table = run(small, tmp_path / 'out', client=c, progress=False)
-    finally:
-        cluster = c.cluster
-        c.close()
-        cluster.close()
-        cloudpickle.unregister_pickle_by_value(test_batch)
     (row,) = table.to_dict('records')
     assert row['status'] == 'failed' and 'KilledWorker' in row['error'] and '\n' not in row['error']
     assert 'P06' in (tmp_path / 'out' / 'failures.csv').read_text()
