@@ -757,6 +757,74 @@ def test_speed_page_completes_and_plots(web):
     web.assert_local_only()
 
 
+# text extent of each element (a Range over its contents, not the cell/box around it)
+_TEXT_BOXES = """(els) => els.map((e) => {
+  const r = document.createRange(); r.selectNodeContents(e);
+  const b = r.getBoundingClientRect();
+  return {text: e.textContent.trim(), x0: b.left, x1: b.right, y0: b.top, y1: b.bottom};
+})"""
+
+# the border box of each element (a label with its control)
+_BOXES = """(els) => els.map((e) => {
+  const b = e.getBoundingClientRect();
+  return {text: e.textContent.trim(), x0: b.left, x1: b.right, y0: b.top, y1: b.bottom};
+})"""
+
+
+def _assert_apart(boxes, gap=8.0):
+    """Consecutive boxes on one line leave >= gap px; boxes never overlap."""
+    for a, b in zip(boxes, boxes[1:], strict=False):
+        if min(a['y1'], b['y1']) - max(a['y0'], b['y0']) > 2:  # same line
+            assert b['x0'] - a['x1'] >= gap, (a, b)
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1 :]:
+            overlap_x = min(a['x1'], b['x1']) - max(a['x0'], b['x0'])
+            overlap_y = min(a['y1'], b['y1']) - max(a['y0'], b['y0'])
+            assert overlap_x <= 0 or overlap_y <= 0, (a, b)
+
+
+def test_speed_page_results_hidden_until_a_row_and_headings_apart(web):
+    """No empty, header-only table before a run; readable, separate headings after."""
+    page = web.open('speed.html')
+    page.wait_for_selector('body[data-state=idle]', state='attached')
+    page.wait_for_timeout(300)  # the module script has run
+    for sel in ('#results-card', '#results', '#results th', '#charts'):
+        assert not page.locator(sel).first.is_visible(), sel
+    assert page.locator('#results tbody tr').count() == 0
+    # the controls are spaced apart, not glued to the next label
+    controls = page.locator('#controls > label, #controls > button')
+    _assert_apart(controls.evaluate_all(_BOXES))
+
+    # a run that fails before any point: the error shows alone
+    page = web.open('speed.html?size=64&batches=2&reps=1&model=missing.onnx&auto=1')
+    assert web.wait_state() == 'error'
+    assert not page.locator('#results-card').is_visible()
+
+    # the smallest run: one batch size, one repeat, 64^2 slices
+    page = web.open('speed.html?size=64&batches=2&reps=1&auto=1')
+    assert web.wait_state() == 'done', page.locator('#status').inner_text()
+    isolated = 'single thread only' not in page.locator('#status').inner_text()
+    for sel in ('#results-card', '#results', '#charts', '#chart-batch canvas'):
+        assert page.locator(sel).first.is_visible(), sel
+    assert page.locator('#charts canvas').count() >= 2
+    rows = page.locator('#results tbody tr')
+    assert rows.count() == (2 if isolated else 1)
+    assert rows.first.locator('td').nth(1).inner_text() == '2'
+    # column headers: separate words with room between them, not "threadsbatchms / batch"
+    th = page.locator('#results thead th').evaluate_all(_TEXT_BOXES)
+    assert [b['text'] for b in th] == ['threads', 'batch', 'ms / batch', 'ms / frame']
+    _assert_apart(th)
+    # headings (card, chart titles) and the table one under the other, none overlapping
+    blocks = page.locator(
+        '#results-card h2, #results-card .u-title, #results-card .u-legend, #results'
+    ).evaluate_all(_TEXT_BOXES)
+    assert len(blocks) >= 6, blocks
+    _assert_apart(blocks)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / 'web-speed-page-small.png'), full_page=True)
+    web.assert_local_only()
+
+
 def test_folder_picker_and_drag_and_drop(web, tiny_series, model_files):
     """The directory input and a drop of files give the same sector as Python."""
     py = python_sector(tiny_series, model_files)

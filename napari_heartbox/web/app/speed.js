@@ -4,6 +4,7 @@
 // ?model=other.onnx[&input=NAME] times another same-origin ONNX file with an
 // int16 [N, H, W] input instead of the bundled model (comparisons).
 // Automation hooks: body[data-state] idle|running|done|error; window.heartboxSpeedResults.
+// #results-card stays hidden until the first result row, #charts until a run has finished.
 
 import uPlot from './vendor/uplot/uPlot.esm.js';
 import { HeartboxWorker } from './heartbox.js';
@@ -33,6 +34,7 @@ function addRow(threads, p) {
   const cells = p.error ? [threads, p.batch, p.error, ''] : [threads, p.batch, p.ms_per_batch.toFixed(1), p.ms_per_frame.toFixed(3)];
   for (const c of cells) { const td = document.createElement('td'); td.textContent = c; tr.append(td); }
   $('results').tBodies[0].append(tr);
+  $('results-card').hidden = false;
 }
 
 async function start() {
@@ -44,6 +46,7 @@ async function start() {
   document.body.dataset.state = 'running';
   $('results').tBodies[0].replaceChildren();
   charts.forEach((c) => c.destroy()); charts = [];
+  $('results-card').hidden = true; $('charts').hidden = true;
   const configs = [1];
   if (self.crossOriginIsolated) configs.push(multi);
   const total = configs.length * batches.length;
@@ -66,6 +69,7 @@ async function start() {
       slice_size: [size, size], repeats: reps, batches, runs, model: params.get('model') || 'heartbox.onnx',
     };
     window.heartboxSpeedResults = results;
+    $('charts').hidden = false; // before plotting, so the charts get the card's width
     charts.push(plot($('chart-batch'), 'Latency per batch', 'ms / batch', 'ms_per_batch', runs, batches));
     charts.push(plot($('chart-frame'), 'Latency per frame', 'ms / frame', 'ms_per_frame', runs, batches));
     $('status').textContent = self.crossOriginIsolated ? 'Done.' : 'Done (page not cross-origin isolated: single thread only).';
