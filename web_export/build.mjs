@@ -31,6 +31,13 @@ const COPIES = [
   ['uplot', 'dist/uPlot.esm.js', 'uplot/uPlot.esm.js'],
   ['uplot', 'dist/uPlot.min.css', 'uplot/uPlot.min.css'],
   ['uplot', 'LICENSE', 'uplot/LICENSE'],
+  // DICOM pixel codecs, loaded by the app's workers only when a series needs
+  // them (napari_heartbox/web/app/codecs.js). Decode-only wasm builds.
+  ['@cornerstonejs/codec-charls', 'dist/charlswasm_decode.wasm', 'codecs/charlswasm_decode.wasm'],
+  ['@cornerstonejs/codec-charls', 'LICENSE', 'codecs/LICENSE.codec-charls'],
+  ['@cornerstonejs/codec-openjpeg', 'dist/openjpegwasm_decode.wasm', 'codecs/openjpegwasm_decode.wasm'],
+  ['@cornerstonejs/codec-openjph', 'dist/openjphjs.wasm', 'codecs/openjphjs.wasm'],
+  ['@cornerstonejs/codec-openjph', 'LICENSE', 'codecs/LICENSE.codec-openjph'],
 ];
 
 function pkgVersion(name) {
@@ -82,17 +89,41 @@ for (const [pkg, src, dest, optional] of COPIES) {
   record(dest, 'dicom-parser', Buffer.from(esm));
 }
 
+// The cornerstone codecs ship Emscripten UMD glue (classic scripts). Wrap each
+// as an ES module with a default export, the factory `(moduleArg) => Promise<Module>`;
+// the glue takes its CommonJS branch. Its Node-only code (require('fs')) is
+// never reached in a browser worker.
+const EMSCRIPTEN = [
+  ['@cornerstonejs/codec-charls', 'dist/charlswasm_decode.js', 'codecs/charlswasm_decode.mjs'],
+  ['@cornerstonejs/codec-openjpeg', 'dist/openjpegwasm_decode.js', 'codecs/openjpegwasm_decode.mjs'],
+  ['@cornerstonejs/codec-openjph', 'dist/openjphjs.js', 'codecs/openjphjs.mjs'],
+];
+for (const [pkg, src, dest] of EMSCRIPTEN) {
+  const umd = readFileSync(join(nm, pkg, src), 'utf8').replace(/\n\/\/# sourceMappingURL=.*$/m, '');
+  const esm =
+    `// ${pkg} Emscripten glue wrapped as an ES module by web_export/build.mjs\n` +
+    'const module = { exports: {} };\nconst exports = module.exports;\n' +
+    umd +
+    '\nexport default module.exports;\n';
+  mkdirSync(dirname(join(out, dest)), { recursive: true });
+  writeFileSync(join(out, dest), esm);
+  record(dest, pkg, Buffer.from(esm));
+}
+
 // Third-party notice: what is redistributed, its version and licence (from each package.json)
 {
   const lines = ['Third-party runtime files in this folder (copied by web_export/build.mjs from npm):', ''];
-  for (const pkg of ['onnxruntime-web', 'dicom-parser', 'uplot']) {
+  for (const pkg of ['onnxruntime-web', 'dicom-parser', 'uplot', '@cornerstonejs/codec-charls',
+    '@cornerstonejs/codec-openjpeg', '@cornerstonejs/codec-openjph']) {
     const pj = JSON.parse(readFileSync(join(nm, pkg, 'package.json'), 'utf8'));
     const repo = typeof pj.repository === 'string' ? pj.repository : pj.repository?.url || '';
     lines.push(`${pkg} ${pj.version}  licence: ${pj.license}  ${repo}`.trim());
   }
   lines.push('', 'onnxruntime-web: Copyright (c) Microsoft Corporation, MIT License.',
     'dicom-parser: Copyright (c) 2017 Chris Hafey, MIT License (see dicom-parser/LICENSE).',
-    'uPlot: Copyright (c) Leon Sorokin, MIT License (see uplot/LICENSE).', '');
+    'uPlot: Copyright (c) Leon Sorokin, MIT License (see uplot/LICENSE).',
+    'codec-charls (CharLS, BSD-3-Clause), codec-openjpeg (OpenJPEG, BSD-2-Clause), codec-openjph (OpenJPH,',
+    '  BSD-2-Clause): Emscripten builds by the Cornerstone.js team, MIT License (codecs/LICENSE.*).', '');
   writeFileSync(join(out, 'NOTICE.txt'), lines.join('\n'));
 }
 
@@ -101,6 +132,8 @@ const manifest = {
   onnxruntime_web: pkgVersion('onnxruntime-web').version,
   dicom_parser: pkgVersion('dicom-parser').version,
   uplot: pkgVersion('uplot').version,
+  codecs: Object.fromEntries(['@cornerstonejs/codec-charls', '@cornerstonejs/codec-openjpeg',
+    '@cornerstonejs/codec-openjph'].map((p) => [p, pkgVersion(p).version])),
   files,
 };
 writeFileSync(join(out, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');

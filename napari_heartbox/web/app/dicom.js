@@ -15,33 +15,28 @@
 //     clipped to int16 (like numpy's rint + clip);
 //   * a folder with several series: the axial CT series with the most slices
 //     is used; the others, localizers, secondary captures, reformats and
-//     non-image objects are left out with a warning.
-// Compressed transfer syntaxes are refused with a message naming them.
+//     non-image objects are left out with a warning;
+//   * an enhanced (multi-frame) CT file gives one slice per frame, placed by its
+//     per-frame functional groups (per-frame item before the shared one, then
+//     the top-level attribute), as io/dicom_headers.py _enhanced_frames.
+// Transfer syntaxes: uncompressed little/big endian; deflated (inflated here
+// before parsing); JPEG Lossless, JPEG-LS, JPEG 2000, HTJ2K and RLE frames are
+// kept compressed until a worker decodes them (codecs.js). Lossy 8/12-bit JPEG
+// (Baseline/Extended) is refused with a message naming it.
 
 import dicomParser from './vendor/dicom-parser/dicomParser.mjs';
+import { DicomError } from './errors.js';
+import { COMPRESSED_SYNTAXES, UNSUPPORTED_SYNTAXES } from './codecs.js';
 
-export class DicomError extends Error {}
+export { DicomError };
 
 const UNCOMPRESSED = {
   '1.2.840.10008.1.2': 'Implicit VR Little Endian',
   '1.2.840.10008.1.2.1': 'Explicit VR Little Endian',
   '1.2.840.10008.1.2.2': 'Explicit VR Big Endian',
+  '1.2.840.10008.1.2.1.99': 'Deflated Explicit VR Little Endian', // inflated before parsing
 };
-const COMPRESSED = {
-  '1.2.840.10008.1.2.1.99': 'Deflated Explicit VR Little Endian',
-  '1.2.840.10008.1.2.4.50': 'JPEG Baseline',
-  '1.2.840.10008.1.2.4.51': 'JPEG Extended',
-  '1.2.840.10008.1.2.4.57': 'JPEG Lossless',
-  '1.2.840.10008.1.2.4.70': 'JPEG Lossless SV1',
-  '1.2.840.10008.1.2.4.80': 'JPEG-LS Lossless',
-  '1.2.840.10008.1.2.4.81': 'JPEG-LS Near-Lossless',
-  '1.2.840.10008.1.2.4.90': 'JPEG 2000 Lossless',
-  '1.2.840.10008.1.2.4.91': 'JPEG 2000',
-  '1.2.840.10008.1.2.4.201': 'HTJ2K Lossless',
-  '1.2.840.10008.1.2.4.202': 'HTJ2K Lossless RPCL',
-  '1.2.840.10008.1.2.4.203': 'HTJ2K',
-  '1.2.840.10008.1.2.5': 'RLE Lossless',
-};
+const DEFLATED = '1.2.840.10008.1.2.1.99';
 const SECONDARY_CAPTURE = '1.2.840.10008.5.1.4.1.1.7';
 
 function listNames(items, n = 5) {
@@ -65,18 +60,78 @@ function cross(a, b) {
 const dot = (a, b) => a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
 const norm = (a) => Math.sqrt(dot(a, a));
 
+// the first item of a sequence element, or null
+function firstItem(ds, tag) {
+  const el = ds && ds.elements[tag];
+  return el && el.items && el.items.length ? el.items[0].dataSet : null;
+}
+
+// first item of a functional-group macro: per-frame group before the shared one
+function functional(tag, frameItem, sharedItem) {
+  return firstItem(frameItem, tag) || firstItem(sharedItem, tag);
+}
+
+class NeedInflate extends Error {
+  constructor(position) { super('deflated'); this.position = position; }
+}
+
+/**
+ * Where the deflated data set of a Deflated Explicit VR Little Endian file
+ * starts (right after its file meta), or null when the file is not deflated.
+ *
+ * @param {ArrayBuffer} buffer the file, or at least its file meta
+ * @returns {number|null}
+ */
+export function deflatedAt(buffer) {
+  try {
+    dicomParser.parseDicom(new Uint8Array(buffer), {
+      untilTag: 'x00080005',
+      inflater: (_bytes, pos) => { throw new NeedInflate(pos); },
+    });
+  } catch (e) {
+    if (e instanceof NeedInflate) return e.position;
+  }
+  return null;
+}
+
+/**
+ * The bytes of a deflated file with its data set inflated (the file meta kept
+ * as it is), with the browser's DecompressionStream('deflate-raw').
+ *
+ * @param {ArrayBuffer} buffer the whole file
+ * @param {number} position deflatedAt(buffer)
+ * @param {string} name the file, for messages
+ * @returns {Promise<ArrayBuffer>}
+ */
+export async function inflateDataset(buffer, position, name) {
+  let inflated;
+  try {
+    const body = new Blob([new Uint8Array(buffer, position)]).stream().pipeThrough(new DecompressionStream('deflate-raw'));
+    inflated = new Uint8Array(await new Response(body).arrayBuffer());
+  } catch (e) {
+    throw new DicomError(`${name}: the deflated data set cannot be inflated (${String((e && e.message) || e).split('\n')[0]}).`);
+  }
+  const out = new Uint8Array(position + inflated.length);
+  out.set(new Uint8Array(buffer, 0, position));
+  out.set(inflated, position);
+  return out.buffer;
+}
+
 /**
  * Parse the header of one DICOM file (the pixel data is not copied).
  *
- * @param {ArrayBuffer} buffer the whole file
+ * @param {ArrayBuffer} buffer the whole file (for a deflated file: inflateDataset's result)
  * @param {string} name file name (for messages)
- * @returns {object} slice record, or {error} when the file is not DICOM
+ * @returns {object} slice record, or {error} when the file is not DICOM. An
+ *   enhanced multi-frame file has `perFrame` set; frameRecords() makes one
+ *   slice record per frame.
  */
 export function parseHeader(buffer, name) {
   const bytes = new Uint8Array(buffer);
   let ds;
   try {
-    ds = dicomParser.parseDicom(bytes, { untilTag: 'x7fe00010' });
+    // a deflated file reaches here already inflated: its inflater is the identity
+    ds = dicomParser.parseDicom(bytes, { untilTag: 'x7fe00010', inflater: (b) => b });
   } catch (e) {
     return { name, error: 'not a DICOM file' };
   }
@@ -85,7 +140,8 @@ export function parseHeader(buffer, name) {
   const imageType = (ds.string('x00080008') !== undefined)
     ? Array.from({ length: ds.numStringValues('x00080008') || 0 }, (_, i) => (ds.string('x00080008', i) || '').toUpperCase())
     : [];
-  return {
+  const frames = parseInt(ds.string('x00280008') || '1', 10) || 1;
+  const rec = {
     name,
     buffer,
     transferSyntax: ts,
@@ -99,7 +155,8 @@ export function parseHeader(buffer, name) {
     seriesNumber: Number.isFinite(parseInt(ds.string('x00200011'), 10)) ? parseInt(ds.string('x00200011'), 10) : null,
     tilt: ds.floatString('x00181120') ?? null,
     cols: ds.uint16('x00280011'),
-    frames: parseInt(ds.string('x00280008') || '1', 10) || 1,
+    frames,
+    frame: null, // index of this slice's frame in a multi-frame file
     samples: ds.uint16('x00280002') || 1,
     bitsAllocated: ds.uint16('x00280100'),
     bitsStored: ds.uint16('x00280101'),
@@ -112,6 +169,119 @@ export function parseHeader(buffer, name) {
     sliceThickness: ds.floatString('x00180050') ?? null,
     pixel: pix ? { offset: pix.dataOffset, length: pix.length, encapsulated: pix.length === 0xffffffff || !!pix.encapsulatedPixelData } : null,
   };
+  if (frames > 1 || ds.elements.x52009230) rec.perFrame = enhancedFrames(ds, rec);
+  return rec;
+}
+
+const MAX_FRAMES = 20000; // as io/dicom_headers.py MAX_FRAMES
+
+// geometry and rescale of each frame of an enhanced image (io/dicom_headers.py _enhanced_frames)
+function enhancedFrames(ds, rec) {
+  const n = rec.frames;
+  if (!(n >= 1 && n <= MAX_FRAMES)) return { error: `NumberOfFrames ${n} is outside 1..${MAX_FRAMES}` };
+  const shared = firstItem(ds, 'x52009229');
+  const perFrame = ds.elements.x52009230?.items || [];
+  const out = [];
+  for (let i = 0; i < n; i++) {
+    const fi = i < perFrame.length ? perFrame[i].dataSet : null;
+    const pos = functional('x00209113', fi, shared);
+    const ori = functional('x00209116', fi, shared);
+    const meas = functional('x00289110', fi, shared);
+    const pvt = functional('x00289145', fi, shared);
+    out.push({
+      ipp: floats(pos || ds, 'x00200032', 3),
+      iop: floats(ori || ds, 'x00200037', 6),
+      pixelSpacing: meas ? floats(meas, 'x00280030', 2) : null,
+      sliceThickness: meas ? (meas.floatString('x00180050') ?? null) : null,
+      slope: (pvt || ds).floatString('x00281053') ?? 1,
+      intercept: (pvt || ds).floatString('x00281052') ?? 0,
+    });
+  }
+  return { frames: out };
+}
+
+/**
+ * The slice records of one parsed file: itself, or one per frame of an
+ * enhanced multi-frame image (named "<file> frame <k>", k from 1).
+ *
+ * @param {object} r a parseHeader result
+ * @returns {object[]}
+ */
+export function frameRecords(r) {
+  if (r.error || !r.perFrame) return [r];
+  if (r.perFrame.error) return [{ name: r.name, error: r.perFrame.error }];
+  const n = r.perFrame.frames.length;
+  if (r.pixel && !r.pixel.encapsulated && r.transferSyntax in UNCOMPRESSED && r.rows && r.cols) {
+    const have = Math.floor(r.pixel.length / (2 * r.rows * r.cols));
+    if (have < n) return [{ name: r.name, error: `NumberOfFrames ${n} but the pixel data holds ${have} frame(s) of ${r.rows}x${r.cols}` }];
+  }
+  const frameBytes = 2 * r.rows * r.cols;
+  return r.perFrame.frames.map((f, i) => ({
+    ...r, ...f, perFrame: undefined, frame: i, name: `${r.name} frame ${i + 1}`, fileName: r.name,
+    // uncompressed: this frame's bytes; encapsulated: the whole value, split when read
+    pixel: r.pixel && !r.pixel.encapsulated ? { ...r.pixel, offset: r.pixel.offset + i * frameBytes, length: frameBytes } : r.pixel,
+  }));
+}
+
+/**
+ * The compressed bytes of each frame of an encapsulated PixelData value
+ * (DICOM PS3.5 A.4): a Basic Offset Table item, fragment items, a sequence
+ * delimiter. One frame: all fragments joined. Several: split by the offset
+ * table when it has one entry per frame, else one fragment per frame, else
+ * at the fragments that start a JPEG (FFD8) or JPEG 2000 (FF4F) codestream.
+ *
+ * @param {Uint8Array} bytes holds the items from `offset` on
+ * @param {number} offset where the first item (the offset table) starts
+ * @param {number} nFrames NumberOfFrames
+ * @param {string} name the file, for messages
+ * @returns {Uint8Array[]} one array per frame (views when a frame is one fragment)
+ */
+export function encapsulatedFrames(bytes, offset, nFrames, name) {
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const bad = (why) => new DicomError(`${name}: the compressed pixel data is damaged (${why}).`);
+  let pos = offset;
+  const item = () => {
+    if (pos + 8 > bytes.length) throw bad('it ends inside an item header');
+    const group = dv.getUint16(pos, true);
+    const elem = dv.getUint16(pos + 2, true);
+    const len = dv.getUint32(pos + 4, true);
+    const at = pos;
+    pos += 8;
+    if (group !== 0xfffe || (elem !== 0xe000 && elem !== 0xe0dd)) throw bad(`unexpected tag (${group.toString(16)},${elem.toString(16)}) at byte ${at}`);
+    if (elem === 0xe0dd) return null;
+    if (len === 0xffffffff || pos + len > bytes.length) throw bad('a fragment runs past the end of the file');
+    pos += len;
+    return { at, start: at + 8, len };
+  };
+  const bot = item();
+  if (!bot) throw bad('no offset table item');
+  const frags = [];
+  for (let f = item(); f; f = item()) frags.push(f);
+  if (!frags.length) throw bad('no fragments');
+  const join = (fs) => {
+    if (fs.length === 1) return bytes.subarray(fs[0].start, fs[0].start + fs[0].len);
+    const out = new Uint8Array(fs.reduce((a, f) => a + f.len, 0));
+    let k = 0;
+    for (const f of fs) { out.set(bytes.subarray(f.start, f.start + f.len), k); k += f.len; }
+    return out;
+  };
+  if (nFrames <= 1) return [join(frags)];
+  const base = frags[0].at;
+  let groups = null;
+  if (bot.len === 4 * nFrames) {
+    const offs = Array.from({ length: nFrames }, (_, i) => dv.getUint32(bot.start + 4 * i, true));
+    groups = offs.map((o, i) => frags.filter((f) => f.at - base >= o && (i + 1 === nFrames || f.at - base < offs[i + 1])));
+  } else if (frags.length === nFrames) {
+    groups = frags.map((f) => [f]);
+  } else {
+    const starts = frags.map((f) => bytes[f.start] === 0xff && (bytes[f.start + 1] === 0xd8 || bytes[f.start + 1] === 0x4f));
+    groups = [];
+    frags.forEach((f, i) => { if (starts[i] || !groups.length) groups.push([f]); else groups[groups.length - 1].push(f); });
+  }
+  if (groups.length !== nFrames || groups.some((g) => !g.length)) {
+    throw bad(`${frags.length} fragments cannot be split into ${nFrames} frames`);
+  }
+  return groups.map(join);
 }
 
 const LOCALIZER_WORDS = ['LOCALIZER', 'SCOUT', 'TOPOGRAM', 'SURVIEW', 'SCANOGRAM'];
@@ -136,7 +306,6 @@ function exclusionReason(r) {
   if (!r.ipp || !r.iop) return 'no ImagePositionPatient/ImageOrientationPatient (cannot be placed in space)';
   const o = orientationName(r.iop);
   if (o !== 'axial') return `${o} orientation (a reformat, not axial slices)`;
-  if (r.frames > 1) return `enhanced multi-frame image (${r.frames} frames; the browser app reads single-frame slices only)`;
   return null;
 }
 
@@ -233,15 +402,16 @@ export function assembleSeries(records) {
   const seriesUid = chosen.uid;
   const series = candidates.get(seriesUid);
 
-  // transfer syntax: compressed data is refused, naming what is unsupported
-  const compressed = series.filter((r) => !(r.transferSyntax in UNCOMPRESSED) || r.pixel.encapsulated);
-  if (compressed.length) {
-    const ts = compressed[0].transferSyntax;
-    const label = COMPRESSED[ts] || 'an unsupported transfer syntax';
+  // transfer syntax: lossy DCT JPEG and unknown syntaxes are refused, naming them
+  const unsupported = series.filter((r) => !(r.transferSyntax in UNCOMPRESSED || r.transferSyntax in COMPRESSED_SYNTAXES) ||
+    (r.pixel.encapsulated && !(r.transferSyntax in COMPRESSED_SYNTAXES)));
+  if (unsupported.length) {
+    const ts = unsupported[0].transferSyntax;
+    const label = UNSUPPORTED_SYNTAXES[ts] || 'an unsupported transfer syntax';
     throw new DicomError(
-      `${compressed.length} of ${series.length} slices (e.g. ${compressed[0].name}) are compressed with ${label} (${ts}); ` +
-      'the browser app reads only uncompressed DICOM (Explicit/Implicit VR Little Endian). ' +
-      'Export the series uncompressed, or use napari-heartbox propose in Python.');
+      `${unsupported.length} of ${series.length} slices (e.g. ${unsupported[0].name}) are compressed with ${label} (${ts}); ` +
+      'the browser app reads uncompressed, deflated, RLE, JPEG Lossless, JPEG-LS, JPEG 2000 and HTJ2K DICOM. ' +
+      'Use napari-heartbox propose in Python for this series.');
   }
   const bad = series.find((r) => r.bitsAllocated !== 16);
   if (bad) throw new DicomError(`${bad.name}: ${bad.bitsAllocated} bits allocated per pixel is not supported (CT stores 16).`);
@@ -540,6 +710,27 @@ export function storedValues(r) {
   const raw = new Uint16Array(n);
   for (let i = 0; i < n; i++) raw[i] = dv.getUint16(2 * i, false);
   return raw;
+}
+
+/** True when the slice's pixels are encapsulated (compressed) frames. */
+export function isCompressed(r) {
+  return !!(r.pixel && r.pixel.encapsulated);
+}
+
+const framesOf = new WeakMap(); // pixel buffer → its encapsulated frames (split once per file)
+
+/**
+ * A copy of the compressed bytes of one slice's frame (r.buffer holds the
+ * file, or the PixelData value from r.pixel.offset on), for a worker to decode.
+ */
+export function compressedFrame(r) {
+  let frames = framesOf.get(r.buffer);
+  if (!frames) {
+    frames = encapsulatedFrames(new Uint8Array(r.buffer), r.pixel.offset, r.frames || 1, r.fileName || r.name);
+    framesOf.set(r.buffer, frames);
+  }
+  const f = frames[r.frame ?? 0];
+  return f.slice(); // own buffer: it is transferred to the worker
 }
 
 /**

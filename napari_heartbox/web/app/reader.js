@@ -21,7 +21,10 @@
 // In: {type:'start', files, chunkSlices, previewSize, wholeReadBytes?} | {type:'ack'}
 // Out: {type:'meta'|'chunk'|'progress'|'done'|'error', ...}
 
-import { parseHeader, assembleSeries, storedValues, lazySlice, DicomError } from './dicom.js';
+import {
+  parseHeader, assembleSeries, storedValues, lazySlice, DicomError, frameRecords, deflatedAt, inflateDataset,
+  isCompressed, compressedFrame,
+} from './dicom.js';
 
 const PREFIX = 16384; // bytes read per file for its header (large series)
 const WHOLE_READ_BYTES = 768 * 2 ** 20; // series up to this size are read whole, once
@@ -33,18 +36,36 @@ function now() { return performance.now(); }
 
 async function readHeader(file, name, whole) {
   const size = file.size;
-  const head = await (whole ? file : file.slice(0, Math.min(size, PREFIX))).arrayBuffer();
+  let head = await (whole ? file : file.slice(0, Math.min(size, PREFIX))).arrayBuffer();
   const magic = size >= 132 ? new TextDecoder().decode(new Uint8Array(head, 128, 4)) : '';
-  if (magic !== 'DICM') return { name, error: 'not a DICOM file' };
+  if (magic !== 'DICM') return [{ name, error: 'not a DICOM file' }];
+  let full = whole;
+  const deflated = deflatedAt(head);
+  if (deflated !== null) { // the whole data set is deflated: inflate it, keep it in memory
+    if (!whole) head = await file.arrayBuffer();
+    head = await inflateDataset(head, deflated, name);
+    full = true;
+  }
   let r = parseHeader(head, name);
-  if (!whole && (r.error || !r.pixel) && size > PREFIX) r = parseHeader(await file.arrayBuffer(), name); // long header
+  if (!full && (r.error || !r.pixel) && size > PREFIX) { // long header
+    head = await file.arrayBuffer();
+    r = parseHeader(head, name);
+    full = true;
+  }
   r.file = file;
-  r.buffer = whole ? head : null; // else the pixel bytes are read later, chunk by chunk
-  return r;
+  r.buffer = full ? head : null; // else the pixel bytes are read later, chunk by chunk
+  return frameRecords(r);
 }
+
+const pixelReads = new WeakMap(); // File → Promise of its PixelData value (encapsulated, multi-frame)
 
 async function readPixels(r) {
   if (r.buffer) return r; // read whole in the header pass
+  if (isCompressed(r)) { // the whole encapsulated value, once per file
+    if (!pixelReads.has(r.file)) pixelReads.set(r.file, r.file.slice(r.pixel.offset).arrayBuffer());
+    const buf = await pixelReads.get(r.file);
+    return { ...r, buffer: buf, pixel: { ...r.pixel, offset: 0 } };
+  }
   const n = 2 * r.rows * r.cols;
   const buf = await r.file.slice(r.pixel.offset, r.pixel.offset + Math.min(n, r.pixel.length)).arrayBuffer();
   return { ...r, buffer: buf, pixel: { ...r.pixel, offset: 0, length: buf.byteLength } };
@@ -62,7 +83,8 @@ async function start({ files, chunkSlices, previewSize, wholeReadBytes = WHOLE_R
   const whole = files.reduce((a, f) => a + f.size, 0) <= wholeReadBytes;
   for (let i = 0; i < files.length; i += BATCH) {
     const part = files.slice(i, i + BATCH);
-    records.push(...await Promise.all(part.map((f) => readHeader(f, f.name, whole)))); // file names in messages, like Python
+    const parsed = await Promise.all(part.map((f) => readHeader(f, f.name, whole))); // file names in messages, like Python
+    for (const rs of parsed) records.push(...rs);
     postMessage({ type: 'progress', phase: 'read', done: Math.min(i + BATCH, files.length), total: files.length });
   }
   const series = assembleSeries(records);
@@ -85,8 +107,10 @@ async function start({ files, chunkSlices, previewSize, wholeReadBytes = WHOLE_R
   };
   const lastUse = new Int32Array(slices.length); // last output slice that each file fills
   sourceOf.forEach((k, z) => { lastUse[k] = z; });
+  // how the worker turns a slice's values into HU; `ts` when they are still compressed
   const conv = (r) => ({ name: r.name, rows: r.rows, cols: r.cols, bitsStored: r.bitsStored,
-    pixelRepresentation: r.pixelRepresentation, slope: r.slope, intercept: r.intercept });
+    pixelRepresentation: r.pixelRepresentation, slope: r.slope, intercept: r.intercept,
+    ts: isCompressed(r) ? r.transferSyntax : null });
   let pending = readChunk(0);
   for (let z0 = 0; z0 < Z; z0 += chunkSlices) {
     const n = Math.min(chunkSlices, Z - z0);
@@ -99,10 +123,15 @@ async function start({ files, chunkSlices, previewSize, wholeReadBytes = WHOLE_R
     const preview = new Int16Array(n * pY * pX);
     for (let k = 0; k < n; k++) {
       const r = px.get(sourceOf[z0 + k]);
-      const values = storedValues(r);
-      const lazy = lazySlice(r, values, orient);
-      lazy.previewInto(preview, k * pY * pX, pY, pX, stride);
-      raw.push(values);
+      if (isCompressed(r)) {
+        // kept compressed: the worker decodes only the slices it scores, and
+        // fills their preview voxels (the other preview rows copy a decoded slice)
+        raw.push(compressedFrame(r));
+      } else {
+        const values = storedValues(r);
+        lazySlice(r, values, orient).previewInto(preview, k * pY * pX, pY, pX, stride);
+        raw.push(values);
+      }
       convs.push(conv(r));
     }
     for (let z = z0; z < z0 + n; z++) if (lastUse[sourceOf[z]] === z) slices[sourceOf[z]].buffer = null; // release once used

@@ -11,6 +11,7 @@
 
 import * as ort from './vendor/ort/ort.wasm.min.mjs';
 import { DicomError, lazySlice } from './dicom.js';
+import { loadCodec, decodeFrame } from './codecs.js';
 import { sectorFromProb, CELLS } from './postprocess.js';
 import { sectorToDict } from './sector.js';
 import { SliceScheduler, gatherRows, zStep } from './zschedule.js';
@@ -161,23 +162,63 @@ async function run(msg) {
   };
   let clipped = 0;
   let huMs = 0;
+  let decodeMs = 0;
+  let decoded = 0;
+  let codecMs = 0;
+  // compressed slices: their bytes by z (decoded on demand) and which preview rows are filled
+  const compressed = new Map();
+  let previewHave = null;
+  const decodeValues = (conv, bytes) => {
+    const t = now();
+    const v = decodeFrame(conv.ts, bytes, conv.rows, conv.cols, conv.name);
+    decodeMs += now() - t;
+    decoded += 1;
+    return v;
+  };
+  const previewRow = (z, conv, values, orient) => {
+    if (!preview || previewHave[z]) return;
+    const [, pY, pX] = meta.preview.shape;
+    lazySlice(conv, values, orient).previewInto(preview, z * pY * pX, pY, pX, meta.preview.stride);
+    previewHave[z] = 1;
+  };
   const onChunk = async (c) => {
     await sessionP;
     if (tFirst === null) tFirst = now();
     let data = c.data; // HU of the whole chunk (a volume given directly)
     if (!data) {
-      // DICOM: stored values; HU only for the slices the schedule scores
+      // DICOM: stored values, or compressed frames; decoded and converted to
+      // HU only for the slices the schedule scores
       const [, H, W] = meta.shape;
+      if (!previewHave) previewHave = new Uint8Array(meta.shape[0]);
+      for (const cv of c.conv) {
+        if (cv.ts) { const t = now(); await loadCodec(cv.ts); codecMs += now() - t; }
+      }
       data = (k) => {
+        const conv = c.conv[k];
+        let values = c.raw[k];
+        if (conv.ts) {
+          values = decodeValues(conv, values);
+          previewRow(c.z0 + k, conv, values, c.orient);
+        }
         const t = now();
         const out = new Int16Array(H * W);
-        if (lazySlice(c.conv[k], c.raw[k], c.orient).hu(out)) clipped += 1;
+        if (lazySlice(conv, values, c.orient).hu(out)) clipped += 1;
         huMs += now() - t;
         return out;
       };
+      c.conv.forEach((cv, k) => {
+        if (cv.ts) compressed.set(c.z0 + k, { conv: cv, bytes: c.raw[k], orient: c.orient });
+        else if (previewHave) previewHave[c.z0 + k] = 1;
+      });
     }
     await sched.push(c.z0, c.n, data);
-    if (preview) preview.set(c.preview, c.z0 * meta.preview.shape[1] * meta.preview.shape[2]);
+    if (preview) {
+      // rows of compressed slices are filled when (and if) they are decoded
+      const px = meta.preview.shape[1] * meta.preview.shape[2];
+      for (let k = 0; k < c.n; k++) {
+        if (!c.conv || !c.conv[k].ts) preview.set(c.preview.subarray(k * px, (k + 1) * px), (c.z0 + k) * px);
+      }
+    }
     postMessage({ type: 'progress', id, phase: 'infer', done: c.z0 + c.n, total: meta.shape[0] });
   };
   let done;
@@ -226,9 +267,13 @@ async function run(msg) {
   timings.run_ms = inferMs; // onnxruntime-web runs only
   timings.infer_ms = tFirst === null ? 0 : tEnd - tFirst; // preprocess + inference wall time
   timings.slices_scored = slicesRun; // slices the model ran on (the rest copy a neighbour)
+  timings.decode_ms = decodeMs; // compressed frames decoded (only those scored or previewed)
+  timings.slices_decoded = decoded;
+  timings.codec_load_ms = codecMs; // loading the decoder's module + wasm (first series only)
   const t3 = now();
   const { shape, spacing, affine, info } = meta;
   const box = sectorFromProb(prob, shape, spacing, config.postprocess, options.marginMm);
+  if (preview && compressed.size) finishPreview(preview, meta.preview.shape, previewHave, box, compressed, decodeValues, previewRow);
   const sector = sectorToDict({
     ...box, shape, spacing, affine, seriesUid: info.series_uid, modelSha256: config.model.sha256,
   });
@@ -240,6 +285,29 @@ async function run(msg) {
     preview: preview ? { data: preview, shape: meta.preview.shape, stride: meta.preview.stride } : null,
   };
   postMessage(result, preview ? [preview.buffer] : []);
+}
+
+/**
+ * Previews of a compressed series: only the decoded slices have preview rows.
+ * The slice at the box centre (the axial view) is decoded if it was not; every
+ * other missing row copies the nearest decoded one (ties: the lower), so the
+ * coronal and sagittal views show the decoded slices.
+ */
+function finishPreview(preview, [Z, pY, pX], have, box, compressed, decodeValues, previewRow) {
+  // the axial view's slice, as previews.js picks it
+  const zc = box.found ? Math.min(Z - 1, Math.floor((box.z[0] + box.z[1] - 1) / 2)) : Math.floor(Z / 2);
+  const c = compressed.get(zc);
+  if (c && !have[zc]) previewRow(zc, c.conv, decodeValues(c.conv, c.bytes), c.orient);
+  const px = pY * pX;
+  let prev = -1;
+  const next = new Int32Array(Z).fill(-1);
+  for (let z = Z - 1, n = -1; z >= 0; z--) { if (have[z]) n = z; next[z] = n; }
+  for (let z = 0; z < Z; z++) {
+    if (have[z]) { prev = z; continue; }
+    const n = next[z];
+    const src = prev < 0 ? n : n < 0 ? prev : (z - prev <= n - z ? prev : n);
+    if (src >= 0) preview.copyWithin(z * px, src * px, (src + 1) * px);
+  }
 }
 
 // ------------------------------------------------------------ speed benchmark
