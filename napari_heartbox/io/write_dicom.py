@@ -23,13 +23,20 @@ Conventions
   as bytes; the PixelData element is appended as raw little-endian bytes.
   Per-slice numbers are therefore written zero-padded with a sign
   (``+00000012.500000``, ``+0000007``), which is valid DS/IS.
+* Lossless compressed transfer syntaxes (RLE, JPEG-LS, JPEG 2000, JPEG
+  Lossless SV1, HTJ2K) use the same header template, built with the
+  compressed TransferSyntaxUID; each slice is encoded as one frame and
+  appended as encapsulated PixelData (empty Basic Offset Table, one fragment).
+  The encoders come from pydicom (RLE, JPEG-LS via pyjpegls, JPEG 2000 via
+  pylibjpeg-openjpeg) or imagecodecs (JPEG Lossless, HTJ2K); the optional ones
+  are imported only when their syntax is asked for.
 """
 
 from __future__ import annotations
 
 import io
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -39,16 +46,138 @@ from pydicom.uid import (
     PYDICOM_IMPLEMENTATION_UID,
     CTImageStorage,
     ExplicitVRLittleEndian,
+    HTJ2KLossless,
     ImplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEGLosslessSV1,
+    JPEGLSLossless,
+    RLELossless,
     generate_uid,
 )
 
 from ..volume import CTVolume
 
-__all__ = ['write_dicom_series']
+__all__ = ['TRANSFER_SYNTAXES', 'write_dicom_series']
 
 _MANUFACTURER = 'napari-heartbox synthetic'
 _PIXEL_DATA_TAG = struct.pack('<HH', 0x7FE0, 0x0010)
+_ITEM_TAG = struct.pack('<HH', 0xFFFE, 0xE000)
+_SEQ_DELIM = struct.pack('<HHI', 0xFFFE, 0xE0DD, 0)
+# encapsulated PixelData: OB, undefined length, then an empty Basic Offset Table item
+_ENCAPSULATED_HEADER = (
+    _PIXEL_DATA_TAG
+    + b'OB\x00\x00'
+    + struct.pack('<I', 0xFFFFFFFF)
+    + _ITEM_TAG
+    + b'\0' * 4
+)
+
+_UNCOMPRESSED_TS = {
+    'explicit': ExplicitVRLittleEndian,
+    'implicit': ImplicitVRLittleEndian,
+}
+_COMPRESSED_TS = {
+    'rle': RLELossless,
+    'jpeg-ls': JPEGLSLossless,
+    'j2k': JPEG2000Lossless,
+    'jpeg-lossless': JPEGLosslessSV1,
+    'htj2k': HTJ2KLossless,
+}
+TRANSFER_SYNTAXES = (*_UNCOMPRESSED_TS, *_COMPRESSED_TS)
+
+
+def _missing(transfer_syntax: str, package: str, pip: str | None = None) -> ImportError:
+    return ImportError(
+        f'transfer_syntax {transfer_syntax!r} needs {package}: pip install {pip or package}'
+    )
+
+
+def _imagecodecs(transfer_syntax: str, func: str):
+    try:
+        import imagecodecs
+    except ImportError:
+        raise _missing(transfer_syntax, 'imagecodecs') from None
+    codec = getattr(imagecodecs, func, None)
+    check = getattr(imagecodecs, func.replace('_encode', '').upper(), None)
+    if codec is None or (check is not None and not getattr(check, 'available', True)):
+        raise ImportError(
+            f'transfer_syntax {transfer_syntax!r} needs imagecodecs with {func}: '
+            'pip install --upgrade imagecodecs'
+        )
+    return codec
+
+
+def _frame_encoder(
+    transfer_syntax: str, rows: int, cols: int, signed: bool
+) -> Callable[[np.ndarray], bytes]:
+    """``stored (rows, cols) int16/uint16 -> one lossless compressed frame``.
+
+    Raises a one-line ImportError naming the package to install when the
+    encoder for ``transfer_syntax`` is not available.
+    """
+    if transfer_syntax == 'jpeg-lossless':
+        # libjpeg-turbo 3 lossless (SOF3, first-order prediction); the JPEG
+        # codestream has no sign, DICOM stores the two's-complement bit pattern
+        jpeg8_encode = _imagecodecs(transfer_syntax, 'jpeg8_encode')
+        return lambda a: jpeg8_encode(
+            a.view(np.uint16), lossless=True, predictor=1, bitspersample=16
+        )
+    if transfer_syntax == 'htj2k':
+        # OpenJPH; int16 input gives a signed codestream, as PixelRepresentation 1 asks
+        htj2k_encode = _imagecodecs(transfer_syntax, 'htj2k_encode')
+        return lambda a: htj2k_encode(a, reversible=True)
+
+    from pydicom.pixels import encoders
+
+    encoder, package, pip = {
+        'rle': (encoders.RLELosslessEncoder, 'pylibjpeg-rle', None),
+        'jpeg-ls': (encoders.JPEGLSLosslessEncoder, 'pyjpegls', None),
+        'j2k': (
+            encoders.JPEG2000LosslessEncoder,
+            'pylibjpeg-openjpeg',
+            'pylibjpeg pylibjpeg-openjpeg',
+        ),
+    }[transfer_syntax]
+    plugins = encoder.available_plugins
+    if not plugins:
+        raise _missing(transfer_syntax, package, pip)
+    if transfer_syntax == 'j2k' and min(rows, cols) < 32:
+        raise ValueError(
+            f"transfer_syntax 'j2k' needs images of at least 32 x 32 pixels "
+            f'(pylibjpeg-openjpeg uses 6 resolution levels), got {rows} x {cols}'
+        )
+    plugin = ''
+    if transfer_syntax == 'rle':
+        # pylibjpeg-rle (Rust) is ~10x faster than pydicom's own encoder
+        plugin = 'pylibjpeg' if 'pylibjpeg' in plugins else 'pydicom'
+    kwargs = {
+        'rows': rows,
+        'columns': cols,
+        'samples_per_pixel': 1,
+        'bits_allocated': 16,
+        'bits_stored': 16,
+        'pixel_representation': 1 if signed else 0,
+        'photometric_interpretation': 'MONOCHROME2',
+        'number_of_frames': 1,
+    }
+    # the pydicom encoders hold the GIL (and pylibjpeg-openjpeg's is not
+    # thread safe), so slices are encoded one after the other
+    return lambda a: bytes(encoder.encode(a, encoding_plugin=plugin, **kwargs))
+
+
+def _encapsulated(frame: bytes) -> bytes:
+    """Encapsulated PixelData element holding one frame in one fragment."""
+    pad = b'\0' if len(frame) % 2 else b''
+    return b''.join(
+        (
+            _ENCAPSULATED_HEADER,
+            _ITEM_TAG,
+            struct.pack('<I', len(frame) + len(pad)),
+            frame,
+            pad,
+            _SEQ_DELIM,
+        )
+    )
 
 
 def _uid(seed: int, *parts) -> str:
@@ -125,8 +254,27 @@ def write_dicom_series(
     folder : str or Path
         Output folder (created if missing). Existing files with the same
         names are overwritten.
-    transfer_syntax : {'explicit', 'implicit'}
-        Explicit or Implicit VR Little Endian (both uncompressed).
+    transfer_syntax : {'explicit', 'implicit', 'rle', 'jpeg-ls', 'j2k', \
+'jpeg-lossless', 'htj2k'}
+        Explicit or Implicit VR Little Endian (both uncompressed), or one of
+        the lossless compressed syntaxes (explicit VR, one encapsulated frame
+        per file, LossyImageCompression '00'):
+
+        * ``'rle'``: RLE Lossless 1.2.840.10008.1.2.5 (pydicom; pylibjpeg-rle
+          when installed, else pydicom's slower native encoder);
+        * ``'jpeg-ls'``: JPEG-LS Lossless 1.2.840.10008.1.2.4.80 (pydicom via
+          pyjpegls);
+        * ``'j2k'``: JPEG 2000 Lossless 1.2.840.10008.1.2.4.90 (pydicom via
+          pylibjpeg-openjpeg);
+        * ``'jpeg-lossless'``: JPEG Lossless SV1 1.2.840.10008.1.2.4.70
+          (imagecodecs, libjpeg-turbo lossless);
+        * ``'htj2k'``: HTJ2K Lossless 1.2.840.10008.1.2.4.201 (imagecodecs,
+          OpenJPH).
+
+        The stored values are the same as for the uncompressed syntaxes.
+        An ImportError naming the package to install is raised, before any
+        file is written, when the syntax's encoder is missing; ``'j2k'``
+        needs images of at least 32 x 32 pixels (ValueError otherwise).
     unsigned : bool
         Store uint16 (PixelRepresentation 0) instead of int16.
     slope, intercept : float
@@ -162,9 +310,10 @@ def write_dicom_series(
     list of Path
         The written files in z order (``paths[k]`` holds ``hu[k]``).
     """
-    if transfer_syntax not in ('explicit', 'implicit'):
+    if transfer_syntax not in TRANSFER_SYNTAXES:
         raise ValueError(
-            f"transfer_syntax must be 'explicit' or 'implicit', got {transfer_syntax!r}"
+            f'transfer_syntax must be one of {", ".join(map(repr, TRANSFER_SYNTAXES))}, '
+            f'got {transfer_syntax!r}'
         )
     if slope == 0:
         raise ValueError('slope must not be 0')
@@ -198,12 +347,13 @@ def write_dicom_series(
     series_uid = series_uid or _uid(seed, 'series', series_description)
     study_uid = study_uid or _uid(seed, 'study')
     for_uid = _uid(seed, 'frame-of-reference')
-    ts_uid = (
-        ExplicitVRLittleEndian
-        if transfer_syntax == 'explicit'
-        else ImplicitVRLittleEndian
-    )
+    compressed = transfer_syntax in _COMPRESSED_TS
+    ts_uid = (_COMPRESSED_TS if compressed else _UNCOMPRESSED_TS)[transfer_syntax]
     dtype = np.dtype(np.uint16 if unsigned else np.int16)
+    # before any file is written: a missing encoder is a one-line error
+    encode = (
+        _frame_encoder(transfer_syntax, ny, nx, not unsigned) if compressed else None
+    )
 
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = sop_class_uid
@@ -242,6 +392,8 @@ def write_dicom_series(
     ds.RescaleIntercept = _ds_str(intercept)
     ds.RescaleSlope = _ds_str(slope)
     ds.RescaleType = 'HU'
+    if compressed:
+        ds.LossyImageCompression = '00'
 
     nbytes = ny * nx * 2
     if transfer_syntax == 'explicit':
@@ -293,7 +445,10 @@ def write_dicom_series(
         path = folder / f'{file_prefix}{int(order[k]) + 1:05d}.dcm'
         with open(path, 'wb') as f:
             f.write(header)
-            f.write(pixel_header)
-            f.write(stored_all(k).tobytes())
+            if encode is None:
+                f.write(pixel_header)
+                f.write(stored_all(k).tobytes())
+            else:
+                f.write(_encapsulated(encode(stored_all(k))))
         paths.append(path)
     return paths
