@@ -534,22 +534,6 @@ def test_empty_selection_gives_a_clear_message(web, tmp_path):
     assert page.locator('body').get_attribute('data-state') == 'error'
 
 
-@pytest.mark.realdata
-def test_compressed_dicom_is_refused_naming_the_syntax(web, shared_data):
-    f = shared_data / 'dicom-zoo' / 'wg04' / 'CT1_JPLL.dcm'
-    if not f.is_file():
-        pytest.skip(f'{f} not found')
-    page = web.open('index.html')
-    page.locator('input[type=file]').first.set_input_files([str(f)])
-    assert web.wait_state() == 'error'
-    msg = page.locator('#status').inner_text()
-    assert (
-        'JPEG Lossless' in msg
-        and '1.2.840.10008.1.2.4.70' in msg
-        and 'uncompressed' in msg
-    )
-
-
 def test_postprocess_port_matches_python(web, model_files):
     """postprocess.js on the same prob arrays as napari_heartbox.model.postprocess."""
     from napari_heartbox.grid import Grid

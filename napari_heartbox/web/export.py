@@ -65,7 +65,7 @@ the Content-Security-Policy (nothing but this origin, also for the Web Workers, 
 <meta> tags do not govern) and COOP/COEP (several threads). `_headers` lists them for static
 hosts (Netlify, Cloudflare Pages); any other host must send the same.
 
-index.html         the app (pick or drop an uncompressed DICOM series)
+index.html         the app (pick or drop a DICOM series; compressed ones are decoded here too)
 speed.html         latency per batch size, 1 vs N threads
 example-host.html  how a page embeds it: findHeartSector() from heartbox.js + the heartbox:sector event
 bundle.json        every file with its SHA-256; heartbox.config.json: model hash and post-processing

@@ -94,6 +94,23 @@ export function deflatedAt(buffer) {
   return null;
 }
 
+// raw deflate (RFC 1951) → bytes; rejects with the decompressor's own message
+async function inflateRaw(bytes) {
+  const reader = new Blob([bytes]).stream().pipeThrough(new DecompressionStream('deflate-raw')).getReader();
+  const chunks = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    size += value.length;
+  }
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const c of chunks) { out.set(c, at); at += c.length; }
+  return out;
+}
+
 /**
  * The bytes of a deflated file with its data set inflated (the file meta kept
  * as it is), with the browser's DecompressionStream('deflate-raw').
@@ -104,12 +121,19 @@ export function deflatedAt(buffer) {
  * @returns {Promise<ArrayBuffer>}
  */
 export async function inflateDataset(buffer, position, name) {
+  const data = new Uint8Array(buffer, position);
   let inflated;
   try {
-    const body = new Blob([new Uint8Array(buffer, position)]).stream().pipeThrough(new DecompressionStream('deflate-raw'));
-    inflated = new Uint8Array(await new Response(body).arrayBuffer());
+    inflated = await inflateRaw(data);
   } catch (e) {
-    throw new DicomError(`${name}: the deflated data set cannot be inflated (${String((e && e.message) || e).split('\n')[0]}).`);
+    // bytes after the end of the deflate stream (padding: pydicom's test file has 8) are
+    // ignored, as zlib does in Python. DecompressionStream fails on them and drops its
+    // output, so inflate again without them; any other error refuses the file
+    const why = String((e && e.message) || e).split('\n')[0];
+    for (let cut = 1; !inflated && /junk/i.test(why) && cut <= 64 && cut < data.length; cut++) {
+      inflated = await inflateRaw(data.subarray(0, data.length - cut)).catch(() => null);
+    }
+    if (!inflated) throw new DicomError(`${name}: the deflated data set cannot be inflated (${why}).`);
   }
   const out = new Uint8Array(position + inflated.length);
   out.set(new Uint8Array(buffer, 0, position));
@@ -129,13 +153,17 @@ export async function inflateDataset(buffer, position, name) {
 export function parseHeader(buffer, name) {
   const bytes = new Uint8Array(buffer);
   let ds;
+  let base = 0; // where the data set starts in `bytes` (dicom-parser's offsets count from there)
   try {
-    // a deflated file reaches here already inflated: its inflater is the identity
-    ds = dicomParser.parseDicom(bytes, { untilTag: 'x7fe00010', inflater: (b) => b });
+    // a deflated file reaches here already inflated (inflateDataset): its data set
+    // is handed on as it is, from where the file meta ends
+    ds = dicomParser.parseDicom(bytes, { untilTag: 'x7fe00010', inflater: (b, pos) => { base = pos; return b.subarray(pos); } });
   } catch (e) {
     return { name, error: 'not a DICOM file' };
   }
-  const ts = ds.string('x00020010') || '1.2.840.10008.1.2.1';
+  // (the file meta's values cannot be read through ds once the data set was
+  // inflated: its offsets count from the data set; the syntax is known then)
+  const ts = base ? DEFLATED : (ds.string('x00020010') || '1.2.840.10008.1.2.1');
   const pix = ds.elements.x7fe00010;
   const imageType = (ds.string('x00080008') !== undefined)
     ? Array.from({ length: ds.numStringValues('x00080008') || 0 }, (_, i) => (ds.string('x00080008', i) || '').toUpperCase())
@@ -167,7 +195,7 @@ export function parseHeader(buffer, name) {
     iop: floats(ds, 'x00200037', 6),
     pixelSpacing: floats(ds, 'x00280030', 2),
     sliceThickness: ds.floatString('x00180050') ?? null,
-    pixel: pix ? { offset: pix.dataOffset, length: pix.length, encapsulated: pix.length === 0xffffffff || !!pix.encapsulatedPixelData } : null,
+    pixel: pix ? { offset: base + pix.dataOffset, length: pix.length, encapsulated: pix.length === 0xffffffff || !!pix.encapsulatedPixelData } : null,
   };
   if (frames > 1 || ds.elements.x52009230) rec.perFrame = enhancedFrames(ds, rec);
   return rec;

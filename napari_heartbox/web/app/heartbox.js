@@ -4,7 +4,8 @@
 //   const sector = await findHeartSector(fileList);          // heartbox.sector/1 object
 //   document.addEventListener('heartbox:sector', (e) => console.log(e.detail.sector));
 //
-// Input: a FileList / array of File objects (one DICOM series, uncompressed) or
+// Input: a FileList / array of File objects (one DICOM series: uncompressed, deflated,
+// RLE, JPEG Lossless, JPEG-LS, JPEG 2000 or HTJ2K; enhanced multi-frame CT) or
 // a volume {hu: Int16Array (z, y, x) in HU, shape: [Z, Y, X], spacing: [dz, dy, dx],
 // affine?: 4x4 (z, y, x, 1) voxel centres -> LPS mm, seriesUid?}.
 // Everything runs in a module Web Worker (worker.js) with onnxruntime-web (wasm);
@@ -137,7 +138,7 @@ export async function analyze(filesOrVolume, options = {}) {
  * Find the heart sector of a CT series in the browser.
  *
  * @param {FileList|File[]|object} filesOrVolume DICOM files of one CT series
- *   (uncompressed), or {hu: Int16Array, shape, spacing, affine?, seriesUid?}
+ *   (any transfer syntax but lossy DCT JPEG), or {hu: Int16Array, shape, spacing, affine?, seriesUid?}
  * @param {object} [options] {numThreads=1, marginMm, onProgress(msg), eventTarget}
  * @returns {Promise<object>} the heartbox.sector/1 object (found, voxel, patient_mm, ...)
  */

@@ -14,12 +14,14 @@ import { DicomError, lazySlice } from './dicom.js';
 import { loadCodec, decodeFrame } from './codecs.js';
 import { sectorFromProb, CELLS } from './postprocess.js';
 import { sectorToDict } from './sector.js';
-import { SliceScheduler, gatherRows, zStep } from './zschedule.js';
+import { SliceScheduler, gatherRows, zStep, coarseReads } from './zschedule.js';
+import { DecodePool } from './decodepool.js';
 
 const CONFIG_URL = new URL('./heartbox.config.json', import.meta.url);
 let configPromise = null;
 let sessionPromise = null;
 let threadsUsed = null;
+let decodePool = null; // decoder workers, started by the first compressed series and kept
 
 function now() { return performance.now(); }
 
@@ -92,7 +94,7 @@ async function runChunk(session, config, data, n, H, W, context, m, checkShape =
  * Calls onMeta(meta) once, then onChunk(chunk) for each chunk in z order;
  * resolves with the reader's 'done' message.
  */
-function streamFromReader(files, id, chunkSlices, previewSize, wholeReadBytes, onMeta, onChunk) {
+function streamFromReader(files, id, chunkSlices, previewSize, wholeReadBytes, onMeta, onChunk, onArrive) {
   return new Promise((resolve, reject) => {
     const reader = new Worker(new URL('./reader.js', import.meta.url), { type: 'module', name: 'heartbox-reader' });
     const queue = [];
@@ -120,6 +122,7 @@ function streamFromReader(files, id, chunkSlices, previewSize, wholeReadBytes, o
         fail(e);
         return;
       }
+      if (m.type === 'chunk') onArrive?.(m); // start work that need not wait for earlier chunks
       queue.push(m);
       pump();
     };
@@ -165,6 +168,8 @@ async function run(msg) {
   let decodeMs = 0;
   let decoded = 0;
   let codecMs = 0;
+  let waitDecodeMs = 0;
+  let aheadDecoded = 0;
   // compressed slices: their bytes by z (decoded on demand) and which preview rows are filled
   const compressed = new Map();
   let previewHave = null;
@@ -181,9 +186,44 @@ async function run(msg) {
     lazySlice(conv, values, orient).previewInto(preview, z * pY * pX, pY, pX, meta.preview.stride);
     previewHave[z] = 1;
   };
+  // compressed slices are decoded on the decode pool, in parallel: the ones the
+  // coarse step reads as soon as their chunk arrives, the others when the
+  // schedule is about to read them (sched.prepare); values wait in `ready`
+  let coarse = null;
+  const ahead = new Map(); // z → Promise of its stored values
+  const ready = new Map(); // z → stored values, until converted to HU
+  const decodeAhead = (z, conv, bytes) => {
+    decodePool ??= new DecodePool(Math.min(4, self.navigator?.hardwareConcurrency || 2));
+    const p = decodePool.decode(conv.ts, bytes, conv.rows, conv.cols, conv.name);
+    p.catch(() => {}); // awaited where it is needed
+    ahead.set(z, p);
+  };
+  const collect = async (zs) => {
+    const t = now();
+    const got = await Promise.all(zs.map((z) => ahead.get(z)));
+    zs.forEach((z, i) => { ahead.delete(z); ready.set(z, got[i]); });
+    aheadDecoded += zs.length;
+    waitDecodeMs += now() - t;
+  };
+  const onArrive = (c) => {
+    if (!c.conv || !c.conv.some((cv) => cv.ts)) return;
+    coarse ??= coarseReads(meta.shape[0], meta.spacing[0], config.postprocess);
+    c.conv.forEach((cv, k) => { if (cv.ts && coarse[c.z0 + k]) decodeAhead(c.z0 + k, cv, c.raw[k]); });
+  };
+  const prepare = async (zs) => {
+    const want = zs.filter((z) => compressed.has(z) && !ready.has(z) && !sched.isConverted(z));
+    for (const z of want) if (!ahead.has(z)) { const c = compressed.get(z); decodeAhead(z, c.conv, c.bytes); }
+    if (want.length) await collect(want);
+  };
   const onChunk = async (c) => {
     await sessionP;
     if (tFirst === null) tFirst = now();
+    if (c.conv) {
+      const zs = [];
+      for (let k = 0; k < c.n; k++) if (ahead.has(c.z0 + k)) zs.push(c.z0 + k);
+      if (zs.length) await collect(zs);
+      if (!sched.prepare && c.conv.some((cv) => cv.ts)) sched.prepare = prepare;
+    }
     let data = c.data; // HU of the whole chunk (a volume given directly)
     if (!data) {
       // DICOM: stored values, or compressed frames; decoded and converted to
@@ -197,7 +237,9 @@ async function run(msg) {
         const conv = c.conv[k];
         let values = c.raw[k];
         if (conv.ts) {
-          values = decodeValues(conv, values);
+          const z = c.z0 + k;
+          values = ready.get(z) || decodeValues(conv, values);
+          ready.delete(z);
           previewRow(c.z0 + k, conv, values, c.orient);
         }
         const t = now();
@@ -222,6 +264,7 @@ async function run(msg) {
     postMessage({ type: 'progress', id, phase: 'infer', done: c.z0 + c.n, total: meta.shape[0] });
   };
   let done;
+  let poolMs = 0;
   if (msg.volume) {
     // a volume given directly: {hu: Int16Array (z,y,x), shape, spacing, affine?, seriesUid?}
     const v = msg.volume;
@@ -254,7 +297,9 @@ async function run(msg) {
   } else {
     const files = Array.from(msg.files || []);
     if (files.length === 0) throw new DicomError('No files selected: choose a DICOM folder or the DICOM files of one CT series.');
-    done = await streamFromReader(files, id, chunk, previewSize, options.wholeReadBytes, onMeta, onChunk);
+    const pool0 = decodePool?.decodeMs ?? 0;
+    done = await streamFromReader(files, id, chunk, previewSize, options.wholeReadBytes, onMeta, onChunk, onArrive);
+    poolMs = (decodePool?.decodeMs ?? 0) - pool0;
   }
   const tEnd = now();
   const { prob, slicesRun } = sched.finish();
@@ -267,8 +312,14 @@ async function run(msg) {
   timings.run_ms = inferMs; // onnxruntime-web runs only
   timings.infer_ms = tFirst === null ? 0 : tEnd - tFirst; // preprocess + inference wall time
   timings.slices_scored = slicesRun; // slices the model ran on (the rest copy a neighbour)
-  timings.decode_ms = decodeMs; // compressed frames decoded (only those scored or previewed)
-  timings.slices_decoded = decoded;
+  // compressed frames, decoded only when scored or previewed: the coarse step's
+  // ahead on the decode pool (CPU time summed over its workers; the wait for
+  // them), the rest here
+  timings.decode_ms = decodeMs + poolMs;
+  timings.decode_pool_ms = poolMs;
+  timings.decode_wait_ms = waitDecodeMs;
+  timings.slices_decoded = decoded + aheadDecoded;
+  timings.slices_decoded_ahead = aheadDecoded;
   timings.codec_load_ms = codecMs; // loading the decoder's module + wasm (first series only)
   const t3 = now();
   const { shape, spacing, affine, info } = meta;

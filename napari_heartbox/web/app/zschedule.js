@@ -122,6 +122,7 @@ export class SliceScheduler {
     this.nextCoarse = 0; // coarse slices below this have been checked for transitions
     this.last = null; // previous coarse slice {z, pos}
     this.nRan = 0;
+    this.prepare = null; // optional async (zs) => void, awaited before slices zs are read
   }
 
   isCoarse(z) { return z % this.step === 0 || z === this.Z - 1; }
@@ -140,12 +141,21 @@ export class SliceScheduler {
     throw new Error(`slice ${z} is no longer in memory (schedule bug)`);
   }
 
+  /** Is slice z in memory as HU already (a later read costs nothing)? */
+  isConverted(z) {
+    for (const c of this.history) {
+      if (z >= c.z0 && z < c.z0 + c.n) return typeof c.data !== 'function' || !!c.done?.has(z - c.z0);
+    }
+    return false;
+  }
+
   async runList(zs) {
     const px = this.H * this.W;
     const G2 = CELLS * CELLS;
     for (let i = 0; i < zs.length; i += this.maxBatch) {
       const part = zs.slice(i, i + this.maxBatch);
       const { needed, local } = gatherRows(part, this.Z, this.k);
+      if (this.prepare) await this.prepare(needed); // e.g. decode compressed slices in parallel
       const buf = new Int16Array(needed.length * px);
       needed.forEach((z, j) => buf.set(this.slice(z), j * px));
       const p = await this.score(buf, needed.length, local, part.length);
@@ -246,4 +256,21 @@ export class SliceScheduler {
     this.history = [];
     return { prob, slicesRun: this.nRan };
   }
+}
+
+/**
+ * The slices the coarse step (step 1) reads: every coarse slice and its
+ * context rows. They are known before any slice is scored, so a compressed
+ * series can have them decoded ahead, in parallel (worker.js).
+ *
+ * @returns {Uint8Array} 1 for each slice z in [0, Z) that step 1 reads
+ */
+export function coarseReads(Z, dz, config) {
+  const step = zStep(dz, config);
+  const k = contextOffset(dz, config);
+  const out = new Uint8Array(Z);
+  for (let z = 0; z < Z; z++) {
+    if (z % step === 0 || z === Z - 1) for (const r of contextRow(z, Z, k)) out[r] = 1;
+  }
+  return out;
 }
