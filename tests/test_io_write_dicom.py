@@ -61,6 +61,12 @@ def test_shuffled_names_are_not_in_slice_order(tmp_path):
     assert len(set(names)) == 12
     uids = {pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID for p in paths}
     assert len(uids) == 12
+    assert all(len(u) <= 64 for u in uids)
+    # deterministic: the same seed gives the same UIDs, another seed others
+    again = write_dicom_series(vol, tmp_path / 'again', shuffle_names=True, seed=3)
+    assert {pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID for p in again} == uids
+    other = write_dicom_series(vol, tmp_path / 'other', shuffle_names=True, seed=4)
+    assert not uids & {pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID for p in other}
 
 
 def test_sheared_affine_writes_a_tilted_series(tmp_path):
@@ -175,9 +181,9 @@ def test_compressed_series_round_trip(tmp_path, syntax, variant):
         assert got.dtype == expected.dtype
         np.testing.assert_array_equal(got, expected)
         # the header is the same apart from the transfer syntax and the compression flag
-        # (SOPInstanceUIDs are fresh 2.25 UUID UIDs on every call)
+        # (UIDs included: they are derived from the seed and the series)
         for elem in ref:
-            if elem.keyword not in ('PixelData', 'SOPInstanceUID'):
+            if elem.keyword != 'PixelData':
                 assert ds[elem.tag].value == elem.value, elem.keyword
         assert set(ds.keys()) - set(ref.keys()) == {
             pydicom.tag.Tag('LossyImageCompression')

@@ -34,6 +34,7 @@ Conventions
 
 from __future__ import annotations
 
+import hashlib
 import io
 import struct
 from collections.abc import Callable, Sequence
@@ -403,9 +404,10 @@ def write_dicom_series(
 
     # Header template: pydicom encodes the header once, with fixed-width
     # sentinels for the per-slice values, which are then patched as bytes.
-    sop_root = generate_uid(
-        prefix=None, entropy_srcs=['napari-heartbox', str(seed), 'sop', series_uid]
-    )
+    # deterministic from seed and series (pydicom's prefix=None UIDs are random); a
+    # '2.25.' UUID-style root leaves room for the per-slice suffix within 64 characters
+    digest = hashlib.sha256(f'napari-heartbox|{seed}|sop|{series_uid}'.encode()).hexdigest()
+    sop_root = f'2.25.{int(digest[:30], 16)}'
     sentinel_uid = f'{sop_root}.9999999'
     sentinel_ipp = [_ds_fixed(987654.000001 + 0.000001 * i) for i in range(3)]
     sentinel_loc = _ds_fixed(987654.000009)
