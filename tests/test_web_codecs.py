@@ -358,3 +358,66 @@ def test_lossy_dct_jpeg_is_refused_naming_the_syntax(web, tmp_path):
     assert web.wait_state() == 'error'
     msg = page.locator('#status').inner_text()
     assert 'JPEG Extended' in msg and '1.2.840.10008.1.2.4.51' in msg and 'propose' in msg, msg
+
+
+@pytest.mark.realdata
+def test_compressed_enhanced_ct_frames_split_as_python(web, shared_data, tmp_path):
+    """The enhanced CT sample re-encoded (RLE, J2K) with and without a Basic Offset Table:
+    the frames are split and decoded to the same values as pydicom's."""
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import JPEG2000Lossless, RLELossless
+
+    src = shared_data / 'dicom-zoo' / 'pydicom' / 'eCT_Supplemental.dcm'
+    if not src.is_file():
+        pytest.skip(f'{src} not found')
+    made = []
+    for uid in (RLELossless, JPEG2000Lossless):
+        ds = pydicom.dcmread(src)
+        ds.compress(uid)
+        p = tmp_path / f'{uid.name.split()[0]}-bot.dcm'
+        ds.save_as(p, enforce_file_format=True)
+        made.append(p)
+        # the same frames without an offset table: one fragment per frame
+        from pydicom.encaps import generate_frames
+
+        frames = list(generate_frames(ds.PixelData, number_of_frames=2))
+        ds.PixelData = encapsulate(frames, has_bot=False)
+        q = tmp_path / f'{uid.name.split()[0]}-nobot.dcm'
+        ds.save_as(q, enforce_file_format=True)
+        made.append(q)
+    page = web.open('index.html')
+    for f in made:
+        got = decode_in_page(page, f)
+        assert 'error' not in got, (f.name, got)
+        want = python_frames(f)
+        assert len(got['frames']) == len(want) == 2, f.name
+        for g, w in zip(got['frames'], want, strict=True):
+            assert (g['stored'], g['hu']) == (w['stored'], w['hu']), f.name
+
+
+def test_a_damaged_fragment_list_is_one_line(web):
+    """Encapsulated pixel data whose items are broken is refused naming the file."""
+    page = web.open('index.html')
+    msgs = page.evaluate(
+        """async () => {
+            const { encapsulatedFrames, DicomError } = await import('./dicom.js');
+            const item = (elem, len) => { const b = new Uint8Array(8); const v = new DataView(b.buffer);
+                v.setUint16(0, 0xfffe, true); v.setUint16(2, elem, true); v.setUint32(4, len, true); return b; };
+            const cat = (...xs) => { const n = xs.reduce((a, x) => a + x.length, 0); const o = new Uint8Array(n);
+                let k = 0; for (const x of xs) { o.set(x, k); k += x.length; } return o; };
+            const cases = {
+                runs_past_end: cat(item(0xe000, 0), item(0xe000, 100), new Uint8Array(10)),
+                no_delimiter: cat(item(0xe000, 0), item(0xe000, 2), new Uint8Array(2)),
+                three_frags_two_frames: cat(item(0xe000, 0), item(0xe000, 2), new Uint8Array(2),
+                    item(0xe000, 2), new Uint8Array(2), item(0xe000, 2), new Uint8Array(2), item(0xe0dd, 0)),
+            };
+            const out = {};
+            for (const [k, bytes] of Object.entries(cases)) {
+                try { encapsulatedFrames(bytes, 0, k === 'three_frags_two_frames' ? 2 : 1, 'x.dcm'); out[k] = 'no error'; }
+                catch (e) { out[k] = (e instanceof DicomError ? '' : 'NOT A DicomError: ') + e.message; }
+            }
+            return out;
+        }"""
+    )
+    for k, m in msgs.items():
+        assert m.startswith('x.dcm: the compressed pixel data is damaged'), (k, m)
