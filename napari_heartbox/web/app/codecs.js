@@ -101,9 +101,17 @@ async function makeDecoder(codec) {
   const [js, wasm, cls] = WASM_CODECS[codec];
   const factory = (await import(new URL(js, VENDOR).href)).default;
   const wasmUrl = new URL(wasm, VENDOR).href;
-  const mod = await factory({ locateFile: () => wasmUrl });
+  // OpenJPEG prints "[INFO] ..." lines for every frame: not to the console; the
+  // last error line goes into the message of a frame that fails
+  let lastError = '';
+  const mod = await factory({
+    locateFile: () => wasmUrl,
+    print: () => {},
+    printErr: (text) => { lastError = String(text).replace(/^\[ERROR\]\s*/, '').trim(); },
+  });
   return (bytes, rows, cols) => {
     const dec = new mod[cls]();
+    lastError = '';
     try {
       dec.getEncodedBuffer(bytes.length).set(bytes);
       dec.decode();
@@ -116,6 +124,9 @@ async function makeDecoder(codec) {
       const d = dec.getDecodedBuffer(); // a view into the wasm heap: copy it out
       if (fi.bitsPerSample <= 8) return Uint16Array.from(d.subarray(0, rows * cols));
       return new Uint16Array(d.buffer.slice(d.byteOffset, d.byteOffset + 2 * rows * cols));
+    } catch (e) {
+      const why = typeof e === 'number' ? `decoder error ${e}` : String((e && e.message) || e).split('\n')[0];
+      throw new Error(lastError && !why.includes(lastError) ? `${why}: ${lastError}` : why);
     } finally {
       dec.delete();
     }
