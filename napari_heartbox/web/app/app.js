@@ -51,6 +51,8 @@ function showSector(sector, result) {
     ['  of which onnxruntime runs', fmtMs(t.run_ms)],
     ['  DICOM reader: values + previews (parallel worker)', fmtMs(t.reader_ms)],
     ['  HU conversion of the scored slices', fmtMs(t.hu_ms)],
+    ['  decoding of compressed frames (CPU, all decoder workers)', t.slices_decoded
+      ? `${fmtMs(t.decode_ms)} for ${t.slices_decoded} of ${result.sector.shape[0]} slices` : 'not compressed'],
     ['post-process', fmtMs(t.post_ms)],
     ['model load (first run only)', fmtMs(t.init_ms)],
     ['end to end (files → sector)', fmtMs(t.end_to_end_ms)],
