@@ -144,6 +144,13 @@ def train_net(x_all, y_all, *, steps, batch, lr, seed, threads, log_every=250, d
     t0 = time.perf_counter()
     run = 0.0
     net.train()
+    if init is not None:
+        # the rebuilt network's BatchNorms stand for the folded ones (running mean 0, var 1):
+        # in train mode they would normalise by batch statistics and compute something else,
+        # so a warm start keeps them fixed, as the finetune command does
+        from napari_heartbox._training.from_onnx import freeze_batchnorm
+
+        freeze_batchnorm(net)
     for step in range(1, steps + 1):
         if weights is None:
             idx = torch.randint(0, n, (batch,), generator=gen, device=dev)

@@ -116,6 +116,22 @@ def test_network_rebuilt_from_onnx_computes_what_the_graph_computes(torch):
     assert check_against_onnx(net_from_onnx(path), path, cells) < 1e-4
 
 
+def test_a_warm_start_that_does_not_move_the_weights_keeps_the_graph(torch):
+    """models.train's --init: with a zero learning rate, training leaves the network the graph's
+    (its BatchNorms stay fixed; in train mode they would renormalise by batch statistics)."""
+    from models.train import train_net
+
+    from napari_heartbox._training.from_onnx import check_against_onnx
+    from napari_heartbox.model.runtime import HeartModel
+
+    path = HeartModel.default().onnx_path
+    rng = np.random.default_rng(1)
+    x = rng.uniform(-1024, 600, (16, 3, 64, 64)).astype(np.float32)
+    y = rng.uniform(0, 1, (16, 64, 64)) > 0.8
+    net = train_net(x, y, steps=4, batch=8, lr=0.0, seed=0, threads=1, init=path)
+    assert check_against_onnx(net, path, x[:6]) < 1e-4
+
+
 def test_box_loss_prefers_a_heart_that_fills_the_box(torch):
     from napari_heartbox._training.finetune import BoxCase, _cell_flags, box_loss
 
