@@ -45,6 +45,20 @@ CACHE_VERSION = 4  # 4: z-context cells [S, 3, 64, 64]
 # around heart/no-heart transitions, 12 mm into the heart; each slice is seen
 # with the slices ~8 mm below and above it
 SCHEDULE = {'z_step_mm': 4.0, 'z_refine_mm': 12.0, 'z_context_mm': 8.0}
+# experiment (models/EXPERIMENTS.md round 16): when set, every training volume is cut to
+# its fixed-mm in-plane window (napari_heartbox/model/grid_window.py) before the
+# preprocessing graph, so every cell is about this many mm; None: the shipped recipe
+GRID_CELL_MM: float | None = None
+
+
+def windowed(hu: np.ndarray, mask: np.ndarray, spacing) -> tuple[np.ndarray, np.ndarray]:
+    """``(hu, mask)`` cut to their fixed-mm window when :data:`GRID_CELL_MM` is set."""
+    if GRID_CELL_MM is None:
+        return hu, mask
+    from napari_heartbox.model.grid_window import PAD_HU, apply_window, plan_window
+
+    w = plan_window(hu.shape[1:], spacing[1:], GRID_CELL_MM)
+    return apply_window(hu, w, np.int16(PAD_HU)), apply_window(mask, w, False)
 
 
 def choose_slices(label: np.ndarray, dz: float, rng: np.random.Generator) -> np.ndarray:
@@ -77,16 +91,17 @@ def make_case(seed: int, sess=None) -> dict:
     sess = sess or prep_session()
     case = make_phantom(seed)
     vol = case.volume
-    label = heart_fraction(np.asarray(case.heart_mask, bool))
+    hu, mask = windowed(vol.hu, np.asarray(case.heart_mask, bool), vol.spacing)
+    label = heart_fraction(mask)
     rng = np.random.default_rng(seed + 7_000_000)
     idx = choose_slices(label, vol.spacing[0], rng)
     rows = context_rows(idx, vol.shape[0], context_offset(vol.spacing[0], SCHEDULE))
     return {
-        'context_cells': run_prep(sess, vol.hu, rows),
+        'context_cells': run_prep(sess, hu, rows),
         'label': label[idx].astype(np.float16),
         'z_index': idx,
         'context_rows': rows,
-        'shape': np.array(vol.shape),
+        'shape': np.array(hu.shape),
         'spacing': np.array(vol.spacing),
         'has_heart': np.array(bool(case.heart_box.found) if case.heart_box is not None else False),
         'version': np.array(CACHE_VERSION),
@@ -113,7 +128,7 @@ def cache_dir() -> Path:
     global _FP
     if _FP is None:
         _FP = generator_fingerprint()
-    return CACHE / _FP
+    return CACHE / (_FP if GRID_CELL_MM is None else f'{_FP}-cell{GRID_CELL_MM:g}')
 
 
 def cache_path(seed: int, folder: Path | None = None) -> Path:

@@ -518,7 +518,8 @@ def fingerprint() -> str:
 def cache_folder() -> Path:
     from models import data
 
-    return data.CACHE / f'real-{fingerprint()}'
+    cell = '' if data.GRID_CELL_MM is None else f'-cell{data.GRID_CELL_MM:g}'
+    return data.CACHE / f'real-{fingerprint()}{cell}'
 
 
 def make_real_case(index: int, case: RealCase, sess) -> dict:
@@ -538,6 +539,9 @@ def make_real_case(index: int, case: RealCase, sess) -> dict:
 
     hu, heart, spacing = render_variant(case, v, slices=choose)
     label, idx, rows = picked['label'], picked['idx'], picked['rows']
+    if data.GRID_CELL_MM is not None:  # the label of the windowed cells
+        hu, heart = data.windowed(hu, heart, spacing)
+        label = data.heart_fraction(heart)
     return {
         'context_cells': data.run_prep(sess, hu, rows),
         'label': label[idx].astype(np.float16),

@@ -42,6 +42,7 @@ from models.train import (
     evaluate_real,
     init_onnx,
     log,
+    maybe_windowed,
     score_phantoms,
     train_net,
     training_data,
@@ -157,13 +158,13 @@ def main(argv=None) -> int:
                             threads=args.threads, device=args.device, log_every=max(args.steps // 4, 1),
                             real=real_mask, real_fraction=args.real_fraction, init=init)
             onnx_path = _candidate(net, out / f'seed_{seed}')
-            model = HeartModel(onnx_path, onnx_path.parent / CARD_NAME)
+            model = maybe_windowed(HeartModel(onnx_path, onnx_path.parent / CARD_NAME), args.grid_cell_mm)
         res = {'seed': name, 'train_s': round(time.perf_counter() - t0),
                'validation': _phantom_scores(model, range(CALIB_SEED0, CALIB_SEED0 + args.val_cases))
                if args.val_cases else None,
                'phantom': _phantom_scores(model, range(TEST_SEED0, TEST_SEED0 + args.test_cases)),
                'real': [] if args.skip_real else [
-                   {k: r.get(k) for k in ('id', 'heart_expected', 'found', 'iou', 'face_error_mm')}
+                   {k: r.get(k) for k in ('id', 'heart_expected', 'found', 'iou', 'face_error_mm', 'fov_check')}
                    for r in evaluate_real(model, 0.0)]}
         results.append(res)
         log(f'seed {seed}: {res["phantom"]}')
@@ -171,7 +172,7 @@ def main(argv=None) -> int:
         'phantom_cache_id': data.cache_dir().name, 'train_phantoms': args.train_cases,
         'test_phantoms': args.test_cases, 'steps': args.steps, 'batch': args.batch, 'lr': args.lr,
         'device': args.device, 'margin_mm': 0.0, 'init': args.init, 'real_cases': args.real_cases,
-        'real_fraction': args.real_fraction, 'runs': results,
+        'real_fraction': args.real_fraction, 'grid_cell_mm': args.grid_cell_mm, 'runs': results,
     }
     out.mkdir(parents=True, exist_ok=True)
     (out / 'seed_study.json').write_text(json.dumps(report, indent=1, default=str))

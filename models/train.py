@@ -186,21 +186,64 @@ def fit_logistic(feats: np.ndarray, y: np.ndarray, l2: float = 0.1) -> np.ndarra
     return w
 
 
+class WindowedModel:
+    """Experiment (round 16): a model that sees every scan on its fixed-mm in-plane
+    window (:mod:`napari_heartbox.model.grid_window`); ``propose`` answers on the
+    caller's grid."""
+
+    def __init__(self, model, cell_mm: float):
+        self.model, self.cell_mm = model, float(cell_mm)
+
+    @property
+    def postprocess(self) -> dict:
+        return self.model.postprocess
+
+    def propose(self, volume, *, margin_mm=None, progress=None):
+        from napari_heartbox.model.grid_window import unwindow_sector, window_volume
+
+        wv, w = window_volume(volume, self.cell_mm)
+        return unwindow_sector(self.model.propose(wv, margin_mm=margin_mm), volume.grid, w)
+
+
+def maybe_windowed(model, cell_mm):
+    """``model`` wrapped in :class:`WindowedModel` when ``cell_mm`` is set."""
+    return model if cell_mm is None else WindowedModel(model, cell_mm)
+
+
 def phantom_probs(model, seeds, keep_masks=False):
     """Run the model on held-out phantoms; yields per-case dicts."""
+    from napari_heartbox.model.grid_window import apply_window, window_volume
     from napari_heartbox.phantom import make_phantom
 
     for s in seeds:
         case = make_phantom(s)
+        vol, mask = case.volume, np.asarray(case.heart_mask, bool)
+        box = case.heart_box if (case.heart_box is not None and case.heart_box.found) else None
+        if isinstance(model, WindowedModel):
+            vol, w = window_volume(vol, model.cell_mm)
+            mask = apply_window(mask, w, False)
+            box = None if box is None else _shift_box(box, vol.grid, w)
+        net = model.model if isinstance(model, WindowedModel) else model
         # the shipped path: the coarse-to-fine slice schedule (as propose runs it)
-        prob, _ = model.scheduled_prob(case.volume.hu, case.volume.grid.spacing[0])
+        prob, _ = net.scheduled_prob(vol.hu, vol.grid.spacing[0])
         yield {
             'seed': s,
-            'volume': case.volume,
+            'volume': vol,
             'prob': prob,
-            'mask': np.asarray(case.heart_mask, bool),
-            'box': case.heart_box if (case.heart_box is not None and case.heart_box.found) else None,
+            'mask': mask,
+            'box': box,
         }
+
+
+def _shift_box(box, grid, w):
+    """A box on a volume's grid, on the grid of its window ``w`` (clipped to it)."""
+    from dataclasses import replace
+
+    (y0, y1), (x0, x1) = box.y, box.x
+    hh, ww = w.shape
+    y = (min(hh, max(0, y0 - w.y0)), min(hh, max(0, y1 - w.y0)))
+    x = (min(ww, max(0, x0 - w.x0)), min(ww, max(0, x1 - w.x0)))
+    return replace(box, grid=grid, y=y, x=x)
 
 
 def score_phantoms(model, seeds, margins=(0.0,)) -> dict[float, list[dict]]:
@@ -356,6 +399,9 @@ def add_recipe_args(ap: argparse.ArgumentParser) -> None:
     )
     ap.add_argument('--real-fraction', type=float, default=0.35,
                     help='share of each batch drawn from the real-anatomy slices')
+    ap.add_argument('--grid-cell-mm', type=float, default=None,
+                    help='experiment (round 16): train and score on fixed-mm in-plane windows of this '
+                    'cell size (napari_heartbox/model/grid_window.py); default: the shipped cells')
     ap.add_argument('--init', default=None, metavar='MODEL',
                     help="start from this model's weights (a model folder or .onnx; 'bundled': the "
                     'shipped model) instead of a random initialisation')
@@ -376,6 +422,7 @@ def training_data(args, train_seeds):
     ``train_seeds`` plus ``args.real_cases`` real-anatomy volumes (built if missing)."""
     from models import data
 
+    data.GRID_CELL_MM = args.grid_cell_mm
     data.build_cache(train_seeds, workers=args.workers, log=log)
     x_all, y_all = data.load_training_arrays(train_seeds)
     n_phantom = len(x_all)
