@@ -270,11 +270,19 @@ def box_mm(sector):
 
 
 # ------------------------------------------------------------------- real data
-def real_cases():
-    """Every real case under ../shared/data/ct: (id, path, reference or None)."""
+def real_cases(eval_cases: bool = True):
+    """Every real case under ../shared/data/ct: (id, path, reference or None), then (with
+    ``eval_cases``) every fetched chest CT of :mod:`models.eval_cases` that has our hand box
+    (ids ``eval/<id>``; evaluation only, never training data)."""
     out = []
+    if eval_cases:
+        from models import eval_cases as ec
+
+        extra = [(f'eval/{cid}', path, box) for cid, path, box in ec.available_cases()]
+    else:
+        extra = []
     if not SHARED_CT.is_dir():
-        return out
+        return extra
     for d in sorted(SHARED_CT.iterdir()):
         ref = d / 'reference_box.json'
         if ref.is_file():
@@ -285,7 +293,7 @@ def real_cases():
                     p.is_dir() and 'dicom' in p.name
                 ):
                     out.append((f'{d.name}/{p.name}', p, None))
-    return out
+    return out + extra
 
 
 def real_reference(ref: dict | None) -> dict:

@@ -1,0 +1,74 @@
+"""Score saved models on every real chest CT with a hand box (shared cases + ``models.eval_cases``).
+
+``python -m models.score_real bundled models/runs/round16-window6-phantoms/seed_0 ... [--grid-cell-mm 6]``
+prints, per model, each case's IoU at margin 0, the faces off by more than 10 mm, and the
+field-of-view check (the largest face difference between the full scan and a chest crop), and
+writes the rows to ``--out`` as JSON. Evaluation only: nothing is trained or tuned here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+FACES = ('R', 'L', 'A', 'P', 'I', 'S')
+
+
+def load_model(arg: str, cell_mm: float | None):
+    """``bundled`` or a model folder / .onnx, windowed when ``cell_mm`` is set (never the bundled one)."""
+    from models.train import maybe_windowed
+    from napari_heartbox.model.runtime import HeartModel
+
+    if arg == 'bundled':
+        return HeartModel.load(None)
+    return maybe_windowed(HeartModel.load(arg), cell_mm)
+
+
+def summary_line(name: str, rows: list[dict]) -> str:
+    cells, ious, fov = [], [], []
+    for r in rows:
+        if not r['heart_expected']:
+            cells.append(f"{r['id'].split('/')[-1][:12]} {'FALSE BOX' if r['found'] else 'none'}")
+            continue
+        iou = r.get('iou')
+        ious.append(iou or 0.0)
+        errs = r.get('face_error_mm') or []
+        big = ', '.join(f'{f} {e:+.0f}' for f, e in zip(FACES, errs, strict=False) if abs(e) > 10)
+        fc = (r.get('fov_check') or {}).get('max_face_diff_mm')
+        if fc is not None:
+            fov.append(fc)
+        cells.append(f"{r['id'].split('/')[-1][:12]} {0 if iou is None else iou:.3f}"
+                     f"{f' ({big})' if big else ''}{f' fov {fc:.0f}' if fc is not None else ''}")
+    head = (f'{name}: median IoU {np.median(ious):.3f}, mean {np.mean(ious):.3f} over {len(ious)} chest CTs; '
+            f'FOV max diff median {np.median(fov) if fov else float("nan"):.1f} mm')
+    return head + '\n    ' + '\n    '.join(cells)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument('models', nargs='+', help="'bundled' or model folders")
+    ap.add_argument('--grid-cell-mm', type=float, default=None,
+                    help='score the (non-bundled) models on fixed-mm windows (models/EXPERIMENTS.md round 16)')
+    ap.add_argument('--out', type=Path, default=None)
+    args = ap.parse_args(argv)
+
+    from models.train import evaluate_real
+
+    report = {}
+    for m in args.models:
+        model = load_model(m, args.grid_cell_mm)
+        rows = evaluate_real(model, 0.0)
+        keep = ('id', 'heart_expected', 'found', 'iou', 'face_error_mm', 'fov_check', 'mean_abs_face_error_mm')
+        report[m] = [{k: r.get(k) for k in keep} for r in rows]
+        print(summary_line(m, report[m]), flush=True)
+    if args.out:
+        args.out.write_text(json.dumps({'grid_cell_mm': args.grid_cell_mm, 'models': report}, indent=1,
+                                       default=str))
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
