@@ -14,9 +14,6 @@ from pathlib import Path
 
 import numpy as np
 
-FACES = ('R', 'L', 'A', 'P', 'I', 'S')
-
-
 def load_model(arg: str, cell_mm: float | None):
     """``bundled`` or a model folder / .onnx, windowed when ``cell_mm`` is set (never the bundled one)."""
     from models.train import maybe_windowed
@@ -35,8 +32,8 @@ def summary_line(name: str, rows: list[dict]) -> str:
             continue
         iou = r.get('iou')
         ious.append(iou or 0.0)
-        errs = r.get('face_error_mm') or []
-        big = ', '.join(f'{f} {e:+.0f}' for f, e in zip(FACES, errs, strict=False) if abs(e) > 10)
+        errs = r.get('face_error_mm') or {}  # face name → signed mm (+ = box outside)
+        big = ', '.join(f'{f[:3]} {e:+.0f}' for f, e in errs.items() if abs(e) > 10)
         fc = (r.get('fov_check') or {}).get('max_face_diff_mm')
         if fc is not None:
             fov.append(fc)
