@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+
 def load_model(arg: str, cell_mm: float | None):
     """``bundled`` or a model folder / .onnx, windowed when ``cell_mm`` is set (never the bundled one)."""
     from models.train import maybe_windowed
