@@ -46,7 +46,7 @@ CACHE_VERSION = 4  # 4: z-context cells [S, 3, 64, 64]
 # with the slices ~8 mm below and above it
 SCHEDULE = {'z_step_mm': 4.0, 'z_refine_mm': 12.0, 'z_context_mm': 8.0}
 # experiment (models/EXPERIMENTS.md round 16): when set, every training volume is cut to
-# its fixed-mm in-plane window (napari_heartbox/model/grid_window.py) before the
+# its fixed-mm in-plane window (models/grid_window.py) before the
 # preprocessing graph, so every cell is about this many mm; None: the shipped recipe
 GRID_CELL_MM: float | None = None
 
@@ -55,7 +55,7 @@ def windowed(hu: np.ndarray, mask: np.ndarray, spacing) -> tuple[np.ndarray, np.
     """``(hu, mask)`` cut to their fixed-mm window when :data:`GRID_CELL_MM` is set."""
     if GRID_CELL_MM is None:
         return hu, mask
-    from napari_heartbox.model.grid_window import PAD_HU, apply_window, plan_window
+    from models.grid_window import PAD_HU, apply_window, plan_window
 
     w = plan_window(hu.shape[1:], spacing[1:], GRID_CELL_MM)
     return apply_window(hu, w, np.int16(PAD_HU)), apply_window(mask, w, False)

@@ -188,7 +188,7 @@ def fit_logistic(feats: np.ndarray, y: np.ndarray, l2: float = 0.1) -> np.ndarra
 
 class WindowedModel:
     """Experiment (round 16): a model that sees every scan on its fixed-mm in-plane
-    window (:mod:`napari_heartbox.model.grid_window`); ``propose`` answers on the
+    window (:mod:`models.grid_window`); ``propose`` answers on the
     caller's grid."""
 
     def __init__(self, model, cell_mm: float):
@@ -199,7 +199,7 @@ class WindowedModel:
         return self.model.postprocess
 
     def propose(self, volume, *, margin_mm=None, progress=None):
-        from napari_heartbox.model.grid_window import unwindow_sector, window_volume
+        from models.grid_window import unwindow_sector, window_volume
 
         wv, w = window_volume(volume, self.cell_mm)
         return unwindow_sector(self.model.propose(wv, margin_mm=margin_mm), volume.grid, w)
@@ -212,7 +212,7 @@ def maybe_windowed(model, cell_mm):
 
 def phantom_probs(model, seeds, keep_masks=False):
     """Run the model on held-out phantoms; yields per-case dicts."""
-    from napari_heartbox.model.grid_window import apply_window, window_volume
+    from models.grid_window import apply_window, window_volume
     from napari_heartbox.phantom import make_phantom
 
     for s in seeds:
@@ -409,7 +409,7 @@ def add_recipe_args(ap: argparse.ArgumentParser) -> None:
                     help='share of each batch drawn from the real-anatomy slices')
     ap.add_argument('--grid-cell-mm', type=float, default=None,
                     help='experiment (round 16): train and score on fixed-mm in-plane windows of this '
-                    'cell size (napari_heartbox/model/grid_window.py); default: the shipped cells')
+                    'cell size (models/grid_window.py); default: the shipped cells')
     ap.add_argument('--init', default=None, metavar='MODEL',
                     help="start from this model's weights (a model folder or .onnx; 'bundled': the "
                     'shipped model) instead of a random initialisation')

@@ -120,7 +120,6 @@ def test_a_warm_start_that_does_not_move_the_weights_keeps_the_graph(torch):
     """models.train's --init: with a zero learning rate, training leaves the network the graph's
     (its BatchNorms stay fixed; in train mode they would renormalise by batch statistics)."""
     from models.train import train_net
-
     from napari_heartbox._training.from_onnx import check_against_onnx
     from napari_heartbox.model.runtime import HeartModel
 

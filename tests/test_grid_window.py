@@ -1,18 +1,18 @@
-"""The fixed-millimetre in-plane window (napari_heartbox.model.grid_window)."""
+"""The fixed-millimetre in-plane window (models.grid_window)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from napari_heartbox.grid import Grid
-from napari_heartbox.model.grid_window import (
+from models.grid_window import (
     PAD_HU,
     apply_window,
     plan_window,
     unwindow_sector,
     window_volume,
 )
+from napari_heartbox.grid import Grid
 from napari_heartbox.sector import Sector
 from napari_heartbox.volume import CTVolume
 

@@ -1,4 +1,4 @@
-"""A fixed-millimetre in-plane window: every scan seen at (about) the same cell size.
+"""Experiment (models/EXPERIMENTS.md round 16, not shipped): a fixed-millimetre in-plane window.
 
 The preprocessing graph divides an ``H×W`` slice into 64×64 cells of
 ``ceil(H/64)×ceil(W/64)`` pixels, so a cell's size in mm is the field of view
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .postprocess import CELLS
+from napari_heartbox.model.postprocess import CELLS
 
 __all__ = ['Window', 'apply_window', 'plan_window', 'unwindow_sector', 'window_volume']
 
@@ -106,8 +106,8 @@ def _lattice(grid) -> tuple[int, int]:
 def window_volume(volume, cell_mm: float):
     """``(windowed CTVolume, Window)``: ``volume`` on its fixed-mm window, the
     affine shifted so that every voxel keeps its patient position."""
-    from ..grid import Grid
-    from ..volume import CTVolume
+    from napari_heartbox.grid import Grid
+    from napari_heartbox.volume import CTVolume
 
     g = volume.grid
     w = plan_window(g.shape[1:], g.spacing[1:], cell_mm, _lattice(g))
