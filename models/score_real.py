@@ -15,14 +15,18 @@ from pathlib import Path
 import numpy as np
 
 
-def load_model(arg: str, cell_mm: float | None):
-    """``bundled`` or a model folder / .onnx, windowed when ``cell_mm`` is set (never the bundled one)."""
+def load_model(arg: str, cell_mm: float | None, body_window: bool = False):
+    """``bundled`` or a model folder / .onnx, windowed when ``cell_mm`` is set (never the bundled
+    one) or on the body window (round 17) when ``body_window``."""
     from models.train import maybe_windowed
     from napari_heartbox.model.runtime import HeartModel
 
-    if arg == 'bundled':
-        return HeartModel.load(None)
-    return maybe_windowed(HeartModel.load(arg), cell_mm)
+    model = HeartModel.load(None if arg == 'bundled' else arg)
+    if body_window:
+        from models.body_window import BodyWindowModel
+
+        return BodyWindowModel(model)
+    return model if arg == 'bundled' else maybe_windowed(model, cell_mm)
 
 
 def summary_line(name: str, rows: list[dict]) -> str:
@@ -50,6 +54,10 @@ def main(argv=None) -> int:
     ap.add_argument('models', nargs='+', help="'bundled' or model folders")
     ap.add_argument('--grid-cell-mm', type=float, default=None,
                     help='score the (non-bundled) models on fixed-mm windows (models/EXPERIMENTS.md round 16)')
+    ap.add_argument('--body-window', action='store_true',
+                    help="score the models on each scan's body window (models/EXPERIMENTS.md round 17)")
+    ap.add_argument('--phantoms', type=int, default=0, metavar='N',
+                    help='also score the first N test phantoms (median IoU at margin 0)')
     ap.add_argument('--out', type=Path, default=None)
     args = ap.parse_args(argv)
 
@@ -57,11 +65,18 @@ def main(argv=None) -> int:
 
     report = {}
     for m in args.models:
-        model = load_model(m, args.grid_cell_mm)
+        model = load_model(m, args.grid_cell_mm, args.body_window)
         rows = evaluate_real(model, 0.0)
         keep = ('id', 'heart_expected', 'found', 'iou', 'face_error_mm', 'fov_check', 'mean_abs_face_error_mm')
         report[m] = [{k: r.get(k) for k in keep} for r in rows]
         print(summary_line(m, report[m]), flush=True)
+        if args.phantoms:
+            from models.train import TEST_SEED0, score_phantoms
+
+            prow = score_phantoms(model, range(TEST_SEED0, TEST_SEED0 + args.phantoms))[0.0]
+            ious = [r['iou'] or 0.0 for r in prow if r.get('heart_expected', True)]
+            print(f'    test phantoms: median IoU {np.median(ious):.3f} over {len(ious)}', flush=True)
+            report[m] = {'real': report[m], 'phantom_ious': ious}
     if args.out:
         args.out.write_text(json.dumps({'grid_cell_mm': args.grid_cell_mm, 'models': report}, indent=1,
                                        default=str))

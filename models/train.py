@@ -198,10 +198,16 @@ class WindowedModel:
     def postprocess(self) -> dict:
         return self.model.postprocess
 
-    def propose(self, volume, *, margin_mm=None, progress=None):
-        from models.grid_window import unwindow_sector, window_volume
+    def window(self, volume):
+        """``(windowed volume, Window)`` for ``volume``."""
+        from models.grid_window import window_volume
 
-        wv, w = window_volume(volume, self.cell_mm)
+        return window_volume(volume, self.cell_mm)
+
+    def propose(self, volume, *, margin_mm=None, progress=None):
+        from models.grid_window import unwindow_sector
+
+        wv, w = self.window(volume)
         return unwindow_sector(self.model.propose(wv, margin_mm=margin_mm), volume.grid, w)
 
 
@@ -212,18 +218,25 @@ def maybe_windowed(model, cell_mm):
 
 def phantom_probs(model, seeds, keep_masks=False):
     """Run the model on held-out phantoms; yields per-case dicts."""
-    from models.grid_window import apply_window, window_sector, window_volume
+    from models.body_window import BodyWindowModel, on_grid
+    from models.grid_window import apply_window, window_sector
     from napari_heartbox.phantom import make_phantom
 
+    windowed = isinstance(model, (WindowedModel, BodyWindowModel))
     for s in seeds:
         case = make_phantom(s)
         vol, mask = case.volume, np.asarray(case.heart_mask, bool)
         box = case.heart_box if (case.heart_box is not None and case.heart_box.found) else None
         if isinstance(model, WindowedModel):
-            vol, w = window_volume(vol, model.cell_mm)
+            vol, w = model.window(vol)
             mask = apply_window(mask, w, False)
             box = None if box is None else window_sector(box, vol.grid, w)
-        net = model.model if isinstance(model, WindowedModel) else model
+        elif isinstance(model, BodyWindowModel):
+            orig = vol
+            vol, extent = model.window(orig)
+            mask = model.window_mask(mask, orig, extent)
+            box = None if box is None or extent is None else on_grid(box, vol.grid)
+        net = model.model if windowed else model
         # the shipped path: the coarse-to-fine slice schedule (as propose runs it)
         prob, _ = net.scheduled_prob(vol.hu, vol.grid.spacing[0])
         yield {
