@@ -18,13 +18,26 @@ def test_notebook_runs(tmp_path):
     if not os.environ.get('DISPLAY'):
         pytest.skip('needs an X display for napari: run under xvfb-run')
     nb = nbformat.read(NOTEBOOK, as_version=4)
+    # Diagnosis, not a retry: should a cell ever hang, the kernel writes every thread's
+    # stack to a file and exits, 60 s before the per-cell timeout, and the failure shows
+    # them. (The whole notebook takes about 10 s. ipykernel forwards the kernel's own
+    # stderr to the notebook, which is lost when the kernel exits, hence a file.)
+    stacks = tmp_path / 'kernel_stacks.txt'
+    nb.cells.insert(0, nbformat.v4.new_code_cell(
+        f'import faulthandler\n_stacks = open({str(stacks)!r}, "w")\n'
+        'faulthandler.dump_traceback_later(240, exit=True, file=_stacks)'
+    ))
     client = nbclient.NotebookClient(
         nb,
         timeout=300,  # per cell; a hung kernel fails the test instead of stalling CI
         kernel_name='python3',
         resources={'metadata': {'path': str(tmp_path)}},
     )
-    client.execute()
+    try:
+        client.execute()
+    except (nbclient.exceptions.CellTimeoutError, nbclient.exceptions.DeadKernelError) as e:
+        dump = stacks.read_text() if stacks.is_file() else ''
+        pytest.fail(f'{type(e).__name__}: {e}\n--- kernel thread stacks ---\n{dump or "(none written)"}')
     outputs = [
         o for c in nb.cells if c.cell_type == 'code' for o in c.get('outputs', [])
     ]
