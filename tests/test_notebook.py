@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 from pathlib import Path
 
@@ -12,11 +13,20 @@ NOTEBOOK = Path(__file__).resolve().parents[1] / 'docs' / 'notebooks' / 'heartbo
 
 @pytest.mark.gui
 @pytest.mark.slow
-def test_notebook_runs(tmp_path):
+def test_notebook_runs(tmp_path, monkeypatch):
     nbformat = pytest.importorskip('nbformat')
     nbclient = pytest.importorskip('nbclient')
     if not os.environ.get('DISPLAY'):
         pytest.skip('needs an X display for napari: run under xvfb-run')
+    # The kernel runs without napari's Qt event-loop integration (``%gui qt``). In it,
+    # ipykernel 6 waits inside the Qt loop for the next request and is woken by a
+    # QSocketNotifier on the shell socket's edge-triggered zmq descriptor; about one
+    # run in ten it never woke: py-spy showed the kernel idle in
+    # ``ipykernel.eventloops.loop_qt`` while nbclient waited for the reply to a request
+    # it had sent. A headless run has nobody to interact with the viewer between cells,
+    # and napari's screenshots draw the canvas themselves, so the test does without the
+    # loop. (In a user's notebook the integration stays on.)
+    monkeypatch.setenv('NAPARI_APPLICATION_IPY_INTERACTIVE', 'false')
     nb = nbformat.read(NOTEBOOK, as_version=4)
     # Diagnosis, not a retry: should a cell ever hang, the kernel writes every thread's
     # stack to a file and exits, 60 s before the per-cell timeout, and the failure shows
@@ -52,3 +62,7 @@ def test_notebook_runs(tmp_path):
     assert [o for o in outputs if 'application/vnd.jupyter.widget-view+json' in o.get('data', {})]
     pngs = [o for o in outputs if 'image/png' in o.get('data', {})]
     assert len(pngs) == 2  # the 2D and 3D screenshots
+    iio = pytest.importorskip('imageio.v3')
+    for o in pngs:  # drawn without the event loop: each shows something, not a blank canvas
+        img = iio.imread(base64.b64decode(o['data']['image/png']))
+        assert img.shape[0] > 100 and img[..., :3].std() > 5
